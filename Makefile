@@ -1,0 +1,67 @@
+# Vantage: `make run` serves the app, `make test` runs the whole suite.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format bench lock clean
+
+help:
+	@echo "make run    serve the app with a worker and beat on http://$(HOST):$(PORT)"
+	@echo "make test   install what is needed and run the whole test suite"
+	@echo "make lint   ruff, mypy and a check for missing migrations"
+	@echo "make bench  run the benchmarks under bench/"
+	@echo "make lock   re-pin requirements*.txt from requirements*.in"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# The embedded default: SQLite, in-process cache and a filesystem broker under
+# var/, one web process (its cache is in-process), a worker and beat.
+run: export DJANGO_DEBUG ?= true
+run: export GUNICORN_BIND ?= $(HOST):$(PORT)
+run: install
+	$(MANAGE) migrate --no-input
+	$(MANAGE) collectstatic --no-input --verbosity 0
+	rm -rf var/prometheus
+	@echo
+	@echo "  Vantage is starting on http://$(HOST):$(PORT)/"
+	@echo "  API docs: http://$(HOST):$(PORT)/api/docs/   health: http://$(HOST):$(PORT)/health"
+	@echo "  Ctrl-C stops the web server, the worker and beat."
+	@echo
+	$(BIN)/honcho start --procfile Procfile
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	DJANGO_SETTINGS_MODULE=config.settings_test $(MANAGE) makemigrations --check --dry-run
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	DJANGO_SETTINGS_MODULE=config.settings_test $(BIN)/python -m bench
+
+lock: install
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
+		-o requirements.txt requirements.in
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
+		-o requirements-dev.txt requirements-dev.in
+
+clean:
+	rm -rf var .mypy_cache .ruff_cache .pytest_cache

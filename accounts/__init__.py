@@ -1,0 +1,1 @@
+"""Users, organizations, roles, tokens, sessions and the authorization decision point."""

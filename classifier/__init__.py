@@ -1,0 +1,1 @@
+"""Vehicle classification providers, their health and failover."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ConfigAppConfig(AppConfig):
+    name = "config"
+    verbose_name = "Vantage platform"

@@ -1,0 +1,40 @@
+"""Gunicorn settings: `gunicorn config.wsgi -c config/gunicorn.py`, tuned from the environment."""
+
+import multiprocessing
+import os
+
+from prometheus_client import multiprocess
+
+from config.logs import logging_config
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+worker_class = "gthread"
+# The embedded default keeps its cache, rate limits and permission cache in
+# process memory, so it must run a single web process; with Redis, scale out.
+workers = int(
+    os.environ.get(
+        "WEB_CONCURRENCY",
+        str(multiprocessing.cpu_count() * 2 + 1) if os.environ.get("REDIS_URL") else "1",
+    )
+)
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then so a slow leak cannot grow without bound.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
+max_requests_jitter = max_requests // 10
+# Behind a TLS proxy, trust its X-Forwarded-* headers (set to its address).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Every request is logged by the app with its request id; an access log would repeat it.
+accesslog = None
+errorlog = "-"
+logconfig_dict = logging_config(
+    level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+    fmt=os.environ.get("LOG_FORMAT", "json"),
+)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop a dead worker's live gauges from the multiprocess metrics."""
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

@@ -1,0 +1,156 @@
+"""Structured logging: one JSON object a line, with the request's context and no secrets."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[redacted]"
+
+# Keys whose values are credentials whatever they contain.
+_SECRET_KEYS = frozenset(
+    {
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "access",
+        "refresh",
+        "authorization",
+        "proxy-authorization",
+        "http_authorization",
+        "api_key",
+        "apikey",
+        "x-api-key",
+        "http_x_api_key",
+        "cookie",
+        "http_cookie",
+        "set-cookie",
+        "sessionid",
+        "csrftoken",
+        "secret_key",
+    }
+)
+_SECRET_SUFFIXES = ("_password", "_secret", "_token", "_api_key")
+
+# Credentials that may appear inside any text: service tokens, JWTs and the
+# value of an Authorization header.
+_SECRET_PATTERNS = (
+    re.compile(r"sk_[0-9a-fA-F]{8,}"),
+    re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)\b(password|passwd|secret|api_key|token)=[^\s&,;'\"]+"),
+)
+
+
+def _is_secret_key(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
+    lowered = key.lower()
+    return lowered in _SECRET_KEYS or lowered.endswith(_SECRET_SUFFIXES)
+
+
+def _scrub_text(text: str) -> str:
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+def redact(key: object, value: Any) -> Any:
+    """Return `value` with every credential in it replaced by a marker."""
+    if _is_secret_key(key):
+        return REDACTED
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if isinstance(value, Mapping):
+        return {k: redact(k, v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(None, v) for v in value]
+    return value
+
+
+def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Structlog processor: the last step before rendering, so nothing escapes it."""
+    return {key: redact(key, value) for key, value in event_dict.items()}
+
+
+_LEADING_KEYS = ("timestamp", "level", "event")
+
+
+def leading_keys_first(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Structlog processor putting when, how bad and what first, for a reader's eye."""
+    ordered = {key: event_dict[key] for key in _LEADING_KEYS if key in event_dict}
+    ordered.update((key, value) for key, value in event_dict.items() if key not in ordered)
+    return ordered
+
+
+def add_pid(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Structlog processor naming the process, to tell web and worker lines apart."""
+    event_dict.setdefault("pid", os.getpid())
+    return event_dict
+
+
+_SHARED_PROCESSORS: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    add_pid,
+]
+
+
+def logging_config(*, level: str, fmt: str) -> dict[str, Any]:
+    """Configure structlog and return the matching `LOGGING` dict for Django."""
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            *_SHARED_PROCESSORS,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    final_processors = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        structlog.processors.format_exc_info,
+        redact_secrets,
+        leading_keys_first,
+        renderer,
+    ]
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structured": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": final_processors,
+                "foreign_pre_chain": [*_SHARED_PROCESSORS, structlog.stdlib.ExtraAdder()],
+            },
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "structured",
+            },
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+        "loggers": {
+            # Each request is logged once, by the request middleware; Django's
+            # own per-response warnings would repeat it. Errors still pass.
+            "django.request": {"level": "ERROR"},
+            "django.server": {"level": "ERROR"},
+            "django.db.backends": {"level": "INFO"},
+            "celery": {"level": level},
+        },
+    }

@@ -1,0 +1,66 @@
+"""GET /metrics: Prometheus text for every process on the host, behind the scrape token."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
+
+from config import metrics
+
+SCRAPE = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
+
+
+def _sample(text: str, name: str, labels: dict[str, str]) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None
+
+
+def test_scrape_with_the_token_returns_prometheus_text(api_client):
+    response = api_client.get("/metrics", **SCRAPE)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    names = {family.name for family in text_string_to_metric_families(response.content.decode())}
+    assert "django_http_requests_before_middlewares" in names
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-token", "Basic dGVzdC1tZXRyaWNzLXRva2Vu", "Bearer", "test-metrics-token"],
+)
+def test_scrape_without_the_right_token_is_401(api_client, authorization):
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    response = api_client.get("/metrics", **headers)
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "NOT_AUTHENTICATED"
+    assert b"vantage_" not in response.content
+
+
+def test_no_token_configured_means_no_anonymous_scrape(api_client, settings):
+    settings.METRICS_TOKEN = ""
+    assert api_client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+    assert api_client.get("/metrics", **SCRAPE).status_code == 401
+
+
+def test_metrics_of_other_processes_add_up(api_client):
+    labels = {"code": "CROSS_PROCESS_CHECK", "status": "499"}
+    metrics.ERRORS.labels(**labels).inc(2)
+    code = (
+        "import django; django.setup();"
+        "from config import metrics;"
+        "metrics.ERRORS.labels(code='CROSS_PROCESS_CHECK', status='499').inc(3)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=settings.BASE_DIR)
+
+    text = api_client.get("/metrics", **SCRAPE).content.decode()
+
+    assert _sample(text, "vantage_http_errors_total", labels) == 5.0

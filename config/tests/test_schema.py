@@ -1,0 +1,84 @@
+"""The OpenAPI schema: served, complete, documenting problem details, and valid."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def _fetch_schema(client: Any, *, as_json: bool) -> dict[str, Any]:
+    response = client.get("/api/schema/", {"format": "json"} if as_json else {})
+    assert response.status_code == 200
+    content_type = response["Content-Type"]
+    assert content_type.startswith("application/vnd.oai.openapi")
+    if as_json:
+        assert "json" in content_type
+        return json.loads(response.content)
+    return yaml.safe_load(response.content)
+
+
+def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    ]
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["yaml", "json"])
+def test_schema_is_an_openapi_3_document(api_client, as_json):
+    schema = _fetch_schema(api_client, as_json=as_json)
+
+    assert str(schema["openapi"]).startswith("3.")
+    assert schema["info"]["title"] == "Vantage API"
+    assert _operations(schema)
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["yaml", "json"])
+def test_every_operation_documents_problem_details_as_its_default_answer(api_client, as_json):
+    schema = _fetch_schema(api_client, as_json=as_json)
+
+    for path, method, operation in _operations(schema):
+        default = operation["responses"].get("default")
+        assert default, f"{method.upper()} {path} has no default response"
+        assert default["content"]["application/problem+json"]["schema"] == {"$ref": PROBLEM_REF}
+
+
+def test_problem_schema_requires_code_and_request_id(api_client):
+    schema = _fetch_schema(api_client, as_json=True)
+
+    problem = schema["components"]["schemas"]["Problem"]
+    assert {"code", "request_id"} <= set(problem["required"])
+    assert {"type", "title", "status", "detail"} <= set(problem["required"])
+    assert {"field", "message", "code"} <= set(problem["properties"]["errors"]["items"]["required"])
+
+
+def test_schema_documents_health_and_metrics(api_client):
+    schema = _fetch_schema(api_client, as_json=True)
+
+    for path in ("/health", "/api/v1/health", "/metrics"):
+        assert "get" in schema["paths"].get(path, {}), f"GET {path} is not documented"
+    versioned = schema["paths"]["/api/v1/health"]["get"]["responses"]
+    assert {"200", "503"} <= set(versioned)
+    metrics = schema["paths"]["/metrics"]["get"]["responses"]["200"]
+    assert "text/plain" in metrics["content"]
+
+
+def test_schema_command_validates_without_warnings(tmp_path):
+    target = tmp_path / "schema.yaml"
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+
+    assert target.is_file()
+    assert target.stat().st_size > 0
+    document = yaml.safe_load(target.read_text())
+    assert str(document["openapi"]).startswith("3.")
+    assert "/health" in document["paths"]

@@ -1,0 +1,28 @@
+"""Top-level URLs. Each app owns its API routes under /api/v1/."""
+
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from config.health import HealthApi, VersionedHealthApi
+from config.metrics import MetricsApi
+
+urlpatterns = [
+    path("health", HealthApi.as_view(), name="health"),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
+    path("api/v1/health", VersionedHealthApi.as_view(), name="api-health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api-schema", template_name="api/swagger_ui.html"
+        ),
+        name="api-docs",
+    ),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

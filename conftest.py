@@ -1,0 +1,202 @@
+"""Fixtures and run-wide rules shared by every app's tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+INTEGRATION_ENV = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+_skipped_integration: list[str] = []
+
+
+def integration_services_configured() -> bool:
+    """Tell whether the real PostgreSQL, Redis and broker are configured for this run."""
+    return all(os.environ.get(name) for name in INTEGRATION_ENV)
+
+
+def _integration_required() -> bool:
+    return os.environ.get("VANTAGE_REQUIRE_INTEGRATION", "") not in ("", "0", "false")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if integration_services_configured():
+        return
+    skip = pytest.mark.skip(
+        reason="integration test: set DATABASE_URL, REDIS_URL and CELERY_BROKER_URL to run it"
+    )
+    for item in items:
+        if "integration" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "integration" in report.keywords:
+        _skipped_integration.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped_integration and _integration_required():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    count = len(_skipped_integration)
+    if not count:
+        return
+    terminalreporter.write_line(
+        f"{count} integration test(s) skipped: set DATABASE_URL, REDIS_URL and "
+        "CELERY_BROKER_URL to run them against real services.",
+        yellow=True,
+    )
+    if _integration_required():
+        terminalreporter.write_line(
+            "VANTAGE_REQUIRE_INTEGRATION is set, so skipped integration tests fail the run.",
+            red=True,
+        )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # settings_test made a var directory of this run's own; leave no litter.
+    var_dir = Path(settings.VAR_DIR)
+    if var_dir.name.startswith("vantage-test-") and var_dir.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache() -> Iterator[None]:
+    """Each test starts with an empty cache; on Redis only this run's keys are removed."""
+    yield
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """Capture what the app logs, rendered exactly as in production, as parsed JSON lines."""
+    root = logging.getLogger()
+    formatter = next(
+        handler.formatter for handler in root.handlers if handler.formatter is not None
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+
+    def read() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+    try:
+        yield read
+    finally:
+        root.removeHandler(handler)
+
+
+class WorkerProcess:
+    """A real `celery worker` process running beside the tests, and what it logged."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue  # a library printing plain text to stdout
+        return lines
+
+    def wait_for_log(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30
+    ) -> dict[str, Any]:
+        """Return the first line the worker logged that satisfies `predicate`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_lines():
+                if predicate(line):
+                    return line
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        tail = self.log_path.read_text(errors="replace")[-4000:]
+        raise AssertionError(f"the worker did not log the expected line in {timeout}s:\n{tail}")
+
+
+def database_url_for_subprocess() -> str:
+    """Return a DATABASE_URL naming the database the tests are using right now."""
+    from django.db import connection
+
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    user = params.get("USER") or ""
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    credentials = f"{user}{password}@" if user else ""
+    host = params.get("HOST") or "127.0.0.1"
+    port = params.get("PORT") or 5432
+    return f"postgres://{credentials}{host}:{port}/{params['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """Start a real Celery worker on this run's broker and database; stop it at the end."""
+    with django_db_blocker.unblock():
+        database_url = database_url_for_subprocess()
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "DATABASE_URL": database_url,
+    }
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker",
+                "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
+                "--without-heartbeat", "--without-gossip", "--without-mingle",
+                "--hostname", f"test-worker-{os.getpid()}@%h",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    worker = WorkerProcess(process, log_path)
+    try:
+        worker.wait_for_log(lambda line: "ready" in str(line.get("event", "")), timeout=60)
+        yield worker
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
