@@ -37,13 +37,18 @@ _SECRET_KEYS = frozenset(
 )
 _SECRET_SUFFIXES = ("_password", "_secret", "_token", "_api_key")
 
-# Credentials that may appear inside any text: service tokens, JWTs and the
-# value of an Authorization header.
-_SECRET_PATTERNS = (
-    re.compile(r"sk_[0-9a-fA-F]{8,}"),
-    re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
-    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)\b(password|passwd|secret|api_key|token)=[^\s&,;'\"]+"),
+# Credentials that may appear inside any text: service tokens, JWTs, the value
+# of an Authorization header and `password=...` pairs. One alternation, so a
+# string is scanned once.
+_SECRET_PATTERN = re.compile(
+    "|".join(
+        (
+            r"sk_[0-9a-fA-F]{8,}",
+            r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+            r"(?i:\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]+)",
+            r"(?i:\b(?:password|passwd|secret|api_key|token)=[^\s&,;'\"]+)",
+        )
+    )
 )
 
 
@@ -55,9 +60,7 @@ def _is_secret_key(key: object) -> bool:
 
 
 def _scrub_text(text: str) -> str:
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(REDACTED, text)
-    return text
+    return _SECRET_PATTERN.sub(REDACTED, text)
 
 
 def redact(key: object, value: Any) -> Any:

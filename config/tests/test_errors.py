@@ -287,3 +287,10 @@ def test_each_error_answer_increments_the_errors_metric(api_client):
 
     after = _errors_counter(api_client, code="NOT_FOUND", status="404")
     assert after == before + 1
+
+
+def test_accept_without_json_is_406_problem_details(api_client):
+    response = api_client.get("/api/v1/health", HTTP_ACCEPT="text/csv")
+
+    body = assert_problem(response, status=406, code="NOT_ACCEPTABLE")
+    assert body["title"] == "Not Acceptable"

@@ -1,0 +1,23 @@
+"""The project's URLs plus the bare views that serve as baselines."""
+
+from django.urls import include, path
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+
+class BareApi(APIView):
+    """The least a DRF view can do: the baseline every API benchmark is compared with."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+urlpatterns = [
+    path("bench/bare", BareApi.as_view()),
+    path("", include("config.urls")),
+]
