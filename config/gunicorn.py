@@ -3,9 +3,14 @@
 import multiprocessing
 import os
 
-from prometheus_client import multiprocess
-
 from config.logs import logging_config
+from config.paths import prometheus_multiproc_dir
+
+# The master marks dead workers in the metrics directory, so it needs the
+# same one before prometheus_client loads.
+prometheus_multiproc_dir()
+
+from prometheus_client import multiprocess  # noqa: E402
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
@@ -32,6 +37,13 @@ errorlog = "-"
 logconfig_dict = logging_config(
     level=os.environ.get("LOG_LEVEL", "INFO").upper(),
     fmt=os.environ.get("LOG_FORMAT", "json"),
+)
+# Gunicorn's own lines as JSON too, instead of its plain-text handlers.
+logconfig_dict["loggers"].update(
+    {
+        name: {"handlers": ["stdout"], "level": "INFO", "propagate": False}
+        for name in ("gunicorn.error", "gunicorn.access")
+    }
 )
 
 

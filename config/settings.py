@@ -7,7 +7,6 @@ environment variables. See README.md, "Configuration".
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import environ
@@ -16,8 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config import __version__
 from config.logs import logging_config
-
-BASE_DIR = Path(__file__).resolve().parent.parent
+from config.paths import BASE_DIR, prometheus_multiproc_dir, var_dir
 
 env = environ.Env()
 # A developer's local overrides; never committed (see .env.example).
@@ -26,7 +24,7 @@ if (BASE_DIR / ".env").is_file():
 
 # Everything the embedded default writes (database, broker, media, metrics)
 # lives here, so one directory can be wiped or moved as a unit.
-VAR_DIR = Path(env.str("VANTAGE_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR = var_dir()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 VERSION = __version__
@@ -358,12 +356,9 @@ CELERY_TIMEZONE = "UTC"
 # --- Observability ------------------------------------------------------------
 
 # Several gunicorn workers and the Celery worker write their metrics to files
-# here and /metrics adds them up. It must be set before prometheus_client is
-# first imported, which happens when the apps load after these settings.
-PROMETHEUS_MULTIPROC_DIR = Path(
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
-)
-PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+# here and /metrics adds them up; the apps import prometheus_client after
+# these settings, so setting it here is early enough.
+PROMETHEUS_MULTIPROC_DIR = prometheus_multiproc_dir()
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # One JSON object per line on stdout for Django, Celery and gunicorn alike;
