@@ -31,18 +31,18 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = max_requests // 10
 # Behind a TLS proxy, trust its X-Forwarded-* headers (set to its address).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-# Every request is logged by the app with its request id; an access log would repeat it.
 accesslog = None
 errorlog = "-"
 logconfig_dict = logging_config(
     level=os.environ.get("LOG_LEVEL", "INFO").upper(),
     fmt=os.environ.get("LOG_FORMAT", "json"),
 )
-# Gunicorn's own lines as JSON too, instead of its plain-text handlers.
+# Gunicorn's own lines as JSON too, instead of its plain-text handlers; no
+# access log, since the app logs every request with its id.
 logconfig_dict["loggers"].update(
     {
-        name: {"handlers": ["stdout"], "level": "INFO", "propagate": False}
-        for name in ("gunicorn.error", "gunicorn.access")
+        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
     }
 )
 
