@@ -92,6 +92,92 @@ def api_client() -> APIClient:
     return APIClient()
 
 
+# --- Identity: an organization, a member of each role, and an outsider ----------
+
+
+def login_client(user: Any, org: Any = None) -> APIClient:
+    """Return an API client signed in as `user` (in `org`) through a real login session."""
+    from accounts.services.sessions import auth_login
+    from accounts.tests.factories import PASSWORD
+
+    sign_in = auth_login(login=user.username, password=PASSWORD, org=org.slug if org else None)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {sign_in.tokens['access']}")
+    client.sign_in = sign_in  # type: ignore[attr-defined]
+    return client
+
+
+def _member_of(org: Any, role: str, username: str) -> Any:
+    from accounts.tests.factories import MembershipFactory
+
+    return MembershipFactory(organization=org, role=role, user__username=username).user
+
+
+@pytest.fixture
+def org(db: None) -> Any:
+    from accounts.tests.factories import OrganizationFactory
+
+    return OrganizationFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def other_org(db: None) -> Any:
+    from accounts.tests.factories import OrganizationFactory
+
+    return OrganizationFactory(name="Globex", slug="globex")
+
+
+@pytest.fixture
+def admin(org: Any) -> Any:
+    return _member_of(org, "admin", "alice")
+
+
+@pytest.fixture
+def member(org: Any) -> Any:
+    return _member_of(org, "user", "bob")
+
+
+@pytest.fixture
+def viewer(org: Any) -> Any:
+    return _member_of(org, "viewer", "carol")
+
+
+@pytest.fixture
+def guest(org: Any) -> Any:
+    return _member_of(org, "guest", "dave")
+
+
+@pytest.fixture
+def outsider(other_org: Any) -> Any:
+    """An admin of another organization: must see nothing of `org`."""
+    return _member_of(other_org, "admin", "mallory")
+
+
+@pytest.fixture
+def admin_client(admin: Any) -> APIClient:
+    return login_client(admin)
+
+
+@pytest.fixture
+def member_client(member: Any) -> APIClient:
+    return login_client(member)
+
+
+@pytest.fixture
+def viewer_client(viewer: Any) -> APIClient:
+    return login_client(viewer)
+
+
+@pytest.fixture
+def guest_client(guest: Any) -> APIClient:
+    return login_client(guest)
+
+
+@pytest.fixture
+def outsider_client(outsider: Any) -> APIClient:
+    return login_client(outsider)
+
+
 @pytest.fixture
 def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """Capture what the app logs, rendered exactly as in production, as parsed JSON lines."""

@@ -1,20 +1,147 @@
-"""DRF authentication classes that also name the principal in the request's logs."""
+"""DRF authentication: JWT for programs, the Django session for the dashboard.
+
+Both resolve the caller to a `Principal` bound to one organization, with the
+session's revocation checked on every request and, once the cache is warm,
+no database query.
+"""
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from rest_framework import authentication
 from rest_framework.request import Request
 
+from accounts import metrics
+from accounts.errors import AuthenticationFailed, TokenRevoked
+from accounts.jwt_tokens import access_claims
+from accounts.models import Session, User
+from accounts.principal import (
+    Principal,
+    cache_get_many,
+    generation_key,
+    member_key,
+    member_view,
+    principal_from_view,
+    session_activity_touch,
+    session_key,
+    session_state_cache,
+    session_state_load,
+)
 from config.request_context import bind_principal
+
+BROWSER_SESSION_KEY = "vantage_session_id"
+
+
+def _revoke_idle(session_id: str) -> None:
+    from accounts.services.sessions import session_revoke
+
+    session = Session.objects.select_related("organization").filter(id=session_id).first()
+    if session is not None:
+        session_revoke(session=session, reason="idle")
+
+
+def principal_for_session(
+    *, session_id: str, user_id: str | None, organization_id: str | None
+) -> Principal:
+    """Resolve a live session to its principal, or raise a 401 domain error.
+
+    `user_id` and `organization_id` are what the credential claims (None for
+    a browser session, which takes them from the session itself).
+    """
+    cached = cache_get_many(
+        [session_key(session_id)]
+        + ([generation_key(organization_id), member_key(organization_id, user_id)]
+           if organization_id and user_id else [])
+    )  # fmt: skip
+    state = cached.get(session_key(session_id)) if cached is not None else None
+    if state is None:
+        state = session_state_load(session_id)
+        if state is None:
+            raise AuthenticationFailed("The session does not exist.")
+        if cached is not None:
+            session_state_cache(session_id, state)
+    if state.get("revoked"):
+        raise TokenRevoked()
+    if (user_id and state["user_id"] != user_id) or (
+        organization_id and state["organization_id"] != organization_id
+    ):
+        raise TokenRevoked("The token belongs to an earlier state of this session.")
+    idle = timedelta(days=settings.AUTH_SESSION_IDLE_DAYS).total_seconds()
+    if time.time() - state["last_activity"] > idle:
+        _revoke_idle(session_id)
+        raise TokenRevoked("The session ended after a long inactivity; sign in again.")
+    org_id, uid = state["organization_id"], state["user_id"]
+    if not organization_id:  # a browser session: read the member view now
+        cached = cache_get_many([generation_key(org_id), member_key(org_id, uid)])
+    view = member_view(organization_id=org_id, user_id=uid, cached=cached)
+    if view["status"] == "user_inactive":
+        raise AuthenticationFailed("The account is disabled.")
+    if view["status"] == "org_inactive":
+        raise AuthenticationFailed("The organization is deactivated.")
+    if view["status"] != "ok":
+        raise TokenRevoked("You are no longer a member of this organization.")
+    session_activity_touch(session_id, state)
+    return principal_from_view(view, session_id=session_id)
+
+
+def user_from_principal(principal: Principal, view_user: dict[str, Any] | None = None) -> User:
+    """Return a read-only User for request.user, built without a query."""
+    user = User(id=principal.user_id, username=principal.display, is_active=True)
+    user._state.adding = False
+    user._state.db = "default"
+    return user
+
+
+def _bind(principal: Principal) -> None:
+    bind_principal(principal.actor, org=principal.organization_id)
+
+
+class JWTAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <access token>` (service tokens `sk_...` are left to their class)."""
+
+    www_authenticate_realm = "api"
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'Bearer realm="{self.www_authenticate_realm}"'
+
+    def authenticate(self, request: Request) -> tuple[User, Principal] | None:
+        scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        raw = raw.strip()
+        if scheme.lower() != "bearer" or not raw or raw.startswith("sk_"):
+            return None
+        try:
+            claims = access_claims(raw)
+            principal = principal_for_session(
+                session_id=str(claims["sid"]),
+                user_id=str(claims["sub"]),
+                organization_id=str(claims["org_id"]),
+            )
+        except AuthenticationFailed as exc:
+            metrics.AUTH_FAILURES.labels(code=exc.code).inc()
+            raise
+        _bind(principal)
+        return user_from_principal(principal), principal
 
 
 class SessionAuthentication(authentication.SessionAuthentication):
-    """The dashboard's Django session, with CSRF enforced on unsafe methods."""
+    """The dashboard's Django session (CSRF enforced on unsafe methods), tied to a login Session."""
 
-    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+    def authenticate(self, request: Request) -> tuple[User, Principal] | None:
+        django_request = request._request
+        session_id = django_request.session.get(BROWSER_SESSION_KEY)
+        if not session_id:
+            return None
         result = super().authenticate(request)
-        if result is not None:
-            bind_principal(principal=f"user:{result[0].pk}")
-        return result
+        if result is None:
+            return None
+        principal = principal_for_session(
+            session_id=str(session_id), user_id=None, organization_id=None
+        )
+        if principal.user_id != str(result[0].pk):
+            raise TokenRevoked()
+        _bind(principal)
+        return result[0], principal

@@ -1,7 +1,23 @@
 """OpenAPI descriptions of the project's authentication classes."""
 
+from typing import Any
+
 from drf_spectacular.authentication import SessionScheme
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ProjectSessionScheme(SessionScheme):
     target_class = "accounts.authentication.SessionAuthentication"
+
+
+class JWTScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.JWTAuthentication"
+    name = "jwtAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "An access token from POST /api/v1/auth/token.",
+        }

@@ -16,6 +16,8 @@ from celery import Celery, Task, signals
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
+from config.request_context import SYSTEM, ClientInfo, begin_context
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 logger = structlog.get_logger("vantage.tasks")
@@ -68,6 +70,8 @@ def _attach_log_context(headers: dict[str, Any] | None = None, **_kwargs: Any) -
 @signals.task_prerun.connect
 def _bind_log_context(task: Task | None = None, task_id: str = "", **_kwargs: Any) -> None:
     structlog.contextvars.clear_contextvars()
+    # A task acts as the system unless its service names another actor.
+    begin_context(client=ClientInfo(), actor=SYSTEM)
     if task is None:
         return
     context = {name: getattr(task.request, name, None) for name in CONTEXT_HEADERS}

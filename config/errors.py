@@ -18,7 +18,6 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooMa
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from rest_framework import exceptions as drf
-from rest_framework.views import set_rollback
 
 from config import metrics
 from config.request_context import current_request_id
@@ -228,6 +227,10 @@ def exception_to_problem(exc: BaseException) -> HttpResponse:
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:
     """DRF's EXCEPTION_HANDLER: every error in an API view becomes problem details."""
+    # Imported here: DRF's views module loads this project's authentication
+    # classes while it initializes, and they import this module.
+    from rest_framework.views import set_rollback
+
     set_rollback()
     return exception_to_problem(exc)
 

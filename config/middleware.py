@@ -11,7 +11,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from config.errors import CODE_FOR_STATUS, is_api_request, problem_response
 from config.request_context import (
+    ClientInfo,
     accepted_request_id,
+    begin_context,
     client_ip,
     new_request_id,
     trace_id_from,
@@ -35,11 +37,15 @@ class RequestContextMiddleware:
         request_id = accepted_request_id(request.headers.get("X-Request-ID")) or new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         structlog.contextvars.clear_contextvars()
+        ip = client_ip(request)
+        begin_context(
+            client=ClientInfo(ip=ip, user_agent=request.headers.get("User-Agent", "")[:512])
+        )
         context = {
             "request_id": request_id,
             "method": request.method,
             "path": request.path,
-            "ip": client_ip(request),
+            "ip": ip,
         }
         trace_id = trace_id_from(request.headers.get("traceparent"))
         if trace_id:

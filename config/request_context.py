@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 import structlog
 from django.conf import settings
@@ -64,9 +66,55 @@ def client_ip(request: HttpRequest) -> str | None:
         return remote
 
 
-def bind_principal(*, principal: str, org: str | None = None) -> None:
-    """Add the authenticated principal (and organization) to every later log line."""
-    context: dict[str, str] = {"principal": principal}
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a user, a service token, an anonymous caller or the system itself."""
+
+    type: str
+    id: str = ""
+    display: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.id}" if self.id else self.type
+
+
+ANONYMOUS = Actor("anonymous")
+SYSTEM = Actor("system", display="system")
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Where a request comes from, as the audit log records it."""
+
+    ip: str | None = None
+    user_agent: str = ""
+
+
+_actor: ContextVar[Actor | None] = ContextVar("vantage_actor", default=None)
+_NO_CLIENT = ClientInfo()
+_client: ContextVar[ClientInfo] = ContextVar("vantage_client", default=_NO_CLIENT)
+
+
+def begin_context(*, client: ClientInfo, actor: Actor | None = None) -> None:
+    """Start the context of one request or task: no principal known yet."""
+    _client.set(client)
+    _actor.set(actor)
+
+
+def current_actor() -> Actor:
+    """Return who is acting in this context: the authenticated principal, else anonymous."""
+    return _actor.get() or ANONYMOUS
+
+
+def current_client() -> ClientInfo:
+    """Return the address and user agent of the request being served, if any."""
+    return _client.get()
+
+
+def bind_principal(actor: Actor, *, org: str | None = None) -> None:
+    """Name the authenticated principal (and organization) in audit events and log lines."""
+    _actor.set(actor)
+    context: dict[str, str] = {"principal": str(actor)}
     if org:
         context["org"] = org
     structlog.contextvars.bind_contextvars(**context)

@@ -7,6 +7,7 @@ environment variables. See README.md, "Configuration".
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "corsheaders",
@@ -263,13 +265,61 @@ if not DEBUG and any("*" in origin for origin in CORS_ALLOWED_ORIGINS):
 # 0 means the socket address is the client.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
+# --- Identity -------------------------------------------------------------------
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_TOKEN_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_TOKEN_DAYS", default=7)),
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "TOKEN_TYPE_CLAIM": "type",
+    "JTI_CLAIM": "jti",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "LEEWAY": 0,
+    "UPDATE_LAST_LOGIN": False,
+}
+# Two refreshes of the newest refresh token this close together are taken for
+# a client's retry rather than a stolen token; 0 tolerates none.
+AUTH_REFRESH_REUSE_WINDOW_SECONDS = env.int("AUTH_REFRESH_REUSE_WINDOW_SECONDS", default=0)
+AUTH_SESSION_IDLE_DAYS = env.int("AUTH_SESSION_IDLE_DAYS", default=30)
+AUTH_LOCKOUT_WINDOW_SECONDS = env.int("AUTH_LOCKOUT_WINDOW_SECONDS", default=15 * 60)
+AUTH_LOCKOUT_USERNAME_FAILURES = env.int("AUTH_LOCKOUT_USERNAME_FAILURES", default=5)
+AUTH_LOCKOUT_IP_FAILURES = env.int("AUTH_LOCKOUT_IP_FAILURES", default=20)
+AUTHENTICATION_BACKENDS = ["accounts.backends.LoginBackend"]
+
+# What each tier may do; an organization's own overrides take precedence.
+TIER_LIMITS: dict[str, dict[str, int]] = {
+    "anonymous": {
+        "requests_per_minute": 10,
+        "max_file_size_bytes": 2_000_000,
+        "uploads_per_day": 0,
+    },
+    "free": {"requests_per_minute": 10, "max_file_size_bytes": 5_000_000, "uploads_per_day": 500},
+    "pro": {
+        "requests_per_minute": 60,
+        "max_file_size_bytes": 25_000_000,
+        "uploads_per_day": 10_000,
+    },
+    "enterprise": {
+        "requests_per_minute": 300,
+        "max_file_size_bytes": 100_000_000,
+        "uploads_per_day": 100_000,
+    },
+}
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+
 # --- REST framework and OpenAPI -----------------------------------------------
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.JWTAuthentication",
         "accounts.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Deny by default: a view names the permission it needs (required_permission).
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RequiredPermission"],
     "DEFAULT_RENDERER_CLASSES": (
         ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
         if DEBUG
@@ -352,6 +402,15 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 CELERY_TIMEZONE = "UTC"
+
+# --- Audit --------------------------------------------------------------------
+
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
+# When set, every committed event is also POSTed there (at least once; the
+# receiver deduplicates by the event id in the Idempotency-Key header).
+AUDIT_SINK_URL = env.str("AUDIT_SINK_URL", default="")
+AUDIT_SINK_TOKEN = env.str("AUDIT_SINK_TOKEN", default="")
+AUDIT_SINK_TIMEOUT = env.float("AUDIT_SINK_TIMEOUT", default=5.0)
 
 # --- Observability ------------------------------------------------------------
 

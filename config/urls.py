@@ -1,16 +1,17 @@
 """Top-level URLs. Each app owns its API routes under /api/v1/."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.health import HealthApi, VersionedHealthApi
-from config.metrics import MetricsApi
+from config.metrics_api import MetricsApi
 
 urlpatterns = [
     path("health", HealthApi.as_view(), name="health"),
     path("metrics", MetricsApi.as_view(), name="metrics"),
     path("api/v1/health", VersionedHealthApi.as_view(), name="api-health"),
+    path("api/v1/", include("accounts.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",

@@ -30,20 +30,29 @@ def test_scrape_with_the_token_returns_prometheus_text(api_client):
     assert "django_http_requests_before_middlewares" in names
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
-    "authorization",
-    [None, "Bearer wrong-token", "Basic dGVzdC1tZXRyaWNzLXRva2Vu", "Bearer", "test-metrics-token"],
+    ("authorization", "code"),
+    [
+        (None, "NOT_AUTHENTICATED"),
+        ("Basic dGVzdC1tZXRyaWNzLXRva2Vu", "NOT_AUTHENTICATED"),
+        ("Bearer", "NOT_AUTHENTICATED"),
+        ("test-metrics-token", "NOT_AUTHENTICATED"),
+        # Not the scrape token, so it is taken for a JWT, and is not one.
+        ("Bearer wrong-token", "AUTHENTICATION_FAILED"),
+    ],
 )
-def test_scrape_without_the_right_token_is_401(api_client, authorization):
+def test_scrape_without_the_right_token_is_401(api_client, authorization, code):
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
     response = api_client.get("/metrics", **headers)
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/problem+json"
-    assert response.json()["code"] == "NOT_AUTHENTICATED"
+    assert response.json()["code"] == code
     assert b"vantage_" not in response.content
 
 
+@pytest.mark.django_db
 def test_no_token_configured_means_no_anonymous_scrape(api_client, settings):
     settings.METRICS_TOKEN = ""
     assert api_client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
@@ -64,3 +73,15 @@ def test_metrics_of_other_processes_add_up(api_client):
     text = api_client.get("/metrics", **SCRAPE).content.decode()
 
     assert _sample(text, "vantage_http_errors_total", labels) == 5.0
+
+
+def test_admin_with_metrics_read_may_scrape(admin_client):
+    response = admin_client.get("/metrics")
+    assert response.status_code == 200
+    assert b"vantage_" in response.content
+
+
+def test_member_without_metrics_read_is_403(member_client):
+    response = member_client.get("/metrics")
+    assert response.status_code == 403
+    assert response.json()["code"] == "PERMISSION_DENIED"

@@ -96,15 +96,12 @@ def test_invalid_traceparent_is_ignored(api_client, log_lines, traceparent):
 
 
 @pytest.mark.urls("config.tests.urls")
-def test_authenticated_principal_is_logged(api_client, log_lines, django_user_model):
-    user = django_user_model.objects.create_user(
-        username="logme", email="logme@example.com", password="a-long-passphrase-1"
-    )
-    api_client.force_login(user)
-    assert api_client.get("/api/test/private").status_code == 200
+def test_authenticated_principal_and_org_are_logged(member_client, member, org, log_lines):
+    assert member_client.get("/api/test/private").status_code == 200
 
     finished = next(line for line in log_lines() if line["event"] == "request_finished")
-    assert finished["principal"] == f"user:{user.pk}"
+    assert finished["principal"] == f"user:{member.pk}"
+    assert finished["org"] == str(org.pk)
 
 
 def test_client_ip_honours_trusted_proxy_count(api_client, log_lines, settings):

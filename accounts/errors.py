@@ -1,0 +1,53 @@
+"""Identity's domain errors, each with its status and stable code."""
+
+from config.errors import DomainError
+
+_BEARER = {"WWW-Authenticate": 'Bearer realm="api"'}
+
+
+class AuthenticationFailed(DomainError):
+    status = 401
+    code = "AUTHENTICATION_FAILED"
+    title = "Authentication failed"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers=_BEARER)
+
+
+class TokenExpired(AuthenticationFailed):
+    code = "TOKEN_EXPIRED"
+    title = "Token expired"
+    default_detail = "The token has expired."
+
+
+class TokenRevoked(AuthenticationFailed):
+    code = "TOKEN_REVOKED"
+    title = "Token revoked"
+    default_detail = "The token has been revoked; sign in again."
+
+
+class TooManyLoginAttempts(DomainError):
+    status = 429
+    code = "TOO_MANY_LOGIN_ATTEMPTS"
+    title = "Too many login attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many failed sign-in attempts; try again in {retry_after} seconds.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class PermissionDenied(DomainError):
+    status = 403
+    code = "PERMISSION_DENIED"
+    title = "Permission denied"
+
+
+class LastAdmin(DomainError):
+    status = 409
+    code = "CONFLICT"
+    title = "Last admin"
+    default_detail = (
+        "An organization must keep at least one admin: promote another member to admin first."
+    )

@@ -1,0 +1,55 @@
+"""JSON Web Tokens for people: issue a pair for a session, and read one back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
+
+from accounts.errors import AuthenticationFailed, TokenExpired
+from accounts.models import Membership, Session
+
+REQUIRED_CLAIMS = ("sub", "org_id", "sid", "jti", "type", "iat", "exp")
+
+
+def token_pair_issue(*, session: Session, membership: Membership) -> dict[str, Any]:
+    """Return a new access and refresh token for the session (and the refresh token's id)."""
+    refresh = RefreshToken()
+    user = membership.user
+    refresh["sub"] = str(user.id)
+    refresh["org_id"] = str(membership.organization_id)
+    refresh["email"] = user.email
+    refresh["name"] = user.name
+    refresh["role"] = membership.role
+    refresh["sid"] = str(session.id)
+    access = refresh.access_token
+    return {
+        "access": str(access),
+        "refresh": str(refresh),
+        "refresh_jti": str(refresh["jti"]),
+        "expires_in": int(AccessToken.lifetime.total_seconds()) if AccessToken.lifetime else 0,
+    }
+
+
+def _claims(token_class: type[Token], raw: str) -> dict[str, Any]:
+    try:
+        payload = dict(token_class(raw).payload)  # type: ignore[arg-type]
+    except ExpiredTokenError as exc:
+        raise TokenExpired() from exc
+    except TokenError as exc:
+        raise AuthenticationFailed("The token is invalid.") from exc
+    missing = [claim for claim in REQUIRED_CLAIMS if not payload.get(claim)]
+    if missing:
+        raise AuthenticationFailed(f"The token lacks required claims: {', '.join(missing)}.")
+    return payload
+
+
+def access_claims(raw: str) -> dict[str, Any]:
+    """Return a verified access token's claims, or raise a 401 domain error."""
+    return _claims(AccessToken, raw)
+
+
+def refresh_claims(raw: str) -> dict[str, Any]:
+    """Return a verified refresh token's claims, or raise a 401 domain error."""
+    return _claims(RefreshToken, raw)

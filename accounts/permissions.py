@@ -1,0 +1,71 @@
+"""The DRF permission class that enforces each view's `required_permission`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from django.core.cache import cache
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from accounts.authorization import decision_check
+from accounts.errors import PermissionDenied
+from accounts.principal import Principal
+from audit.models import AuditEvent
+from audit.services import audit_record
+
+logger = structlog.get_logger("vantage.authz")
+
+# One `authz.denied` event per principal and permission in this many seconds,
+# so a client retrying a refused call cannot flood the audit log.
+DENIAL_AUDIT_INTERVAL = 60
+
+
+def request_principal(request: Request) -> Principal | None:
+    return request.auth if isinstance(request.auth, Principal) else None
+
+
+def _audit_denial(principal: Principal, permission: str, reason: str, path: str) -> None:
+    key = f"authz:denied-audited:{principal.organization_id}:{principal.id}:{permission}"
+    try:
+        first = cache.add(key, 1, DENIAL_AUDIT_INTERVAL)
+    except Exception:
+        first = True  # without the cache, record rather than lose the event
+    if first:
+        audit_record(
+            action="authz.denied",
+            outcome=AuditEvent.Outcome.DENIED,
+            organization_id=principal.organization_id,
+            organization_display=principal.organization_slug,
+            actor=principal.actor,
+            resource_type="permission",
+            resource_id=permission,
+            details={"reason": reason, "path": path},
+        )
+
+
+class RequiredPermission(BasePermission):
+    """Allow a request only if its principal holds the view's `required_permission`.
+
+    A view without `required_permission` is refused: deny by default.
+    """
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        principal = request_principal(request)
+        if principal is None:
+            return False  # DRF answers 401 when nobody authenticated
+        permission = getattr(view, "required_permission", None)
+        if isinstance(permission, dict):  # per method: {"GET": ..., "POST": ...}
+            method = "GET" if request.method == "HEAD" else request.method
+            permission = permission.get(method)
+        if not permission:
+            logger.error("view_without_required_permission", view=type(view).__name__)
+            return False
+        decision = decision_check(
+            principal=principal, permission=permission, organization_id=principal.organization_id
+        )
+        if not decision.allowed:
+            _audit_denial(principal, permission, decision.reason, request.path)
+            raise PermissionDenied(f"Permission denied: {permission}")
+        return True

@@ -1,0 +1,232 @@
+"""Who is calling: the principal of a request, resolved without a database query when warm.
+
+Three kinds of cache entry serve the hot path, all read in one round trip:
+
+- `auth:sess:<sid>`: a login session's state (user, organization, revoked,
+  last activity). Revoking writes a tombstone that is never overwritten by a
+  reader, so a revoked session is refused on the next request everywhere.
+- `auth:gen:<org>`: the organization's generation, a random value replaced
+  after every committed change to its members, groups or state.
+- `auth:member:<org>:<user>`: what a member may do (role, groups,
+  permissions), valid only while it carries the current generation. A reader
+  stamps it with the generation read *before* loading it from the database,
+  so a change committed meanwhile makes it stale at once.
+
+When the cache cannot be reached every answer comes from the database:
+slower, never more permissive.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from django.core.cache import cache
+from django.db import transaction
+
+from accounts import metrics
+from accounts.models import Membership, Session
+from accounts.roles import role_permissions
+from accounts.selectors import membership_for
+from config.request_context import Actor
+
+logger = structlog.get_logger("vantage.auth")
+
+SESSION_TTL = 60
+MEMBER_TTL = 300
+# A tombstone outlives every access token issued before the revocation.
+TOMBSTONE_TTL = 60 * 60 * 24
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller bound to one organization, with what it may do there."""
+
+    kind: str
+    id: str
+    display: str
+    organization_id: str
+    organization_name: str
+    organization_slug: str
+    organization_tier: str
+    role: str | None
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    permissions: frozenset[str] = frozenset()
+    user_id: str | None = None
+    session_id: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.kind, self.id, self.display)
+
+
+# --- Cache keys and safe access ---------------------------------------------
+
+
+def session_key(session_id: Any) -> str:
+    return f"auth:sess:{session_id}"
+
+
+def generation_key(organization_id: Any) -> str:
+    return f"auth:gen:{organization_id}"
+
+
+def member_key(organization_id: Any, user_id: Any) -> str:
+    return f"auth:member:{organization_id}:{user_id}"
+
+
+def cache_get_many(keys: list[str]) -> dict[str, Any] | None:
+    """Return the cached values (one round trip), or None when the cache is unreachable."""
+    try:
+        return cache.get_many(keys)
+    except Exception as exc:
+        metrics.CACHE_FAILURES.labels(operation="get").inc()
+        logger.warning("auth_cache_unreachable", error_type=type(exc).__name__)
+        return None
+
+
+def _cache_write(operation: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return func(*args, **kwargs)
+    except Exception as exc:
+        metrics.CACHE_FAILURES.labels(operation=operation).inc()
+        logger.warning(
+            "auth_cache_write_failed", operation=operation, error_type=type(exc).__name__
+        )
+        return None
+
+
+# --- Invalidation (called by services, effective after commit) --------------
+
+
+def organization_changed(organization_id: Any) -> None:
+    """Make every cached member view of this organization stale once the change commits."""
+
+    def bump() -> None:
+        _cache_write("set", cache.set, generation_key(organization_id), uuid.uuid4().hex, None)
+
+    transaction.on_commit(bump)
+
+
+def session_revoked(session_id: Any) -> None:
+    """Refuse this session everywhere from the next request on, once the revocation commits."""
+
+    def tombstone() -> None:
+        _cache_write("set", cache.set, session_key(session_id), {"revoked": True}, TOMBSTONE_TTL)
+
+    transaction.on_commit(tombstone)
+
+
+# --- Session state ------------------------------------------------------------
+
+
+def session_state(session: Session) -> dict[str, Any]:
+    return {
+        "revoked": session.revoked_at is not None,
+        "user_id": str(session.user_id),
+        "organization_id": str(session.organization_id),
+        "last_activity": session.last_activity.timestamp(),
+        "kind": session.kind,
+    }
+
+
+def session_state_load(session_id: Any) -> dict[str, Any] | None:
+    """Return a session's state from the database (None if it does not exist)."""
+    session = Session.objects.filter(id=session_id).first()
+    return session_state(session) if session is not None else None
+
+
+def session_state_cache(session_id: Any, state: dict[str, Any]) -> None:
+    # add, never set: a tombstone written meanwhile must win over this read.
+    _cache_write("add", cache.add, session_key(session_id), state, SESSION_TTL)
+
+
+def session_activity_touch(session_id: Any, state: dict[str, Any]) -> None:
+    """Record activity at most once a minute per session."""
+    now = time.time()
+    if now - state["last_activity"] < 60:
+        return
+    from django.utils import timezone
+
+    Session.objects.filter(id=session_id, revoked_at__isnull=True).update(
+        last_activity=timezone.now()
+    )
+    state = {**state, "last_activity": now}
+    _cache_write("set", cache.set, session_key(session_id), state, SESSION_TTL)
+
+
+# --- Member view --------------------------------------------------------------
+
+
+def member_view_load(*, organization_id: Any, user_id: Any) -> dict[str, Any]:
+    """Return what the user may do in the organization, read from the database."""
+    membership: Membership | None = membership_for(user_id=user_id, organization_id=organization_id)
+    if membership is None:
+        return {"status": "not_member"}
+    user, org = membership.user, membership.organization
+    if not user.is_active:
+        return {"status": "user_inactive"}
+    if not org.is_active:
+        return {"status": "org_inactive"}
+    groups = {g.name: tuple(sorted(g.permissions)) for g in membership.groups.all()}
+    return {
+        "status": "ok",
+        "user": {"id": str(user.id), "username": user.username, "email": user.email,
+                 "name": user.name},
+        "organization": {"id": str(org.id), "name": org.name, "slug": org.slug, "tier": org.tier},
+        "role": membership.role,
+        "groups": groups,
+    }  # fmt: skip
+
+
+def member_view(
+    *, organization_id: Any, user_id: Any, cached: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Return the member view, from `cached` (a get_many result) when it is current."""
+    if cached is None:  # the cache is unreachable
+        return member_view_load(organization_id=organization_id, user_id=user_id)
+    generation = cached.get(generation_key(organization_id))
+    if generation is None:
+        generation = uuid.uuid4().hex
+        if not _cache_write("add", cache.add, generation_key(organization_id), generation, None):
+            generation = (
+                _cache_write("get", cache.get, generation_key(organization_id)) or generation
+            )
+    entry = cached.get(member_key(organization_id, user_id))
+    if entry is not None and entry.get("generation") == generation:
+        metrics.PRINCIPAL_LOOKUPS.labels(source="cache").inc()
+        return dict(entry["view"])
+    metrics.PRINCIPAL_LOOKUPS.labels(source="db").inc()
+    view = member_view_load(organization_id=organization_id, user_id=user_id)
+    _cache_write(
+        "set",
+        cache.set,
+        member_key(organization_id, user_id),
+        {"generation": generation, "view": view},
+        MEMBER_TTL,
+    )
+    return view
+
+
+def principal_from_view(view: dict[str, Any], *, session_id: Any = None) -> Principal:
+    """Build a user principal from an 'ok' member view."""
+    groups = {name: tuple(perms) for name, perms in view["groups"].items()}
+    permissions = role_permissions(view["role"]).union(*groups.values())
+    user, org = view["user"], view["organization"]
+    return Principal(
+        kind="user",
+        id=user["id"],
+        display=user["username"],
+        organization_id=org["id"],
+        organization_name=org["name"],
+        organization_slug=org["slug"],
+        organization_tier=org["tier"],
+        role=view["role"],
+        groups=groups,
+        permissions=frozenset(permissions),
+        user_id=user["id"],
+        session_id=str(session_id) if session_id else None,
+    )

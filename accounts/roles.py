@@ -1,0 +1,36 @@
+"""The permission model: roles in a hierarchy, the permission table, and what a role grants."""
+
+from __future__ import annotations
+
+from accounts.models import Role
+
+ROLE_LEVEL: dict[str, int] = {Role.GUEST: 0, Role.VIEWER: 1, Role.USER: 2, Role.ADMIN: 3}
+
+# The least role that holds each permission; higher roles inherit it.
+PERMISSION_MIN_ROLE: dict[str, str] = {
+    "image:read": Role.VIEWER,
+    "image:upload": Role.USER,
+    "image:delete": Role.USER,
+    "image:admin": Role.ADMIN,
+    "token:manage": Role.ADMIN,
+    "audit:read": Role.ADMIN,
+    "org:admin": Role.ADMIN,
+    "metrics:read": Role.ADMIN,
+    "authz:check": Role.ADMIN,
+}
+PERMISSIONS: tuple[str, ...] = tuple(PERMISSION_MIN_ROLE)
+
+
+def role_grants(role: str, permission: str) -> bool:
+    """Tell whether `role` holds `permission` through the hierarchy."""
+    needed = PERMISSION_MIN_ROLE.get(permission)
+    return needed is not None and ROLE_LEVEL.get(role, -1) >= ROLE_LEVEL[needed]
+
+
+def role_permissions(role: str) -> frozenset[str]:
+    """Return every permission `role` holds."""
+    return frozenset(p for p in PERMISSIONS if role_grants(role, p))
+
+
+def role_at_least(role: str, other: str) -> bool:
+    return ROLE_LEVEL.get(role, -1) >= ROLE_LEVEL.get(other, 99)

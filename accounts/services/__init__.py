@@ -1,0 +1,1 @@
+"""Every write to identity data: atomic, audited, effective on the next request."""

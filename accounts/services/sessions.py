@@ -1,0 +1,299 @@
+"""Sign-in, token refresh with reuse detection, organization switch and session revocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.sessions.backends.base import SessionBase
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from accounts import metrics
+from accounts.devices import device_label
+from accounts.errors import AuthenticationFailed, TokenRevoked
+from accounts.jwt_tokens import refresh_claims, token_pair_issue
+from accounts.lockout import lockout_check, login_failure_record, login_failures_clear
+from accounts.models import Membership, Session, User
+from accounts.principal import session_key, session_revoked, session_state
+from accounts.selectors import (
+    default_membership,
+    membership_for,
+    organization_by_slug_or_id,
+    user_by_login,
+)
+from audit.models import AuditEvent
+from audit.services import audit_record
+from config.request_context import Actor, current_client
+
+logger = structlog.get_logger("vantage.auth")
+
+INVALID_CREDENTIALS = "Invalid username or password."
+
+
+@dataclass(frozen=True)
+class SignIn:
+    session: Session
+    membership: Membership
+    tokens: dict[str, Any]
+
+
+def _user_actor(user: User) -> Actor:
+    return Actor("user", str(user.id), user.username)
+
+
+def _resolve_membership(user: User, org: str | None) -> Membership | None:
+    if not org:
+        return default_membership(user)
+    organization = organization_by_slug_or_id(org)
+    if organization is None or not organization.is_active:
+        return None
+    return membership_for(user_id=user.id, organization_id=organization.id)
+
+
+def auth_login(
+    *, login: str, password: str, org: str | None = None, kind: str = Session.Kind.API
+) -> SignIn:
+    """Check the credentials and open a session bound to one organization.
+
+    Raises TooManyLoginAttempts while locked out and AuthenticationFailed
+    (the same answer for an unknown user and a wrong password) otherwise.
+    """
+    client = current_client()
+    try:
+        lockout_check(username=login, ip=client.ip)
+    except Exception:
+        metrics.LOGINS.labels(outcome="locked").inc()
+        logger.warning("login_locked_out", login=login)
+        raise
+    user = authenticate(None, username=login, password=password)
+    if user is None:
+        _login_failed(login=login, reason="bad_credentials", count_failure=True)
+        raise AuthenticationFailed(INVALID_CREDENTIALS)
+    membership = _resolve_membership(user, org)
+    if membership is None:
+        _login_failed(login=login, reason="no_membership", user=user, count_failure=False)
+        raise AuthenticationFailed(
+            "You are not a member of that organization."
+            if org
+            else "Your account belongs to no active organization."
+        )
+    return _login_succeeded(user=user, membership=membership, kind=kind)
+
+
+@transaction.atomic
+def _login_failed(
+    *, login: str, reason: str, count_failure: bool, user: User | None = None
+) -> None:
+    client = current_client()
+    if count_failure:
+        login_failure_record(username=login, ip=client.ip)
+    known = user or user_by_login(login)
+    membership = default_membership(known) if known else None
+    metrics.LOGINS.labels(outcome="failure").inc()
+    audit_record(
+        action="auth.login_failed",
+        outcome=AuditEvent.Outcome.FAILURE,
+        organization_id=membership.organization_id if membership else None,
+        organization_display=membership.organization.slug if membership else "",
+        actor=_user_actor(known) if known else Actor("anonymous", "", login[:255]),
+        resource_type="user",
+        resource_id=str(known.id) if known else "",
+        details={"login": login[:254], "reason": reason},
+    )
+
+
+@transaction.atomic
+def _login_succeeded(*, user: User, membership: Membership, kind: str) -> SignIn:
+    client = current_client()
+    session = Session(
+        user=user,
+        organization=membership.organization,
+        kind=kind,
+        ip=client.ip,
+        user_agent=client.user_agent,
+        device=device_label(client.user_agent),
+    )
+    tokens = token_pair_issue(session=session, membership=membership)
+    session.refresh_jti = tokens["refresh_jti"]
+    session.save(force_insert=True)
+    login_failures_clear(username=user.username)
+    if user.email:
+        login_failures_clear(username=user.email)
+    User.objects.filter(id=user.id).update(last_login=timezone.now())
+    metrics.LOGINS.labels(outcome="success").inc()
+    audit_record(
+        action="auth.login",
+        organization_id=membership.organization_id,
+        organization_display=membership.organization.slug,
+        actor=_user_actor(user),
+        resource_type="session",
+        resource_id=str(session.id),
+        details={"kind": kind, "device": session.device},
+    )
+    return SignIn(session=session, membership=membership, tokens=tokens)
+
+
+def auth_refresh(*, refresh: str) -> SignIn:
+    """Spend a refresh token for a new pair; a spent one presented again ends the session."""
+    claims = refresh_claims(refresh)
+    result = _refresh(claims)
+    if result is None:
+        raise TokenRevoked("The refresh token was already used or its session has ended.")
+    return result
+
+
+@transaction.atomic
+def _refresh(claims: dict[str, Any]) -> SignIn | None:
+    session = (
+        Session.objects.select_for_update()
+        .select_related("user", "organization")
+        .filter(id=claims["sid"], user_id=claims["sub"])
+        .first()
+    )
+    if session is None or session.revoked_at is not None:
+        return None
+    now = timezone.now()
+    if session.last_activity < now - timedelta(days=settings.AUTH_SESSION_IDLE_DAYS):
+        session_revoke(session=session, reason="idle")
+        return None
+    jti = str(claims["jti"])
+    window = timedelta(seconds=settings.AUTH_REFRESH_REUSE_WINDOW_SECONDS)
+    tolerated = (
+        window.total_seconds() > 0
+        and jti == session.previous_refresh_jti
+        and session.refreshed_at is not None
+        and now - session.refreshed_at <= window
+    )
+    if jti != session.refresh_jti and not tolerated:
+        audit_record(
+            action="auth.refresh_reuse_detected",
+            outcome=AuditEvent.Outcome.DENIED,
+            organization_id=session.organization_id,
+            organization_display=session.organization.slug,
+            actor=_user_actor(session.user),
+            resource_type="session",
+            resource_id=str(session.id),
+            details={"refresh_count": session.refresh_count},
+        )
+        session_revoke(session=session, reason="refresh_token_reuse")
+        return None
+    membership = membership_for(user_id=session.user_id, organization_id=session.organization_id)
+    if membership is None or not session.user.is_active or not session.organization.is_active:
+        session_revoke(session=session, reason="access_removed")
+        return None
+    tokens = token_pair_issue(session=session, membership=membership)
+    session.previous_refresh_jti = session.refresh_jti
+    session.refresh_jti = tokens["refresh_jti"]
+    session.refreshed_at = now
+    session.last_activity = now
+    session.refresh_count += 1
+    session.save(
+        update_fields=[
+            "previous_refresh_jti",
+            "refresh_jti",
+            "refreshed_at",
+            "last_activity",
+            "refresh_count",
+        ]
+    )
+    audit_record(
+        action="auth.token_refreshed",
+        organization_id=session.organization_id,
+        organization_display=session.organization.slug,
+        actor=_user_actor(session.user),
+        resource_type="session",
+        resource_id=str(session.id),
+        details={"refresh_count": session.refresh_count},
+    )
+    return SignIn(session=session, membership=membership, tokens=tokens)
+
+
+@transaction.atomic
+def org_switch(*, session: Session, org: str) -> SignIn:
+    """Move the session to another organization of the user, with a new token pair.
+
+    Tokens issued for the previous organization stop working at once.
+    """
+    session = Session.objects.select_for_update().select_related("user").get(id=session.id)
+    membership = _resolve_membership(session.user, org)
+    if membership is None:
+        from config.errors import NotFound
+
+        raise NotFound("No organization of yours has that slug or id.")
+    previous = session.organization_id
+    session.organization = membership.organization
+    tokens = token_pair_issue(session=session, membership=membership)
+    session.previous_refresh_jti = ""
+    session.refresh_jti = tokens["refresh_jti"]
+    session.refreshed_at = timezone.now()
+    session.save(
+        update_fields=["organization", "previous_refresh_jti", "refresh_jti", "refreshed_at"]
+    )
+    _session_state_replace(session)
+    audit_record(
+        action="auth.org_switched",
+        organization_id=membership.organization_id,
+        organization_display=membership.organization.slug,
+        actor=_user_actor(session.user),
+        resource_type="session",
+        resource_id=str(session.id),
+        details={"from_organization_id": str(previous)},
+    )
+    return SignIn(session=session, membership=membership, tokens=tokens)
+
+
+def _session_state_replace(session: Session) -> None:
+    from django.core.cache import cache
+
+    from accounts.principal import SESSION_TTL
+
+    state = session_state(session)
+
+    def store() -> None:
+        try:
+            cache.set(session_key(session.id), state, SESSION_TTL)
+        except Exception:
+            # Unreachable: the entry expires within SESSION_TTL.
+            logger.warning("auth_cache_write_failed", operation="set")
+
+    transaction.on_commit(store)
+
+
+@transaction.atomic
+def session_revoke(*, session: Session, reason: str) -> bool:
+    """End a session (its tokens or its browser cookie); False if it had already ended."""
+    updated = Session.objects.filter(id=session.id, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_reason=reason[:64]
+    )
+    if not updated:
+        return False
+    session_revoked(session.id)
+    if session.django_session_key:
+        engine: type[SessionBase] = import_string(settings.SESSION_ENGINE + ".SessionStore")
+        engine(session.django_session_key).delete()
+    audit_record(
+        action="auth.logout" if reason == "logout" else "auth.session_revoked",
+        organization_id=session.organization_id,
+        organization_display=str(getattr(session.organization, "slug", "")),
+        resource_type="session",
+        resource_id=str(session.id),
+        details={"reason": reason, "kind": session.kind, "user_id": str(session.user_id)},
+    )
+    return True
+
+
+@transaction.atomic
+def sessions_revoke_all(*, user: User, reason: str, keep_session_id: Any = None) -> int:
+    """End every live session of the user but `keep_session_id`; returns how many ended."""
+    sessions = Session.objects.select_related("organization").filter(
+        user=user, revoked_at__isnull=True
+    )
+    if keep_session_id:
+        sessions = sessions.exclude(id=keep_session_id)
+    return sum(session_revoke(session=session, reason=reason) for session in sessions)

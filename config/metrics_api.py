@@ -1,0 +1,63 @@
+"""GET /metrics: every process's metrics on this host, for a scraper with the token.
+
+Metrics are kept in multiprocess mode (PROMETHEUS_MULTIPROC_DIR): every
+gunicorn worker and Celery process writes its own file and this view adds
+them up, so one scrape sees the whole host.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from accounts.permissions import RequiredPermission
+
+
+def scrape_token_matches(authorization: str) -> bool:
+    """Tell whether an Authorization header carries the configured scrape token."""
+    expected = settings.METRICS_TOKEN
+    scheme, _, presented = authorization.partition(" ")
+    if not expected or scheme.lower() != "bearer" or not presented:
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+class HasScrapeToken(BasePermission):
+    """Allow a request bearing `Authorization: Bearer $METRICS_TOKEN`."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return scrape_token_matches(request.headers.get("Authorization", ""))
+
+
+class MetricsApi(APIView):
+    """Prometheus text exposition of every process's metrics on this host."""
+
+    # The scrape token, or a principal holding metrics:read.
+    permission_classes = [HasScrapeToken | RequiredPermission]
+    required_permission = "metrics:read"
+
+    def get_authenticators(self) -> list[Any]:
+        # The scrape token is no JWT: let it through authentication untouched.
+        request = getattr(self, "request", None)
+        if request is not None and scrape_token_matches(request.headers.get("Authorization", "")):
+            return []
+        return super().get_authenticators()
+
+    @extend_schema(
+        summary="Prometheus metrics",
+        responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR)},
+        tags=["operations"],
+    )
+    def get(self, request: Request) -> HttpResponse:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
