@@ -33,6 +33,7 @@ run: export GUNICORN_BIND ?= $(HOST):$(PORT)
 run: install
 	$(MANAGE) migrate --no-input
 	$(MANAGE) collectstatic --no-input --verbosity 0
+	$(MANAGE) seed_demo 2>/dev/null | grep -v '^{'
 	rm -rf var/prometheus
 	@echo
 	@echo "  Vantage is starting on http://$(HOST):$(PORT)/"

@@ -77,6 +77,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """Let the test runner empty the test database between tests despite the audit trigger."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            name = connection.settings_dict["NAME"]
+            with connection.cursor() as cursor:
+                cursor.execute(f'ALTER DATABASE "{name}" SET vantage.allow_flush = \'on\'')
+            connection.close()  # new connections pick the setting up
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache() -> Iterator[None]:
     """Each test starts with an empty cache; on Redis only this run's keys are removed."""
@@ -248,6 +261,82 @@ def database_url_for_subprocess() -> str:
     host = params.get("HOST") or "127.0.0.1"
     port = params.get("PORT") or 5432
     return f"postgres://{credentials}{host}:{port}/{params['NAME']}"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """A real gunicorn server of this project, on its own port and process."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log_path = log_path
+        self.url = f"http://127.0.0.1:{port}"
+
+    def wait_until_ready(self, timeout: float = 60) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code in (200, 503):
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        tail = self.log_path.read_text(errors="replace")[-4000:]
+        raise AssertionError(f"server on port {self.port} did not start:\n{tail}")
+
+
+@pytest.fixture
+def server_processes(
+    transactional_db: None, tmp_path: Path
+) -> Iterator[Callable[..., list[ServerProcess]]]:
+    """Start real gunicorn servers sharing this test's database and cache; stop them after."""
+    started: list[ServerProcess] = []
+
+    def start(count: int = 2, workers: int = 1, **env_overrides: str) -> list[ServerProcess]:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
+            "DATABASE_URL": database_url_for_subprocess(),
+            **env_overrides,
+        }
+        servers = []
+        for index in range(count):
+            port = _free_port()
+            log_path = tmp_path / f"server-{index}.log"
+            with log_path.open("wb") as log_file:
+                process = subprocess.Popen(
+                    [
+                        sys.executable, "-m", "gunicorn", "config.wsgi",
+                        "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}",
+                        "--workers", str(workers), "--threads", "4",
+                    ],
+                    cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            servers.append(ServerProcess(process, port, log_path))
+        started.extend(servers)
+        for server in servers:
+            server.wait_until_ready()
+        return servers
+
+    yield start
+    for server in started:
+        server.process.terminate()
+    for server in started:
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
 
 
 @pytest.fixture(scope="session")

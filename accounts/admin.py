@@ -1,7 +1,38 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+"""Django admin for identity; every change that matters goes through the services."""
 
-from accounts.models import User
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts.models import Group, LoginFailure, Membership, Organization, Session, User
+from accounts.principal import organization_changed
+from accounts.services.organizations import member_remove, user_deactivate
+from accounts.services.sessions import session_revoke, sessions_revoke_all
+from config.errors import DomainError
+
+
+def _staff_actor(request: HttpRequest) -> None:
+    from config.request_context import Actor, bind_principal
+
+    user = request.user
+    bind_principal(Actor("user", str(user.pk), user.get_username()))
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ("organization", "role", "created_at")
+    readonly_fields = ("organization", "role", "created_at")
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(User)
@@ -15,7 +46,108 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
     )
+    readonly_fields = ("is_active", "last_login", "date_joined")
     list_display = ("username", "email", "name", "is_active", "is_staff", "date_joined")
     list_filter = ("is_active", "is_staff", "is_superuser")
     search_fields = ("username", "email", "name")
     ordering = ("username",)
+    inlines = [MembershipInline]
+    actions = ["deactivate_users", "end_all_sessions"]
+
+    @admin.action(description="Deactivate (and end every session of) the selected users")
+    def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        _staff_actor(request)
+        for user in queryset.filter(is_active=True):
+            user_deactivate(user=user)
+        self.message_user(request, "The selected users are deactivated; their sessions ended.")
+
+    @admin.action(description="End every session of the selected users")
+    def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        _staff_actor(request)
+        ended = sum(sessions_revoke_all(user=u, reason="revoked_by_admin") for u in queryset)
+        self.message_user(request, f"{ended} session(s) ended.")
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "tier", "is_active", "created_at")
+    list_filter = ("tier", "is_active")
+    search_fields = ("slug", "name")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Tier or state changes reach every member's next request.
+        organization_changed(obj.id)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "organization", "role", "created_at")
+    list_filter = ("role", "organization")
+    search_fields = ("user__username", "user__email", "organization__slug")
+    readonly_fields = ("user", "organization", "role", "created_at")
+    actions = ["remove_members"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # use create_user / add_member or the API: they audit
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the action below goes through the service
+
+    @admin.action(description="Remove the selected members (never an organization's last admin)")
+    def remove_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        _staff_actor(request)
+        for membership in queryset.select_related("user", "organization"):
+            try:
+                member_remove(membership=membership)
+            except DomainError as exc:
+                self.message_user(request, f"{membership}: {exc.detail}", messages.ERROR)
+
+
+@admin.register(Group)
+class GroupAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "permissions", "created_at")
+    list_filter = ("organization",)
+    search_fields = ("name",)
+    readonly_fields = ("organization", "name", "permissions", "members", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # groups are managed through the API, which audits every change
+
+
+# Token ids and the browser session key let whoever reads them act as the user.
+_SESSION_SECRETS = ("refresh_jti", "previous_refresh_jti", "django_session_key")
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "organization", "kind", "device", "ip", "last_activity",
+                    "revoked_at", "revoked_reason")  # fmt: skip
+    list_filter = ("kind", "revoked_reason")
+    search_fields = ("user__username", "ip", "device")
+    exclude = _SESSION_SECRETS
+    readonly_fields = [f.name for f in Session._meta.fields if f.name not in _SESSION_SECRETS]
+    actions = ["revoke_sessions"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected sessions")
+    def revoke_sessions(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        _staff_actor(request)
+        ended = sum(
+            session_revoke(session=s, reason="revoked_by_admin")
+            for s in queryset.select_related("organization")
+        )
+        self.message_user(request, f"{ended} session(s) revoked.")
+
+
+@admin.register(LoginFailure)
+class LoginFailureAdmin(admin.ModelAdmin):
+    list_display = ("username", "ip", "created_at")
+    search_fields = ("username", "ip")
+    readonly_fields = ("username", "ip", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

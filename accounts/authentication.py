@@ -131,17 +131,12 @@ class SessionAuthentication(authentication.SessionAuthentication):
     """The dashboard's Django session (CSRF enforced on unsafe methods), tied to a login Session."""
 
     def authenticate(self, request: Request) -> tuple[User, Principal] | None:
-        django_request = request._request
-        session_id = django_request.session.get(BROWSER_SESSION_KEY)
-        if not session_id:
+        # BrowserSessionMiddleware has resolved the session (or signed a
+        # revoked one out); only a browser with a live login Session passes.
+        principal = getattr(request._request, "principal", None)
+        if principal is None:
             return None
         result = super().authenticate(request)
-        if result is None:
+        if result is None or principal.user_id != str(result[0].pk):
             return None
-        principal = principal_for_session(
-            session_id=str(session_id), user_id=None, organization_id=None
-        )
-        if principal.user_id != str(result[0].pk):
-            raise TokenRevoked()
-        _bind(principal)
         return result[0], principal

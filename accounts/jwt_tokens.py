@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
@@ -11,6 +12,7 @@ from accounts.errors import AuthenticationFailed, TokenExpired
 from accounts.models import Membership, Session
 
 REQUIRED_CLAIMS = ("sub", "org_id", "sid", "jti", "type", "iat", "exp")
+UUID_CLAIMS = ("sub", "org_id", "sid")
 
 
 def token_pair_issue(*, session: Session, membership: Membership) -> dict[str, Any]:
@@ -42,6 +44,11 @@ def _claims(token_class: type[Token], raw: str) -> dict[str, Any]:
     missing = [claim for claim in REQUIRED_CLAIMS if not payload.get(claim)]
     if missing:
         raise AuthenticationFailed(f"The token lacks required claims: {', '.join(missing)}.")
+    for claim in UUID_CLAIMS:
+        try:
+            uuid.UUID(str(payload[claim]))
+        except ValueError as exc:
+            raise AuthenticationFailed(f"The token's {claim} claim is malformed.") from exc
     return payload
 
 

@@ -17,7 +17,12 @@ from accounts.models import LoginFailure
 
 
 def _normalized(username: str) -> str:
-    return username.strip().lower()[:254]
+    """Count failures per account, whether it was named by username or email."""
+    from accounts.selectors import user_by_login
+
+    login = username.strip()
+    user = user_by_login(login)
+    return (user.username if user is not None else login).lower()[:254]
 
 
 def _retry_after(failures: QuerySet[LoginFailure], threshold: int) -> int | None:
@@ -25,7 +30,7 @@ def _retry_after(failures: QuerySet[LoginFailure], threshold: int) -> int | None
     window = timedelta(seconds=settings.AUTH_LOCKOUT_WINDOW_SECONDS)
     since = timezone.now() - window
     recent = list(
-        failures.filter(created_at__gte=since)
+        failures.filter(created_at__gt=since)
         .order_by("-created_at")
         .values_list("created_at", flat=True)[:threshold]
     )

@@ -55,6 +55,8 @@ class RequiredPermission(BasePermission):
         principal = request_principal(request)
         if principal is None:
             return False  # DRF answers 401 when nobody authenticated
+        if not hasattr(view, (request.method or "GET").lower()):
+            return True  # DRF answers 405 for a method the view does not offer
         permission = getattr(view, "required_permission", None)
         if isinstance(permission, dict):  # per method: {"GET": ..., "POST": ...}
             method = "GET" if request.method == "HEAD" else request.method

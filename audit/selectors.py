@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
 
 from audit.chain import event_hash
 from audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
@@ -60,3 +63,27 @@ def audit_chain_verify(chain: str) -> tuple[int, ChainBreak | None]:
             f"{head.position}: the newest events were removed",
         )
     return checked, None
+
+
+EVENT_FILTERS = (
+    "action",
+    "actor_type",
+    "actor_id",
+    "outcome",
+    "resource_type",
+    "resource_id",
+    "request_id",
+)
+
+
+def audit_event_list(*, organization_id: Any, filters: dict[str, Any]) -> QuerySet[AuditEvent]:
+    """Return the organization's events matching the filters, newest first."""
+    events = AuditEvent.objects.filter(organization_id=organization_id)
+    exact = {name: filters[name] for name in EVENT_FILTERS if filters.get(name) not in (None, "")}
+    if exact:
+        events = events.filter(**exact)
+    if filters.get("since"):
+        events = events.filter(timestamp__gte=filters["since"])
+    if filters.get("until"):
+        events = events.filter(timestamp__lt=filters["until"])
+    return events.order_by("-seq")

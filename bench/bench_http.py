@@ -2,20 +2,28 @@
 
 from django.test import Client
 
-from bench.harness import measure, report, request
+from bench.harness import compare, report, request
 
 
 def run() -> None:
     client = Client()
-    baseline = measure("bare DRF view (baseline)", request(client, "/bench/bare"))
-    results = [
-        measure("GET /health (database, cache, broker)", request(client, "/health")),
-        measure("GET /api/v1/health", request(client, "/api/v1/health")),
-        measure(
-            "GET /metrics (scrape token)",
-            request(client, "/metrics", HTTP_AUTHORIZATION="Bearer test-metrics-token"),
-            rounds=5,
-            per_round=20,
-        ),
-    ]
-    report("HTTP plumbing (in-process, full middleware stack)", baseline, results)
+    results = compare(
+        {
+            "bare DRF view (baseline)": request(client, "/bench/bare"),
+            "GET /health (database, cache, broker)": request(client, "/health"),
+            "GET /api/v1/health": request(client, "/api/v1/health"),
+        }
+    )
+    report("HTTP plumbing (in-process, full middleware stack)", results)
+    scrape = compare(
+        {
+            "bare DRF view (baseline)": request(client, "/bench/bare"),
+            "GET /metrics (scrape token)": request(
+                client, "/metrics", HTTP_AUTHORIZATION="Bearer test-metrics-token"
+            ),
+        },
+        warmup=10,
+        rounds=5,
+        per_round=10,
+    )
+    report("Metrics scrape", scrape)

@@ -19,26 +19,35 @@ class Result:
     samples: int
 
 
-def measure(
-    name: str,
-    call: Callable[[], Any],
+def compare(
+    cases: dict[str, Callable[[], Any]],
     *,
-    warmup: int = 200,
+    warmup: int = 100,
     rounds: int = 15,
-    per_round: int = 100,
-) -> Result:
-    """Time `call`: the median and 95th percentile of per-round mean latencies."""
-    for _ in range(warmup):
-        call()
-    means = []
-    for _ in range(rounds):
-        started = time.perf_counter_ns()
-        for _ in range(per_round):
+    per_round: int = 50,
+) -> list[Result]:
+    """Time each case, the first being the baseline, in interleaved rounds.
+
+    Each round runs every case in turn, so a change in the machine's load
+    during the run weighs on the baseline and the cases alike. A result is
+    the median and 95th percentile of the per-round mean latencies.
+    """
+    for call in cases.values():
+        for _ in range(warmup):
             call()
-        means.append((time.perf_counter_ns() - started) / per_round / 1000)
-    means.sort()
-    p95 = means[min(len(means) - 1, round(0.95 * (len(means) - 1)))]
-    return Result(name, statistics.median(means), p95, rounds * per_round)
+    means: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, call in cases.items():
+            started = time.perf_counter_ns()
+            for _ in range(per_round):
+                call()
+            means[name].append((time.perf_counter_ns() - started) / per_round / 1000)
+    results = []
+    for name, values in means.items():
+        values.sort()
+        p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+        results.append(Result(name, statistics.median(values), p95, rounds * per_round))
+    return results
 
 
 def request(client: Client, path: str, *, status: int = 200, **headers: Any) -> Callable[[], Any]:
@@ -53,10 +62,11 @@ def request(client: Client, path: str, *, status: int = 200, **headers: Any) -> 
     return call
 
 
-def report(title: str, baseline: Result, results: list[Result]) -> None:
-    """Print each result with its ratio to the baseline."""
+def report(title: str, results: list[Result]) -> None:
+    """Print each result with its ratio to the first, the baseline."""
+    baseline = results[0]
     print(f"\n{title}")
-    print(f"{'case':<44}{'median':>12}{'p95':>12}{'ratio':>9}")
-    for result in [baseline, *results]:
+    print(f"{'case':<52}{'median':>12}{'p95':>12}{'ratio':>9}")
+    for result in results:
         ratio = result.median_us / baseline.median_us
         print(f"{result.name:<44}{result.median_us:>10.1f}us{result.p95_us:>10.1f}us{ratio:>8.2f}x")

@@ -17,7 +17,17 @@ class BareApi(APIView):
         return Response({"ok": True})
 
 
+class AuthenticatedApi(APIView):
+    """The same view behind the project's default authentication and permission check."""
+
+    required_permission = "image:read"
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
 urlpatterns = [
     path("bench/bare", BareApi.as_view()),
+    path("bench/authenticated", AuthenticatedApi.as_view()),
     path("", include("config.urls")),
 ]

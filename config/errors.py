@@ -77,8 +77,13 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
+    """Bad input found beyond the serializer; names the field when there is one."""
+
     status = 400
     code = "VALIDATION_ERROR"
+
+    def __init__(self, detail: str, *, field: str | None = None, code: str = "invalid") -> None:
+        super().__init__(detail, errors=[{"field": field, "message": detail, "code": code}])
 
 
 class NotFound(DomainError):
@@ -197,12 +202,15 @@ def _drf_problem(exc: drf.APIException) -> HttpResponse:
 def exception_to_problem(exc: BaseException) -> HttpResponse:
     """Return the problem-details response for any exception raised while serving."""
     if isinstance(exc, DomainError):
+        errors = exc.errors
+        if errors is None and exc.code == "VALIDATION_ERROR":
+            errors = [{"field": None, "message": exc.detail, "code": "invalid"}]
         return problem_response(
             status=exc.status,
             code=exc.code,
             detail=exc.detail,
             title=exc.title,
-            errors=exc.errors,
+            errors=errors,
             headers=exc.headers,
         )
     if isinstance(exc, drf.APIException):

@@ -2,8 +2,10 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts import views as account_views
 from config.health import HealthApi, VersionedHealthApi
 from config.metrics_api import MetricsApi
 
@@ -12,6 +14,7 @@ urlpatterns = [
     path("metrics", MetricsApi.as_view(), name="metrics"),
     path("api/v1/health", VersionedHealthApi.as_view(), name="api-health"),
     path("api/v1/", include("accounts.api.urls")),
+    path("api/v1/", include("audit.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",
@@ -20,7 +23,12 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    # Staff sign in like everyone else, so their browser session is listed and revocable.
+    path("admin/login/", RedirectView.as_view(url="/login/?next=/admin/", query_string=False)),
     path("admin/", admin.site.urls),
+    path("login/", account_views.login_page, name="login"),
+    path("logout/", account_views.logout_page, name="logout"),
+    path("", account_views.home_page, name="home"),
 ]
 
 handler400 = "config.errors.bad_request"

@@ -231,7 +231,7 @@ def _user_by_reference(reference: str) -> User:
         pass
     user = User.objects.filter(query, is_active=True).first()
     if user is None:
-        raise InvalidInput(f"No active user {reference!r}.")
+        raise InvalidInput(f"No active user {reference!r}.", field="user")
     return user
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from accounts.errors import LastAdmin
@@ -16,6 +17,8 @@ from accounts.roles import PERMISSIONS
 from accounts.services.sessions import session_revoke
 from audit.services import audit_record
 from config.errors import Conflict, InvalidInput
+
+ORGANIZATION_NAME_MAX = 200
 
 
 def _audit(
@@ -39,6 +42,8 @@ def organization_create(
         raise InvalidInput(
             f"Unknown tier {tier!r}; use one of {', '.join(Organization.Tier.values)}."
         )
+    if not name.strip() or len(name) > ORGANIZATION_NAME_MAX:
+        raise InvalidInput("The name must have 1 to 200 characters.", field="name")
     if Organization.objects.filter(slug=slug).exists():
         raise Conflict(f"An organization with slug {slug!r} exists already.")
     org = Organization.objects.create(name=name, slug=slug, tier=tier)
@@ -51,6 +56,12 @@ def user_create(
     *, username: str, email: str, password: str, name: str = "", validate: bool = True
 ) -> User:
     """Create a user with an Argon2id-hashed password (validated by Django's validators)."""
+    try:
+        User.username_validator(username)
+        validate_email(email)
+    except ValidationError as exc:
+        field = "email" if "email" in " ".join(exc.messages).lower() else "username"
+        raise InvalidInput(" ".join(exc.messages), field=field) from exc
     if User.objects.filter(username=username).exists():
         raise Conflict(f"A user named {username!r} exists already.")
     if User.objects.filter(email__iexact=email).exists():
@@ -60,7 +71,7 @@ def user_create(
         try:
             validate_password(password, user)
         except ValidationError as exc:
-            raise InvalidInput(" ".join(exc.messages)) from exc
+            raise InvalidInput(" ".join(exc.messages), field="password") from exc
     user.set_password(password)
     user.save()
     audit_record(action="user.created", resource_type="user", resource_id=str(user.id),
@@ -73,13 +84,17 @@ def _validated_groups(org: Organization, names: Iterable[str]) -> list[Group]:
     groups = list(Group.objects.filter(organization=org, name__in=wanted))
     missing = sorted(set(wanted) - {g.name for g in groups})
     if missing:
-        raise InvalidInput(f"No group named {', '.join(missing)} in this organization.")
+        raise InvalidInput(
+            f"No group named {', '.join(missing)} in this organization.", field="groups"
+        )
     return groups
 
 
 def _check_role(role: str) -> None:
     if role not in Role.values:
-        raise InvalidInput(f"Unknown role {role!r}; use one of {', '.join(Role.values)}.")
+        raise InvalidInput(
+            f"Unknown role {role!r}; use one of {', '.join(Role.values)}.", field="role"
+        )
 
 
 @transaction.atomic
@@ -101,12 +116,18 @@ def member_add(
 
 
 def _other_admins(membership: Membership) -> bool:
-    return (
-        Membership.objects.select_for_update()
+    """Tell whether another active admin would remain; locks the org's admin rows first.
+
+    Locking all of them, always in id order, keeps two admins demoting each
+    other at once from both succeeding (or deadlocking).
+    """
+    admins = list(
+        Membership.objects.select_for_update(of=("self",))
         .filter(organization_id=membership.organization_id, role=Role.ADMIN)
-        .exclude(id=membership.id)
-        .exists()
+        .order_by("id")
+        .values_list("id", "user__is_active")
     )
+    return any(admin_id != membership.id and active for admin_id, active in admins)
 
 
 @transaction.atomic
@@ -157,7 +178,7 @@ def _check_permissions(permissions: Iterable[str]) -> list[str]:
     chosen = sorted(set(permissions))
     unknown = [p for p in chosen if p not in PERMISSIONS]
     if unknown:
-        raise InvalidInput(f"Unknown permission {', '.join(unknown)}.")
+        raise InvalidInput(f"Unknown permission {', '.join(unknown)}.", field="permissions")
     return chosen
 
 
@@ -166,7 +187,9 @@ def _group_members(org: Organization, user_ids: Iterable[Any]) -> list[Membershi
     members = list(Membership.objects.filter(organization=org, user_id__in=wanted))
     missing = wanted - {str(m.user_id) for m in members}
     if missing:
-        raise InvalidInput("Only members of this organization can join its groups.")
+        raise InvalidInput(
+            "Only members of this organization can join its groups.", field="members"
+        )
     return members
 
 
@@ -246,7 +269,7 @@ def password_change(*, user: User, password: str, keep_session_id: Any = None) -
     try:
         validate_password(password, user)
     except ValidationError as exc:
-        raise InvalidInput(" ".join(exc.messages)) from exc
+        raise InvalidInput(" ".join(exc.messages), field="password") from exc
     user.set_password(password)
     user.save(update_fields=["password"])
     ended = sessions_revoke_all(

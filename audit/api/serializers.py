@@ -42,3 +42,24 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
             "prev_hash",
         ]
         read_only_fields = fields
+
+
+class AuditEventFilterSerializer(serializers.Serializer[Any]):
+    action = serializers.CharField(required=False, max_length=64)
+    actor_type = serializers.ChoiceField(choices=AuditEvent.ActorType.choices, required=False)
+    actor_id = serializers.CharField(required=False, max_length=64)
+    outcome = serializers.ChoiceField(choices=AuditEvent.Outcome.choices, required=False)
+    resource_type = serializers.CharField(required=False, max_length=64)
+    resource_id = serializers.CharField(required=False, max_length=128)
+    request_id = serializers.CharField(required=False, max_length=128)
+    since = serializers.DateTimeField(required=False, help_text="Events at or after (ISO 8601).")
+    until = serializers.DateTimeField(required=False, help_text="Events before (ISO 8601).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": "must be later than since"})
+        return attrs
+
+
+class AuditExportSerializer(AuditEventFilterSerializer):
+    format = serializers.ChoiceField(choices=["jsonl", "csv"], default="jsonl")

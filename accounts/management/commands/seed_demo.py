@@ -1,0 +1,97 @@
+"""`manage.py seed_demo`: a demo organization with a user of every role, for a first look."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import CommandParser
+from django.db import transaction
+
+from accounts.models import Group, Membership, Organization, User
+from accounts.services.organizations import (
+    group_create,
+    member_add,
+    organization_create,
+    password_change,
+    user_create,
+)
+from config.commands import SystemCommand
+
+DEMO_ORG = ("demo", "Demo Fleet", Organization.Tier.PRO)
+DEMO_USERS = (  # username, name, role, groups
+    ("alice", "Alice Admin", "admin", ()),
+    ("bob", "Bob User", "user", ()),
+    ("carol", "Carol Viewer", "viewer", ("editors",)),
+    ("dave", "Dave Guest", "guest", ("photographers",)),
+)
+DEMO_GROUPS = (
+    ("photographers", ["image:read", "image:upload"]),
+    ("editors", ["image:upload", "image:delete"]),
+)
+
+
+class Command(SystemCommand):
+    help = "Create the demo organization, its users and groups (idempotent); print the sign-ins."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--reset-passwords", action="store_true", help="give the demo users new passwords"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        credentials_file = Path(settings.VAR_DIR) / "demo-credentials.txt"
+        known = _read_credentials(credentials_file)
+        with transaction.atomic():
+            org = Organization.objects.filter(slug=DEMO_ORG[0]).first() or organization_create(
+                slug=DEMO_ORG[0], name=DEMO_ORG[1], tier=DEMO_ORG[2]
+            )
+            for name, permissions in DEMO_GROUPS:
+                if not Group.objects.filter(organization=org, name=name).exists():
+                    group_create(organization=org, name=name, permissions=permissions)
+            changed = self._users(org, reset=options["reset_passwords"])
+        if changed:
+            known.update(changed)
+            _write_credentials(credentials_file, known)
+        self.stdout.write(f"Demo organization: {org.name} ({org.slug}, tier {org.tier})")
+        self.stdout.write("Sign in as (username / password):")
+        for username, *_ in DEMO_USERS:
+            password = known.get(username, "(unknown here: run seed_demo --reset-passwords)")
+            self.stdout.write(f"  {username} / {password}")
+
+    def _users(self, org: Organization, *, reset: bool) -> dict[str, str]:
+        """Create the missing demo users (and reset the others' passwords if asked)."""
+        passwords: dict[str, str] = {}
+        for username, full_name, role, groups in DEMO_USERS:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                passwords[username] = secrets.token_urlsafe(12)
+                user = user_create(
+                    username=username,
+                    email=f"{username}@demo.vantage.invalid",
+                    name=full_name,
+                    password=passwords[username],
+                )
+            elif reset:
+                passwords[username] = secrets.token_urlsafe(12)
+                password_change(user=user, password=passwords[username])
+            if not Membership.objects.filter(user=user, organization=org).exists():
+                member_add(organization=org, user=user, role=role, groups=groups)
+        return passwords
+
+
+def _read_credentials(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = (line.split(" / ", 1) for line in path.read_text().splitlines() if " / " in line)
+    return dict(pairs)
+
+
+def _write_credentials(path: Path, credentials: dict[str, str]) -> None:
+    # Created readable by the owner only, before anything is written to it.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.writelines(f"{user} / {password}\n" for user, password in credentials.items())

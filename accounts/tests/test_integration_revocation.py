@@ -1,0 +1,94 @@
+"""Revocation through one server process is refused by another on the very next request."""
+
+import httpx
+import pytest
+
+from accounts.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory
+
+pytestmark = pytest.mark.integration
+
+
+def _login(server, username: str) -> dict:
+    response = httpx.post(
+        f"{server.url}/api/v1/auth/token",
+        json={"username": username, "password": PASSWORD},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _me(server, access: str) -> httpx.Response:
+    return httpx.get(
+        f"{server.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {access}"}, timeout=10
+    )
+
+
+def test_session_revoked_through_one_process_is_refused_by_the_other(server_processes):
+    org = OrganizationFactory(slug="twoproc")
+    user = MembershipFactory(organization=org, role="user", user__username="erin").user
+    first, second = server_processes(count=2)
+    assert first.process.pid != second.process.pid
+
+    laptop = _login(first, user.username)
+    phone = _login(first, user.username)
+    # Both processes have served (and cached) the laptop's session.
+    assert _me(first, laptop["access"]).status_code == 200
+    assert _me(second, laptop["access"]).status_code == 200
+
+    # The phone ends the laptop's session through the second process...
+    revoke = httpx.delete(
+        f"{second.url}/api/v1/auth/sessions/{laptop['session_id']}",
+        headers={"Authorization": f"Bearer {phone['access']}"},
+        timeout=10,
+    )
+    assert revoke.status_code == 204
+
+    # ...and the first process refuses the laptop's token on its next request.
+    refused = _me(first, laptop["access"])
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "TOKEN_REVOKED"
+    assert _me(first, phone["access"]).status_code == 200
+
+
+def test_logout_on_one_process_is_refused_by_the_other(server_processes):
+    org = OrganizationFactory(slug="twoproc-logout")
+    user = MembershipFactory(organization=org, role="viewer", user__username="frank").user
+    first, second = server_processes(count=2)
+    tokens = _login(second, user.username)
+    assert _me(first, tokens["access"]).status_code == 200
+
+    logout = httpx.post(
+        f"{second.url}/api/v1/auth/logout",
+        headers={"Authorization": f"Bearer {tokens['access']}"},
+        timeout=10,
+    )
+    assert logout.status_code == 204
+
+    assert _me(first, tokens["access"]).json()["code"] == "TOKEN_REVOKED"
+    refresh = httpx.post(
+        f"{first.url}/api/v1/auth/token/refresh", json={"refresh": tokens["refresh"]}, timeout=10
+    )
+    assert refresh.status_code == 401
+
+
+def test_demotion_through_one_process_is_seen_by_the_other(server_processes):
+    org = OrganizationFactory(slug="twoproc-demote")
+    admin = MembershipFactory(organization=org, role="admin", user__username="grace").user
+    member = MembershipFactory(organization=org, role="admin", user__username="heidi").user
+    first, second = server_processes(count=2)
+    admin_tokens = _login(first, admin.username)
+    member_tokens = _login(second, member.username)
+    assert _me(second, member_tokens["access"]).json()["role"] == "admin"
+
+    demote = httpx.patch(
+        f"{first.url}/api/v1/orgs/current/members/{member.id}",
+        json={"role": "viewer"},
+        headers={"Authorization": f"Bearer {admin_tokens['access']}"},
+        timeout=10,
+    )
+    assert demote.status_code == 200
+
+    me = _me(second, member_tokens["access"]).json()
+    assert me["role"] == "viewer"
+    assert me["permissions"] == ["image:read"]
