@@ -45,7 +45,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and "integration" in report.keywords:
+    if report.skipped and not hasattr(report, "wasxfail") and "integration" in report.keywords:
         _skipped_integration.append(report.nodeid)
 
 
@@ -86,7 +86,7 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
         if connection.vendor == "postgresql":
             name = connection.settings_dict["NAME"]
             with connection.cursor() as cursor:
-                cursor.execute(f'ALTER DATABASE "{name}" SET vantage.allow_flush = \'on\'')
+                cursor.execute(f"ALTER DATABASE \"{name}\" SET vantage.allow_flush = 'on'")
             connection.close()  # new connections pick the setting up
 
 

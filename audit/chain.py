@@ -11,9 +11,26 @@ from django.core.serializers.json import DjangoJSONEncoder
 from audit.models import AuditEvent
 
 
+def _stable_numbers(value: Any) -> Any:
+    # PostgreSQL keeps JSON numbers as numeric: 1e16 reads back as an integer
+    # and -0.0 as 0. Whole floats are stored as integers so every database
+    # returns what was hashed.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _stable_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_stable_numbers(item) for item in value]
+    return value
+
+
 def canonical_details(details: dict[str, Any]) -> dict[str, Any]:
-    """Return details as they read back from a JSON column, so hashing is stable."""
-    loaded: dict[str, Any] = json.loads(json.dumps(details, cls=DjangoJSONEncoder))
+    """Return details as they read back from a JSON column, so hashing is stable.
+
+    Raises ValueError for values JSON cannot carry (NaN, infinities).
+    """
+    text = json.dumps(details, cls=DjangoJSONEncoder, allow_nan=False)
+    loaded: dict[str, Any] = _stable_numbers(json.loads(text))
     return loaded
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from config.request_context import (
     current_actor,
     current_client,
     current_request_id,
+    normalized_ip,
 )
 
 logger = structlog.get_logger("vantage.audit")
@@ -37,15 +37,6 @@ def _locked_head(chain: str) -> AuditChainHead:
     except IntegrityError:
         pass  # another writer created it first; lock theirs
     return AuditChainHead.objects.select_for_update().get(chain=chain)
-
-
-def _normalized_ip(ip: str | None) -> str | None:
-    if not ip:
-        return None
-    try:
-        return str(ipaddress.ip_address(ip))
-    except ValueError:
-        return None
 
 
 @transaction.atomic
@@ -82,7 +73,7 @@ def audit_record(
         resource_type=resource_type,
         resource_id=str(resource_id)[:128],
         outcome=outcome,
-        ip=_normalized_ip(client.ip),
+        ip=normalized_ip(client.ip),
         user_agent=client.user_agent[:512],
         request_id=(current_request_id() or "")[:128],
         details=canonical_details(details or {}),
@@ -159,5 +150,8 @@ def _purge_chain(chain: str, cutoff: Any) -> int:
             # The append-only trigger lets deletes through in this transaction only.
             cursor.execute("SET LOCAL vantage.audit_purge = 'on'")
     deleted = doomed._raw_delete(doomed.db)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL vantage.audit_purge = 'off'")
     logger.info("audit_purged", chain=chain, position=last["position"], removed=deleted)
     return int(deleted)

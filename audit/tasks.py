@@ -7,7 +7,7 @@ import structlog
 from celery import shared_task
 from django.conf import settings
 
-from audit.api.serializers import AuditEventSerializer
+from audit.api.serializers import event_document
 from audit.models import AuditEvent
 
 logger = structlog.get_logger("vantage.audit")
@@ -34,7 +34,7 @@ def audit_event_deliver(event_id: str) -> None:
         headers["Authorization"] = f"Bearer {settings.AUDIT_SINK_TOKEN}"
     response = httpx.post(
         settings.AUDIT_SINK_URL,
-        json=AuditEventSerializer(event).data,
+        json=event_document(event),
         headers=headers,
         timeout=settings.AUDIT_SINK_TIMEOUT,
     )

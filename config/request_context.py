@@ -46,9 +46,19 @@ def current_request_id() -> str | None:
     return str(value) if value else None
 
 
+def normalized_ip(value: str | None) -> str | None:
+    """Return the address in one canonical form (IPv4-mapped IPv6 as IPv4), or None."""
+    try:
+        address = ipaddress.ip_address((value or "").strip())
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
+
+
 def client_ip(request: HttpRequest) -> str | None:
     """Return the client's address, trusting only the configured number of proxies."""
-    remote = request.META.get("REMOTE_ADDR") or None
+    remote = normalized_ip(request.META.get("REMOTE_ADDR"))
     proxies = settings.TRUSTED_PROXY_COUNT
     if proxies <= 0:
         return remote
@@ -59,11 +69,7 @@ def client_ip(request: HttpRequest) -> str | None:
     forwarded = [part for part in forwarded if part]
     if len(forwarded) < proxies:
         return remote
-    candidate = forwarded[-proxies]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return remote
+    return normalized_ip(forwarded[-proxies]) or remote
 
 
 @dataclass(frozen=True)

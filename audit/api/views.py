@@ -5,14 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +24,7 @@ from audit.api.serializers import (
     AuditEventFilterSerializer,
     AuditEventSerializer,
     AuditExportSerializer,
+    event_document,
 )
 from audit.selectors import audit_event_list
 
@@ -68,7 +71,7 @@ class AuditEventListApi(APIView):
 
 def _jsonl(events: Any) -> Iterator[str]:
     for event in events.iterator(chunk_size=1000):
-        yield json.dumps(AuditEventSerializer(event).data, separators=(",", ":")) + "\n"
+        yield json.dumps(event_document(event), separators=(",", ":")) + "\n"
 
 
 def _csv(events: Any) -> Iterator[str]:
@@ -91,10 +94,21 @@ def _csv(events: Any) -> Iterator[str]:
         yield flush()
 
 
+class ExportNegotiation(DefaultContentNegotiation):
+    """`?format=` names the export's format here, not a DRF renderer."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
 class AuditEventExportApi(APIView):
     """Every matching event, streamed as JSON lines or CSV (never held in memory at once)."""
 
     required_permission = "audit:read"
+    content_negotiation_class = ExportNegotiation
 
     @extend_schema(
         parameters=[AuditExportSerializer],
