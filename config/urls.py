@@ -26,6 +26,7 @@ urlpatterns = [
     # Staff sign in like everyone else, so their browser session is listed and revocable.
     path("admin/login/", RedirectView.as_view(url="/login/?next=/admin/", query_string=False)),
     path("admin/", admin.site.urls),
+    path("favicon.ico", RedirectView.as_view(url="/static/favicon.svg", permanent=True)),
     path("login/", account_views.login_page, name="login"),
     path("logout/", account_views.logout_page, name="logout"),
     path("", account_views.home_page, name="home"),
