@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from typing import Any
@@ -59,7 +60,7 @@ def _admin_client() -> tuple[Client, Any]:
 
 
 def _recording_cost() -> None:
-    from accounts.models import LoginFailure
+    from audit.models import AuditCheckpoint
     from audit.services import audit_record
 
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
@@ -67,9 +68,13 @@ def _recording_cost() -> None:
     statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     print(f"queries of one audit_record in a transaction: {statements}")
 
+    positions = itertools.count(1)
+
     def plain_insert() -> None:
         with transaction.atomic():
-            LoginFailure.objects.create(username="bench", ip="127.0.0.1")
+            AuditCheckpoint.objects.create(
+                chain="bench-baseline", position=next(positions), hash="0", purged_events=0
+            )
 
     def recorded() -> None:
         with transaction.atomic():

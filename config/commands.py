@@ -23,3 +23,5 @@ class SystemCommand(BaseCommand):
             return super().execute(*args, **options)
         except DomainError as exc:
             raise CommandError(exc.detail) from exc
+        finally:
+            begin_context(client=ClientInfo())

@@ -60,7 +60,9 @@ class RequestContextMiddleware:
             log("request_finished", status=response.status_code, duration_ms=round(duration_ms, 2))
             return response
         finally:
+            # Nothing of this request may linger in the thread after it.
             structlog.contextvars.clear_contextvars()
+            begin_context(client=ClientInfo())
 
 
 class ProblemDetailsMiddleware:
