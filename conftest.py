@@ -100,6 +100,32 @@ def _isolated_cache() -> Iterator[None]:
         cache.clear()
 
 
+PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
+
+
+def assert_problem(
+    response: Any, *, status: int, code: str, with_errors: bool | None = None
+) -> dict[str, Any]:
+    """Check an RFC 9457 problem-details answer and return its body.
+
+    Validation errors must list their `errors`; `with_errors` asserts either way.
+    """
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    expect_errors = code == "VALIDATION_ERROR" if with_errors is None else with_errors
+    assert set(body) == (PROBLEM_KEYS | {"errors"} if expect_errors else PROBLEM_KEYS)
+    assert body["type"] == "about:blank"
+    assert body["status"] == status
+    assert body["code"] == code
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert body["request_id"] == response["X-Request-ID"]
+    return body
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

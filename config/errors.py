@@ -121,6 +121,9 @@ def problem_response(
         "code": code,
         "request_id": current_request_id(),
     }
+    if errors is None and code == "VALIDATION_ERROR":
+        # Every validation error lists what is wrong, even when nothing names a field.
+        errors = [{"field": None, "message": detail, "code": "invalid"}]
     if errors is not None:
         body["errors"] = errors
     response = JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
@@ -202,15 +205,12 @@ def _drf_problem(exc: drf.APIException) -> HttpResponse:
 def exception_to_problem(exc: BaseException) -> HttpResponse:
     """Return the problem-details response for any exception raised while serving."""
     if isinstance(exc, DomainError):
-        errors = exc.errors
-        if errors is None and exc.code == "VALIDATION_ERROR":
-            errors = [{"field": None, "message": exc.detail, "code": "invalid"}]
         return problem_response(
             status=exc.status,
             code=exc.code,
             detail=exc.detail,
             title=exc.title,
-            errors=errors,
+            errors=exc.errors,
             headers=exc.headers,
         )
     if isinstance(exc, drf.APIException):

@@ -47,6 +47,30 @@ def _user_actor(user: User) -> Actor:
     return Actor("user", str(user.id), user.username)
 
 
+def _audit_session(
+    action: str,
+    session: Session,
+    *,
+    details: dict[str, Any],
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    by_user: bool = True,
+) -> None:
+    """Record an event about a session in its organization's chain.
+
+    The actor is the session's user, or (by_user=False) whoever acts now.
+    """
+    audit_record(
+        action=action,
+        outcome=outcome,
+        organization_id=session.organization_id,
+        organization_display=session.organization.slug,
+        actor=_user_actor(session.user) if by_user else None,
+        resource_type="session",
+        resource_id=str(session.id),
+        details=details,
+    )
+
+
 def _resolve_membership(user: User, org: str | None) -> Membership | None:
     if not org:
         return default_membership(user)
@@ -127,15 +151,7 @@ def _login_succeeded(*, user: User, membership: Membership, kind: str) -> SignIn
         login_failures_clear(username=user.email)
     User.objects.filter(id=user.id).update(last_login=timezone.now())
     metrics.LOGINS.labels(outcome="success").inc()
-    audit_record(
-        action="auth.login",
-        organization_id=membership.organization_id,
-        organization_display=membership.organization.slug,
-        actor=_user_actor(user),
-        resource_type="session",
-        resource_id=str(session.id),
-        details={"kind": kind, "device": session.device},
-    )
+    _audit_session("auth.login", session, details={"kind": kind, "device": session.device})
     return SignIn(session=session, membership=membership, tokens=tokens)
 
 
@@ -171,14 +187,10 @@ def _refresh(claims: dict[str, Any]) -> SignIn | None:
         and now - session.refreshed_at <= window
     )
     if jti != session.refresh_jti and not tolerated:
-        audit_record(
-            action="auth.refresh_reuse_detected",
+        _audit_session(
+            "auth.refresh_reuse_detected",
+            session,
             outcome=AuditEvent.Outcome.DENIED,
-            organization_id=session.organization_id,
-            organization_display=session.organization.slug,
-            actor=_user_actor(session.user),
-            resource_type="session",
-            resource_id=str(session.id),
             details={"refresh_count": session.refresh_count},
         )
         session_revoke(session=session, reason="refresh_token_reuse")
@@ -202,14 +214,8 @@ def _refresh(claims: dict[str, Any]) -> SignIn | None:
             "refresh_count",
         ]
     )
-    audit_record(
-        action="auth.token_refreshed",
-        organization_id=session.organization_id,
-        organization_display=session.organization.slug,
-        actor=_user_actor(session.user),
-        resource_type="session",
-        resource_id=str(session.id),
-        details={"refresh_count": session.refresh_count},
+    _audit_session(
+        "auth.token_refreshed", session, details={"refresh_count": session.refresh_count}
     )
     return SignIn(session=session, membership=membership, tokens=tokens)
 
@@ -236,15 +242,7 @@ def org_switch(*, session: Session, org: str) -> SignIn:
         update_fields=["organization", "previous_refresh_jti", "refresh_jti", "refreshed_at"]
     )
     _session_state_replace(session)
-    audit_record(
-        action="auth.org_switched",
-        organization_id=membership.organization_id,
-        organization_display=membership.organization.slug,
-        actor=_user_actor(session.user),
-        resource_type="session",
-        resource_id=str(session.id),
-        details={"from_organization_id": str(previous)},
-    )
+    _audit_session("auth.org_switched", session, details={"from_organization_id": str(previous)})
     return SignIn(session=session, membership=membership, tokens=tokens)
 
 
@@ -277,12 +275,10 @@ def session_revoke(*, session: Session, reason: str) -> bool:
     if session.django_session_key:
         engine: type[SessionBase] = import_string(settings.SESSION_ENGINE + ".SessionStore")
         engine(session.django_session_key).delete()
-    audit_record(
-        action="auth.logout" if reason == "logout" else "auth.session_revoked",
-        organization_id=session.organization_id,
-        organization_display=str(getattr(session.organization, "slug", "")),
-        resource_type="session",
-        resource_id=str(session.id),
+    _audit_session(
+        "auth.logout" if reason == "logout" else "auth.session_revoked",
+        session,
+        by_user=False,
         details={"reason": reason, "kind": session.kind, "user_id": str(session.user_id)},
     )
     return True

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from accounts.models import LoginFailure, Session
 from accounts.tests.factories import PASSWORD, MembershipFactory, UserFactory
 from audit.models import AuditEvent
+from conftest import assert_problem
 
 TOKEN_URL = "/api/v1/auth/token"
 ME_URL = "/api/v1/auth/me"
@@ -21,16 +22,6 @@ FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Fi
 T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 
 pytestmark = pytest.mark.django_db
-
-
-def assert_problem(response: Any, *, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["request_id"] == response["X-Request-ID"]
-    return body
 
 
 def sign_in(client: APIClient, login: str, password: str = PASSWORD, **extra: Any) -> Any:

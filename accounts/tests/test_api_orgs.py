@@ -11,7 +11,7 @@ import pytest
 from accounts.models import Group, Membership, Session
 from accounts.tests.factories import GroupFactory, MembershipFactory, UserFactory
 from audit.models import AuditEvent
-from conftest import login_client
+from conftest import assert_problem, login_client
 
 CURRENT = "/api/v1/orgs/current"
 MEMBERS = "/api/v1/orgs/current/members"
@@ -25,19 +25,9 @@ ROLE_FIXTURE = {"admin": "admin", "user": "member", "viewer": "viewer", "guest":
 NON_ADMINS = ["user", "viewer", "guest"]
 
 
-def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["detail"]
-    return body
-
-
 def _invalid(response: Any) -> dict[str, Any]:
     """Assert a 400 VALIDATION_ERROR carrying the contract's `errors` list."""
-    body = _problem(response, 400, "VALIDATION_ERROR")
+    body = assert_problem(response, status=400, code="VALIDATION_ERROR")
     assert isinstance(body.get("errors"), list), body
     assert body["errors"]
     assert all({"field", "message", "code"} <= set(e) for e in body["errors"])
@@ -92,14 +82,14 @@ def test_the_outsider_sees_their_own_organization(other_org, outsider_client):
 def test_current_organization_requires_authentication(api_client, org):
     response = api_client.get(CURRENT)
 
-    _problem(response, 401, "NOT_AUTHENTICATED")
+    assert_problem(response, status=401, code="NOT_AUTHENTICATED")
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_current_organization_refuses_a_forged_token(api_client, org):
     api_client.credentials(HTTP_AUTHORIZATION="Bearer not-a-jwt")
 
-    _problem(api_client.get(CURRENT), 401, "AUTHENTICATION_FAILED")
+    assert_problem(api_client.get(CURRENT), status=401, code="AUTHENTICATION_FAILED")
 
 
 # --- GET /orgs/current/members -------------------------------------------------------
@@ -155,7 +145,7 @@ def test_listing_members_takes_a_bounded_number_of_queries(
 
 
 def test_listing_members_requires_authentication(api_client, org):
-    _problem(api_client.get(MEMBERS), 401, "NOT_AUTHENTICATED")
+    assert_problem(api_client.get(MEMBERS), status=401, code="NOT_AUTHENTICATED")
 
 
 # --- POST /orgs/current/members -------------------------------------------------------
@@ -241,7 +231,9 @@ def test_a_member_of_another_organization_can_be_added_too(org, other_org, admin
 def test_adding_an_unknown_user_is_a_validation_error(org, admin_client, payload):
     members_before = Membership.objects.count()
 
-    _problem(admin_client.post(MEMBERS, payload, format="json"), 400, "VALIDATION_ERROR")
+    assert_problem(
+        admin_client.post(MEMBERS, payload, format="json"), status=400, code="VALIDATION_ERROR"
+    )
 
     assert Membership.objects.count() == members_before
     assert not _events(org, "org.member_added").exists()
@@ -253,7 +245,7 @@ def test_adding_a_deactivated_user_is_a_validation_error(org, admin_client, newc
 
     response = admin_client.post(MEMBERS, {"user": "erin", "role": "user"}, format="json")
 
-    _problem(response, 400, "VALIDATION_ERROR")
+    assert_problem(response, status=400, code="VALIDATION_ERROR")
     assert _membership(org, newcomer) is None
 
 
@@ -285,7 +277,7 @@ def test_adding_with_an_unknown_group_creates_no_membership(org, admin_client, n
         MEMBERS, {"user": "erin", "role": "user", "groups": ["editors", "ghosts"]}, format="json"
     )
 
-    body = _problem(response, 400, "VALIDATION_ERROR")
+    body = assert_problem(response, status=400, code="VALIDATION_ERROR")
     assert "ghosts" in body["detail"]
     assert _membership(org, newcomer) is None
     assert not _events(org, "org.member_added").exists()
@@ -300,14 +292,14 @@ def test_adding_with_a_group_of_another_organization_creates_no_membership(
         MEMBERS, {"user": "erin", "role": "user", "groups": ["globex-only"]}, format="json"
     )
 
-    _problem(response, 400, "VALIDATION_ERROR")
+    assert_problem(response, status=400, code="VALIDATION_ERROR")
     assert _membership(org, newcomer) is None
 
 
 def test_adding_someone_who_is_already_a_member_is_a_conflict(org, admin_client, viewer):
     response = admin_client.post(MEMBERS, {"user": "carol", "role": "admin"}, format="json")
 
-    _problem(response, 409, "CONFLICT")
+    assert_problem(response, status=409, code="CONFLICT")
     assert _membership(org, viewer).role == "viewer"
     assert Membership.objects.filter(organization=org, user=viewer).count() == 1
     assert not _events(org, "org.member_added").exists()
@@ -319,7 +311,7 @@ def test_a_non_admin_cannot_add_members(request, org, newcomer, role):
         MEMBERS, {"user": "erin", "role": "admin"}, format="json"
     )
 
-    body = _problem(response, 403, "PERMISSION_DENIED")
+    body = assert_problem(response, status=403, code="PERMISSION_DENIED")
     assert body["detail"] == "Permission denied: org:admin"
     assert _membership(org, newcomer) is None
     assert not _events(org, "org.member_added").exists()
@@ -415,7 +407,7 @@ def test_changing_groups_to_an_unknown_one_changes_nothing(org, member, admin_cl
         _member_url(member), {"role": "viewer", "groups": ["ghosts"]}, format="json"
     )
 
-    _problem(response, 400, "VALIDATION_ERROR")
+    assert_problem(response, status=400, code="VALIDATION_ERROR")
     membership = _membership(org, member)
     assert membership.role == "user"
     assert list(membership.groups.values_list("name", flat=True)) == ["editors"]
@@ -438,7 +430,7 @@ def test_patching_a_member_of_another_organization_is_not_found(
 ):
     response = admin_client.patch(_member_url(outsider), {"role": "guest"}, format="json")
 
-    _problem(response, 404, "NOT_FOUND")
+    assert_problem(response, status=404, code="NOT_FOUND")
     assert _membership(other_org, outsider).role == "admin"
     assert _membership(org, outsider) is None
 
@@ -446,14 +438,14 @@ def test_patching_a_member_of_another_organization_is_not_found(
 def test_the_outsider_cannot_patch_a_member_of_org(org, member, outsider_client):
     response = outsider_client.patch(_member_url(member), {"role": "admin"}, format="json")
 
-    _problem(response, 404, "NOT_FOUND")
+    assert_problem(response, status=404, code="NOT_FOUND")
     assert _membership(org, member).role == "user"
 
 
 def test_patching_an_unknown_user_id_is_not_found(org, admin_client):
     response = admin_client.patch(f"{MEMBERS}/{uuid.uuid4()}", {"role": "user"}, format="json")
 
-    _problem(response, 404, "NOT_FOUND")
+    assert_problem(response, status=404, code="NOT_FOUND")
 
 
 @pytest.mark.parametrize("role", NON_ADMINS)
@@ -465,21 +457,21 @@ def test_a_non_admin_cannot_change_roles(request, org, member, viewer, role):
         _member_url(target), {"role": "admin"}, format="json"
     )
 
-    _problem(response, 403, "PERMISSION_DENIED")
+    assert_problem(response, status=403, code="PERMISSION_DENIED")
     assert _membership(org, target).role == before
 
 
 def test_a_member_cannot_promote_themselves(org, member, member_client):
     response = member_client.patch(_member_url(member), {"role": "admin"}, format="json")
 
-    _problem(response, 403, "PERMISSION_DENIED")
+    assert_problem(response, status=403, code="PERMISSION_DENIED")
     assert _membership(org, member).role == "user"
 
 
 def test_demoting_the_last_admin_is_a_conflict(org, admin, member, admin_client):
     response = admin_client.patch(_member_url(admin), {"role": "user"}, format="json")
 
-    body = _problem(response, 409, "CONFLICT")
+    body = assert_problem(response, status=409, code="CONFLICT")
     assert "promote another" in body["detail"]
     assert "admin" in body["detail"]
     assert _membership(org, admin).role == "admin"
@@ -503,7 +495,7 @@ def test_an_admin_of_another_organization_does_not_count_as_an_admin(
 ):
     response = admin_client.patch(_member_url(admin), {"role": "guest"}, format="json")
 
-    _problem(response, 409, "CONFLICT")
+    assert_problem(response, status=409, code="CONFLICT")
     assert _membership(org, admin).role == "admin"
 
 
@@ -523,7 +515,7 @@ def test_a_deactivated_admin_does_not_count_when_demoting_the_last_active_admin(
 ):
     response = admin_client.patch(_member_url(admin), {"role": "user"}, format="json")
 
-    _problem(response, 409, "CONFLICT")
+    assert_problem(response, status=409, code="CONFLICT")
     assert _membership(org, admin).role == "admin"
 
 
@@ -532,7 +524,7 @@ def test_a_deactivated_admin_does_not_count_when_removing_the_last_active_admin(
 ):
     response = admin_client.delete(_member_url(admin))
 
-    _problem(response, 409, "CONFLICT")
+    assert_problem(response, status=409, code="CONFLICT")
     assert _membership(org, admin) is not None
 
 
@@ -563,7 +555,7 @@ def test_removing_a_member_revokes_their_sessions_in_that_org_at_once(
     assert event.actor_id == str(admin.id)
     assert event.details["username"] == "bob"
 
-    _problem(member_client.get(ME), 401, "TOKEN_REVOKED")
+    assert_problem(member_client.get(ME), status=401, code="TOKEN_REVOKED")
     # Their session in another organization is theirs to keep.
     assert Session.objects.get(id=elsewhere.sign_in.session.id).revoked_at is None
     assert elsewhere.get(ME).status_code == 200
@@ -582,7 +574,7 @@ def test_removing_a_member_drops_them_from_the_organizations_groups(org, member,
 def test_removing_the_last_admin_is_a_conflict(org, admin, admin_client):
     response = admin_client.delete(_member_url(admin))
 
-    body = _problem(response, 409, "CONFLICT")
+    body = assert_problem(response, status=409, code="CONFLICT")
     assert "promote another" in body["detail"]
     assert _membership(org, admin) is not None
     assert Session.objects.filter(user=admin, revoked_at__isnull=False).count() == 0
@@ -602,13 +594,13 @@ def test_removing_a_member_of_another_organization_is_not_found(
 ):
     response = admin_client.delete(_member_url(outsider))
 
-    _problem(response, 404, "NOT_FOUND")
+    assert_problem(response, status=404, code="NOT_FOUND")
     assert _membership(other_org, outsider) is not None
     assert not _events(other_org, "org.member_removed").exists()
 
 
 def test_the_outsider_cannot_remove_a_member_of_org(org, member, outsider_client):
-    _problem(outsider_client.delete(_member_url(member)), 404, "NOT_FOUND")
+    assert_problem(outsider_client.delete(_member_url(member)), status=404, code="NOT_FOUND")
 
     assert _membership(org, member) is not None
 
@@ -620,7 +612,7 @@ def test_a_non_admin_cannot_remove_members(request, org, member, viewer, role):
 
     response = _client_for(request, role).delete(_member_url(target))
 
-    _problem(response, 403, "PERMISSION_DENIED")
+    assert_problem(response, status=403, code="PERMISSION_DENIED")
     assert _membership(org, target) is not None
     assert not _events(org, "org.member_removed").exists()
 
@@ -657,7 +649,9 @@ def test_an_admin_lists_the_groups_with_permissions_and_members(
 def test_a_non_admin_cannot_list_groups(request, org, role):
     GroupFactory(organization=org, name="editors")
 
-    body = _problem(_client_for(request, role).get(GROUPS), 403, "PERMISSION_DENIED")
+    body = assert_problem(
+        _client_for(request, role).get(GROUPS), status=403, code="PERMISSION_DENIED"
+    )
 
     assert body["detail"] == "Permission denied: org:admin"
 
@@ -701,7 +695,7 @@ def test_creating_a_group_with_a_taken_name_is_a_conflict(org, admin_client):
         GROUPS, {"name": "editors", "permissions": ["image:upload"]}, format="json"
     )
 
-    _problem(response, 409, "CONFLICT")
+    assert_problem(response, status=409, code="CONFLICT")
     assert Group.objects.get(organization=org, name="editors").permissions == ["image:read"]
     assert not _events(org, "org.group_changed").exists()
 
@@ -752,7 +746,7 @@ def test_creating_a_group_with_a_member_of_another_organization_is_refused(
         format="json",
     )
 
-    _problem(response, 400, "VALIDATION_ERROR")
+    assert_problem(response, status=400, code="VALIDATION_ERROR")
     assert not Group.objects.filter(organization=org).exists()
     assert not _events(org, "org.group_changed").exists()
 
@@ -764,7 +758,7 @@ def test_creating_a_group_with_an_unknown_user_id_is_refused(org, admin_client):
         format="json",
     )
 
-    _problem(response, 400, "VALIDATION_ERROR")
+    assert_problem(response, status=400, code="VALIDATION_ERROR")
     assert not Group.objects.filter(organization=org).exists()
 
 
@@ -774,7 +768,7 @@ def test_a_non_admin_cannot_create_groups(request, org, role):
         GROUPS, {"name": "editors", "permissions": ["org:admin"]}, format="json"
     )
 
-    _problem(response, 403, "PERMISSION_DENIED")
+    assert_problem(response, status=403, code="PERMISSION_DENIED")
     assert not Group.objects.filter(organization=org).exists()
 
 
@@ -839,7 +833,7 @@ def test_renaming_a_group_to_a_taken_name_is_a_conflict(org, admin_client, edito
 
     response = admin_client.patch(_group_url(editors.id), {"name": "auditors"}, format="json")
 
-    _problem(response, 409, "CONFLICT")
+    assert_problem(response, status=409, code="CONFLICT")
     editors.refresh_from_db()
     assert editors.name == "editors"
 
@@ -869,7 +863,7 @@ def test_patching_a_group_with_a_member_of_another_organization_is_refused(
         _group_url(editors.id), {"members": [str(outsider.id)]}, format="json"
     )
 
-    _problem(response, 400, "VALIDATION_ERROR")
+    assert_problem(response, status=400, code="VALIDATION_ERROR")
     assert [m.user_id for m in editors.members.all()] == [member.id]
 
 
@@ -878,20 +872,20 @@ def test_patching_a_group_of_another_organization_is_not_found(org, other_org, a
 
     response = admin_client.patch(_group_url(theirs.id), {"name": "mine"}, format="json")
 
-    _problem(response, 404, "NOT_FOUND")
+    assert_problem(response, status=404, code="NOT_FOUND")
     theirs.refresh_from_db()
     assert theirs.name == "globex-only"
 
 
 def test_the_outsider_cannot_patch_or_delete_a_group_of_org(org, outsider_client, editors):
-    _problem(
+    assert_problem(
         outsider_client.patch(
             _group_url(editors.id), {"permissions": ["org:admin"]}, format="json"
         ),
-        404,
-        "NOT_FOUND",
+        status=404,
+        code="NOT_FOUND",
     )
-    _problem(outsider_client.delete(_group_url(editors.id)), 404, "NOT_FOUND")
+    assert_problem(outsider_client.delete(_group_url(editors.id)), status=404, code="NOT_FOUND")
 
     editors.refresh_from_db()
     assert editors.permissions == ["image:read"]
@@ -901,19 +895,19 @@ def test_the_outsider_cannot_patch_or_delete_a_group_of_org(org, outsider_client
 def test_a_non_admin_cannot_patch_or_delete_groups(request, org, role, editors):
     client = _client_for(request, role)
 
-    _problem(
+    assert_problem(
         client.patch(_group_url(editors.id), {"permissions": ["org:admin"]}, format="json"),
-        403,
-        "PERMISSION_DENIED",
+        status=403,
+        code="PERMISSION_DENIED",
     )
-    _problem(client.delete(_group_url(editors.id)), 403, "PERMISSION_DENIED")
+    assert_problem(client.delete(_group_url(editors.id)), status=403, code="PERMISSION_DENIED")
 
     editors.refresh_from_db()
     assert editors.permissions == ["image:read"]
 
 
 def test_deleting_an_unknown_group_is_not_found(org, admin_client):
-    _problem(admin_client.delete(_group_url(uuid.uuid4())), 404, "NOT_FOUND")
+    assert_problem(admin_client.delete(_group_url(uuid.uuid4())), status=404, code="NOT_FOUND")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -944,7 +938,7 @@ def test_deleting_a_group_takes_its_permissions_away_on_the_next_request(
 def test_deleting_a_group_of_another_organization_is_not_found(org, other_org, admin_client):
     theirs = GroupFactory(organization=other_org, name="globex-only")
 
-    _problem(admin_client.delete(_group_url(theirs.id)), 404, "NOT_FOUND")
+    assert_problem(admin_client.delete(_group_url(theirs.id)), status=404, code="NOT_FOUND")
 
     assert Group.objects.filter(id=theirs.id).exists()
 

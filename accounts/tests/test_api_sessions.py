@@ -19,6 +19,7 @@ from accounts.models import Session
 from accounts.services.organizations import member_remove, user_deactivate
 from accounts.tests.factories import PASSWORD, GroupFactory, MembershipFactory
 from audit.models import AuditEvent
+from conftest import assert_problem
 
 TOKEN_URL = "/api/v1/auth/token"
 REFRESH_URL = "/api/v1/auth/token/refresh"
@@ -37,15 +38,6 @@ ALL_PERMISSIONS = [
 USER_PERMISSIONS = ["image:delete", "image:read", "image:upload"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def assert_problem(response: Any, *, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    return body
 
 
 def obtain(username: str, *, org: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from accounts.models import Session
 from accounts.tests.factories import PASSWORD, MembershipFactory
 from audit.models import AuditEvent
+from conftest import assert_problem
 
 TOKEN_URL = "/api/v1/auth/token"
 REFRESH_URL = "/api/v1/auth/token/refresh"
@@ -23,15 +24,6 @@ ME_URL = "/api/v1/auth/me"
 T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 
 pytestmark = pytest.mark.django_db
-
-
-def assert_problem(response: Any, *, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    return body
 
 
 def obtain(username: str = "bob") -> dict[str, Any]:

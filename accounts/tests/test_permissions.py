@@ -10,7 +10,7 @@ from accounts.authorization import decision_check
 from accounts.models import Group, Membership
 from accounts.principal import member_view_load, principal_from_view
 from audit.models import AuditEvent
-from conftest import login_client
+from conftest import assert_problem, login_client
 
 ME = "/api/v1/auth/me"
 GROUPS = "/api/v1/orgs/current/groups"
@@ -37,15 +37,6 @@ def _principal(user: Any, org: Any) -> Any:
     view = member_view_load(organization_id=org.id, user_id=user.id)
     assert view["status"] == "ok"
     return principal_from_view(view)
-
-
-def _assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    return body
 
 
 def _denials(org: Any, permission: str) -> Any:
@@ -218,7 +209,7 @@ def test_a_view_requiring_org_admin_refuses_a_lower_role_and_audits_it(request, 
 
     response = client.post(GROUPS, {"name": "editors", "permissions": []}, format="json")
 
-    body = _assert_problem(response, 403, "PERMISSION_DENIED")
+    body = assert_problem(response, status=403, code="PERMISSION_DENIED")
     assert body["detail"] == "Permission denied: org:admin"
     assert not Group.objects.filter(organization=org).exists()
     event = _denials(org, "org:admin").get()
@@ -233,7 +224,7 @@ def test_a_view_requiring_org_admin_refuses_a_lower_role_and_audits_it(request, 
 def test_repeated_denials_within_a_minute_are_audited_once(org, member, member_client):
     for _ in range(3):
         response = member_client.post(GROUPS, {"name": "editors", "permissions": []}, format="json")
-        _assert_problem(response, 403, "PERMISSION_DENIED")
+        assert_problem(response, status=403, code="PERMISSION_DENIED")
 
     assert _denials(org, "org:admin").count() == 1
     assert AuditEvent.objects.filter(action="authz.denied").count() == 1
@@ -242,7 +233,7 @@ def test_repeated_denials_within_a_minute_are_audited_once(org, member, member_c
 def test_denials_of_different_members_are_audited_separately(org, member, viewer):
     for user in (member, viewer):
         response = login_client(user).post(GROUPS, {"name": "x", "permissions": []}, format="json")
-        _assert_problem(response, 403, "PERMISSION_DENIED")
+        assert_problem(response, status=403, code="PERMISSION_DENIED")
 
     assert {e.actor_id for e in _denials(org, "org:admin")} == {str(member.id), str(viewer.id)}
 
@@ -267,7 +258,7 @@ def test_metrics_are_refused_to_a_role_without_metrics_read(request, org, role):
 
     response = login_client(user).get("/metrics")
 
-    body = _assert_problem(response, 403, "PERMISSION_DENIED")
+    body = assert_problem(response, status=403, code="PERMISSION_DENIED")
     assert body["detail"] == "Permission denied: metrics:read"
     assert _denials(org, "metrics:read").count() == 1
 
@@ -278,7 +269,7 @@ def test_metrics_are_refused_to_a_role_without_metrics_read(request, org, role):
 def test_a_method_a_single_permission_view_does_not_offer_is_405(admin_client):
     response = admin_client.delete("/api/v1/orgs/current")
 
-    _assert_problem(response, 405, "METHOD_NOT_ALLOWED")
+    assert_problem(response, status=405, code="METHOD_NOT_ALLOWED")
     assert "DELETE" not in response["Allow"]
 
 
@@ -296,6 +287,6 @@ def test_a_method_a_per_method_view_does_not_offer_is_405_not_403(
 ):
     response = getattr(admin_client, method)(path.format(member=member.id), {}, format="json")
 
-    _assert_problem(response, 405, "METHOD_NOT_ALLOWED")
+    assert_problem(response, status=405, code="METHOD_NOT_ALLOWED")
     assert method.upper() not in response["Allow"]
     assert not AuditEvent.objects.filter(action="authz.denied").exists()

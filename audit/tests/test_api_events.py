@@ -21,6 +21,7 @@ from audit.chain import canonical_details, event_hash
 from audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
 from audit.services import audit_record
 from config.request_context import Actor, ClientInfo, begin_context
+from conftest import assert_problem
 
 EVENTS = "/api/v1/audit/events"
 EXPORT = "/api/v1/audit/events/export"
@@ -154,19 +155,9 @@ def _ids(response: Any) -> list[str]:
     return [event["id"] for event in response.json()["results"]]
 
 
-def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["detail"]
-    return body
-
-
 def _invalid(response: Any, field: str) -> dict[str, Any]:
     """Assert a 400 VALIDATION_ERROR whose `errors` name `field`."""
-    body = _problem(response, 400, "VALIDATION_ERROR")
+    body = assert_problem(response, status=400, code="VALIDATION_ERROR")
     assert isinstance(body.get("errors"), list), body
     assert all({"field", "message", "code"} <= set(error) for error in body["errors"])
     assert field in {error["field"] for error in body["errors"]}, body["errors"]
@@ -519,7 +510,7 @@ def test_malformed_filters_are_refused_naming_the_field(admin_client, url, param
 def test_a_since_not_before_until_is_refused(admin_client, url, since, until):
     response = admin_client.get(url, {"since": since, "until": until})
 
-    body = _problem(response, 400, "VALIDATION_ERROR")
+    body = assert_problem(response, status=400, code="VALIDATION_ERROR")
     assert body["errors"]
     assert {error["field"] for error in body["errors"]} & {"since", "until"}
 
@@ -533,7 +524,7 @@ def test_non_admins_are_denied_the_audit_log(request, org, url, fixture):
     _record(org)
     client = request.getfixturevalue(fixture)
 
-    body = _problem(client.get(url), 403, "PERMISSION_DENIED")
+    body = assert_problem(client.get(url), status=403, code="PERMISSION_DENIED")
 
     assert "audit:read" in body["detail"]
 
@@ -542,7 +533,7 @@ def test_non_admins_are_denied_the_audit_log(request, org, url, fixture):
 def test_unauthenticated_callers_get_401(api_client, org, url):
     _record(org)
 
-    _problem(api_client.get(url), 401, "NOT_AUTHENTICATED")
+    assert_problem(api_client.get(url), status=401, code="NOT_AUTHENTICATED")
 
 
 @pytest.mark.parametrize("url", [EVENTS, EXPORT])

@@ -9,31 +9,11 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.errors import INTERNAL_ERROR_DETAIL
+from conftest import assert_problem
 
 pytestmark = pytest.mark.urls("config.tests.urls")
 
-PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
 LEAKS = ("hunter2", "Traceback", "RuntimeError", "internal detail", "/srv")
-
-
-def assert_problem(
-    response: Any, *, status: int, code: str, with_errors: bool = False
-) -> dict[str, Any]:
-    """Check the problem-details shape shared by every error answer and return the body."""
-    assert response.status_code == status
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert set(body) == (PROBLEM_KEYS | {"errors"} if with_errors else PROBLEM_KEYS)
-    assert body["type"] == "about:blank"
-    assert body["status"] == status
-    assert body["code"] == code
-    assert isinstance(body["title"], str)
-    assert body["title"]
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert body["request_id"]
-    assert body["request_id"] == response["X-Request-ID"]
-    return body
 
 
 # --- 400 ----------------------------------------------------------------------
