@@ -8,11 +8,21 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from accounts.models import Group, LoginFailure, Membership, Organization, Session, User
+from accounts.models import (
+    Group,
+    LoginFailure,
+    Membership,
+    Organization,
+    ServiceToken,
+    Session,
+    User,
+)
 from accounts.principal import organization_changed
 from accounts.services.organizations import member_remove, user_deactivate
 from accounts.services.sessions import session_revoke, sessions_revoke_all
+from accounts.services.tokens import token_revoke
 from config.errors import DomainError
 
 
@@ -151,3 +161,34 @@ class LoginFailureAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(ServiceToken)
+class ServiceTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "organization", "status", "scopes", "created_by",
+                    "expires_at", "last_used_at", "usage_count")  # fmt: skip
+    list_filter = ("organization", "revoked_reason")
+    search_fields = ("name", "prefix", "organization__slug")
+    # The digest is as good as a password to an attacker with a copy of the table.
+    exclude = ("digest",)
+    readonly_fields = [f.name for f in ServiceToken._meta.fields if f.name != "digest"]
+    actions = ["revoke_tokens"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # created through the API or create_service_token: the secret is shown once
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the token's history stays
+
+    @admin.display(description="status")
+    def status(self, token: ServiceToken) -> str:
+        return token.status_at(timezone.now())
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ServiceToken]) -> None:
+        _staff_actor(request)
+        revoked = sum(
+            token_revoke(token=token, reason=f"revoked in admin by {request.user}")
+            for token in queryset
+        )
+        self.message_user(request, f"{revoked} token(s) revoked.")

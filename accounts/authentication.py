@@ -12,11 +12,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
 from rest_framework import authentication
 from rest_framework.request import Request
 
 from accounts import metrics
-from accounts.errors import AuthenticationFailed, TokenRevoked
+from accounts.errors import AuthenticationFailed, TokenExpired, TokenRevoked
 from accounts.jwt_tokens import access_claims
 from accounts.models import Session, User
 from accounts.principal import (
@@ -31,7 +33,15 @@ from accounts.principal import (
     session_state_cache,
     session_state_load,
 )
-from config.request_context import bind_principal
+from accounts.service_tokens import (
+    record_key,
+    token_digest,
+    token_record_cache,
+    token_record_load,
+    token_use_count,
+    token_well_formed,
+)
+from config.request_context import Actor, bind_principal, current_client
 
 BROWSER_SESSION_KEY = "vantage_session_id"
 
@@ -125,6 +135,127 @@ class JWTAuthentication(authentication.BaseAuthentication):
             raise
         _bind(principal)
         return user_from_principal(principal), principal
+
+
+def _presented_service_token(request: Request) -> str | None:
+    """Return the `sk_` token of `Authorization: Bearer` or `X-API-Key`, if one is presented."""
+    scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() == "bearer" and raw.strip().startswith("sk_"):
+        return raw.strip()
+    api_key = request.META.get("HTTP_X_API_KEY", "").strip()
+    return api_key or None
+
+
+def _audit_refused_token(record: dict[str, Any], reason: str) -> None:
+    from audit.models import AuditEvent
+    from audit.services import audit_record
+
+    # Once a minute per token: a client retrying a dead token cannot flood the log.
+    try:
+        first = cache.add(f"auth:tok-refused-audited:{record['id']}", 1, 60)
+    except Exception:
+        first = True
+    if first:
+        audit_record(
+            action="token.used_after_revocation",
+            outcome=AuditEvent.Outcome.DENIED,
+            organization_id=record["organization_id"],
+            actor=Actor("service_token", record["id"], record["name"]),
+            resource_type="service_token",
+            resource_id=record["id"],
+            details={"reason": reason, "prefix": record["prefix"]},
+        )
+
+
+def principal_for_token(raw: str) -> Principal:
+    """Resolve a service token to its principal, or raise a 401 domain error.
+
+    A malformed token (shape or checksum) is refused before any lookup.
+    """
+    if not token_well_formed(raw):
+        raise AuthenticationFailed("The service token is malformed (bad shape or checksum).")
+    digest = token_digest(raw)
+    cached = cache_get_many([record_key(digest)])
+    record = cached.get(record_key(digest)) if cached is not None else None
+    if record is None:
+        record = token_record_load(raw, digest)
+        if record is None:
+            raise AuthenticationFailed("Unknown service token.")
+        if cached is not None:
+            token_record_cache(digest, record)
+    now = time.time()
+    if record["revoked_at"] is not None and record["revoked_at"] <= now:
+        _audit_refused_token(record, "revoked")
+        raise TokenRevoked("The service token has been revoked.")
+    if record["expires_at"] <= now:
+        _audit_refused_token(record, "expired")
+        raise TokenExpired("The service token has expired.")
+    org_id, creator = record["organization_id"], record["created_by_id"]
+    if creator is None:
+        raise AuthenticationFailed("The token's creator no longer exists; create a new token.")
+    member_cache = cache_get_many([generation_key(org_id), member_key(org_id, creator)])
+    view = member_view(organization_id=org_id, user_id=creator, cached=member_cache)
+    if view["status"] == "org_inactive":
+        raise AuthenticationFailed("The organization is deactivated.")
+    if view["status"] != "ok":
+        raise AuthenticationFailed(
+            "The token's creator is no longer an active member; create a new token."
+        )
+    creator_principal = principal_from_view(view)
+    org = view["organization"]
+    return Principal(
+        kind="service_token",
+        id=record["id"],
+        display=record["name"],
+        organization_id=org["id"],
+        organization_name=org["name"],
+        organization_slug=org["slug"],
+        organization_tier=org["tier"],
+        role=None,
+        permissions=effective_scopes(record["scopes"], creator_principal.permissions),
+        token_prefix=record["prefix"],
+    )
+
+
+def effective_scopes(scopes: list[str], creator_permissions: frozenset[str]) -> frozenset[str]:
+    """Return what a token may do: its scopes that its creator may still do."""
+    return frozenset(scope for scope in scopes if scope in creator_permissions)
+
+
+class ServiceTokenUser(AnonymousUser):
+    """request.user for a service token: authenticated, but no person."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        self.username = f"token:{principal.display}"  # type: ignore[assignment]
+
+    @property
+    def is_authenticated(self) -> bool:  # type: ignore[override]
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:  # type: ignore[override]
+        return False
+
+
+class ServiceTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer sk_...` or `X-API-Key: sk_...`, checked before any lookup."""
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+    def authenticate(self, request: Request) -> tuple[ServiceTokenUser, Principal] | None:
+        raw = _presented_service_token(request)
+        if raw is None:
+            return None
+        try:
+            principal = principal_for_token(raw)
+        except AuthenticationFailed as exc:
+            metrics.AUTH_FAILURES.labels(code=exc.code).inc()
+            raise
+        token_use_count(principal.id, current_client().ip)
+        _bind(principal)
+        return ServiceTokenUser(principal), principal
 
 
 class SessionAuthentication(authentication.SessionAuthentication):

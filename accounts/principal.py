@@ -57,6 +57,7 @@ class Principal:
     permissions: frozenset[str] = frozenset()
     user_id: str | None = None
     session_id: str | None = None
+    token_prefix: str | None = None
 
     @property
     def actor(self) -> Actor:

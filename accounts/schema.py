@@ -21,3 +21,20 @@ class JWTScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": "An access token from POST /api/v1/auth/token.",
         }
+
+
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ServiceTokenAuthentication"
+    name = ["serviceTokenBearer", "serviceTokenApiKey"]
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "sk_ + 64 hex",
+                "description": "A service token: Authorization: Bearer sk_...",
+            },
+            {"type": "apiKey", "in": "header", "name": "X-API-Key",
+             "description": "A service token: X-API-Key: sk_..."},
+        ]  # fmt: skip

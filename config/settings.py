@@ -309,6 +309,20 @@ TIER_LIMITS: dict[str, dict[str, int]] = {
         "uploads_per_day": 100_000,
     },
 }
+# Service tokens
+TOKEN_DEFAULT_LIFETIME_DAYS = 90
+TOKEN_MAX_LIFETIME_DAYS = 365
+TOKEN_EXPIRY_THRESHOLDS_DAYS = (7, 1)
+# Uses are counted in the cache; an in-process cache (no Redis) is invisible
+# to the worker, so the web process flushes it itself now and then.
+TOKEN_USAGE_FLUSH_IN_PROCESS = env.bool("TOKEN_USAGE_FLUSH_IN_PROCESS", default=not REDIS_URL)
+TOKEN_USAGE_FLUSH_SECONDS = env.int("TOKEN_USAGE_FLUSH_SECONDS", default=60)
+EMAIL_BACKEND = env.str(
+    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = env.str("DJANGO_EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("DJANGO_EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="Vantage <noreply@localhost>")
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -316,6 +330,7 @@ LOGIN_REDIRECT_URL = "/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ServiceTokenAuthentication",
         "accounts.authentication.JWTAuthentication",
         "accounts.authentication.SessionAuthentication",
     ],
@@ -354,6 +369,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "HealthStatusEnum": ["healthy", "degraded", "unhealthy"],
         "CheckStatusEnum": ["ok", "error"],
+        "PermissionEnum": "accounts.roles.PERMISSIONS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -401,7 +417,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "token-usage-flush": {"task": "accounts.token_usage_flush", "schedule": 60.0},
+    "token-expiry-notify": {"task": "accounts.token_expiry_notify", "schedule": 6 * 3600.0},
+    "login-failures-prune": {"task": "accounts.login_failures_prune", "schedule": 3600.0},
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Audit --------------------------------------------------------------------

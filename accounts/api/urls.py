@@ -1,8 +1,16 @@
 from django.urls import path
 
-from accounts.api import views
+from accounts.api import token_views, views
 
 urlpatterns = [
+    path("tokens", token_views.TokenCollectionApi.as_view(), name="tokens"),
+    path("tokens/revoke-all", token_views.TokenRevokeAllApi.as_view(), name="tokens-revoke-all"),
+    path("tokens/expiring", token_views.TokenExpiringApi.as_view(), name="tokens-expiring"),
+    path("tokens/<uuid:token_id>", token_views.TokenDetailApi.as_view(), name="token-detail"),
+    path(
+        "tokens/<uuid:token_id>/rotate", token_views.TokenRotateApi.as_view(), name="token-rotate"
+    ),
+    path("tokens/<uuid:token_id>/usage", token_views.TokenUsageApi.as_view(), name="token-usage"),
     path("auth/token", views.TokenObtainApi.as_view(), name="auth-token"),
     path("auth/token/refresh", views.TokenRefreshApi.as_view(), name="auth-token-refresh"),
     path("auth/logout", views.LogoutApi.as_view(), name="auth-logout"),

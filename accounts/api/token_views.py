@@ -1,0 +1,188 @@
+"""The service token API (`token:manage`): list, create, narrow, rotate, revoke, usage."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api import token_serializers as s
+from accounts.api.views import _organization, _principal
+from accounts.models import ServiceToken, TokenUsageDay, User
+from accounts.principal import Principal
+from accounts.service_tokens import token_usage_flush
+from accounts.services import tokens as token_services
+from config.errors import NotFound
+from config.pagination import PageNumberPagination
+
+MANAGE = "token:manage"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _tokens(principal: Principal) -> QuerySet[ServiceToken]:
+    return (
+        ServiceToken.objects.filter(organization_id=principal.organization_id)
+        .select_related("created_by", "organization")
+        .order_by("-created_at")
+    )
+
+
+def _token(principal: Principal, token_id: str) -> ServiceToken:
+    token = _tokens(principal).filter(id=token_id).first()
+    if token is None:
+        raise NotFound("This organization has no service token with that id.")
+    return token
+
+
+def _creator(principal: Principal) -> User | None:
+    """The person a new token is created by: the caller, or the creator of the calling token."""
+    if principal.user_id:
+        return User.objects.get(id=principal.user_id)
+    token = ServiceToken.objects.select_related("created_by").get(id=principal.id)
+    return token.created_by
+
+
+class TokenCollectionApi(APIView):
+    required_permission = MANAGE
+
+    @extend_schema(responses=s.ServiceTokenSerializer(many=True), tags=["tokens"])
+    def get(self, request: Request) -> Response:
+        """The organization's service tokens, newest first; never a secret."""
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(_tokens(_principal(request)), request, view=self) or []
+        return paginator.get_paginated_response(s.ServiceTokenSerializer(page, many=True).data)
+
+    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer},
+                   tags=["tokens"])  # fmt: skip
+    def post(self, request: Request) -> Response:
+        """Create a token; the response holds its secret, shown this once."""
+        data = s.TokenCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        principal = _principal(request)
+        issued = token_services.token_create(
+            organization=_organization(principal),
+            name=data.validated_data["name"],
+            scopes=data.validated_data["scopes"],
+            expires_in_days=data.validated_data["expires_in_days"],
+            created_by=_creator(principal),
+            grantor=principal,
+        )
+        issued.token.token = issued.secret  # type: ignore[attr-defined]
+        body = s.IssuedTokenSerializer(issued.token).data
+        return Response(body, status=201, headers=NO_STORE)
+
+
+class TokenDetailApi(APIView):
+    required_permission = MANAGE
+
+    @extend_schema(responses=s.ServiceTokenSerializer, tags=["tokens"])
+    def get(self, request: Request, token_id: str) -> Response:
+        """One service token."""
+        return Response(s.ServiceTokenSerializer(_token(_principal(request), token_id)).data)
+
+    @extend_schema(request=s.TokenUpdateSerializer, responses=s.ServiceTokenSerializer,
+                   tags=["tokens"])  # fmt: skip
+    def patch(self, request: Request, token_id: str) -> Response:
+        """Rename a token or narrow its scopes; effective on its next request."""
+        token = _token(_principal(request), token_id)
+        data = s.TokenUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token = token_services.token_update(
+            token=token, name=data.validated_data.get("name"),
+            scopes=data.validated_data.get("scopes"),
+        )  # fmt: skip
+        return Response(s.ServiceTokenSerializer(token).data)
+
+    @extend_schema(request=s.TokenRevokeSerializer, responses={204: None}, tags=["tokens"])
+    def delete(self, request: Request, token_id: str) -> Response:
+        """Revoke a token: refused from its next request on."""
+        token = _token(_principal(request), token_id)
+        data = s.TokenRevokeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token_services.token_revoke(token=token, reason=data.validated_data.get("reason", ""))
+        return Response(status=204)
+
+
+class TokenRotateApi(APIView):
+    required_permission = MANAGE
+
+    @extend_schema(request=s.TokenRotateSerializer, responses={201: s.IssuedTokenSerializer},
+                   tags=["tokens"])  # fmt: skip
+    def post(self, request: Request, token_id: str) -> Response:
+        """A successor with the same name and scopes; the old token works for the grace period."""
+        token = _token(_principal(request), token_id)
+        data = s.TokenRotateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = token_services.token_rotate(
+            token=token, grace_seconds=data.validated_data["grace_seconds"]
+        )
+        issued.token.token = issued.secret  # type: ignore[attr-defined]
+        return Response(s.IssuedTokenSerializer(issued.token).data, status=201, headers=NO_STORE)
+
+
+class TokenRevokeAllApi(APIView):
+    required_permission = MANAGE
+
+    @extend_schema(request=s.RevokeAllTokensSerializer, tags=["tokens"],
+                   responses={200: s.RevokeAllTokensSerializer})  # fmt: skip
+    def post(self, request: Request) -> Response:
+        """Emergency: revoke every token of the organization now."""
+        data = s.RevokeAllTokensSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        revoked = token_services.tokens_revoke_all(
+            organization=_organization(_principal(request)),
+            reason=data.validated_data["reason"],
+        )
+        return Response({"revoked": revoked})
+
+
+class TokenUsageApi(APIView):
+    required_permission = MANAGE
+
+    @extend_schema(parameters=[s.DaysSerializer], responses=s.TokenUsageSerializer,
+                   tags=["tokens"])  # fmt: skip
+    def get(self, request: Request, token_id: str) -> Response:
+        """Uses of the token: the total, the last use, and requests per day (UTC)."""
+        token = _token(_principal(request), token_id)
+        query = s.DaysSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        days = query.validated_data.get("days", 30)
+        token_usage_flush([str(token.id)])
+        token.refresh_from_db()
+        since = timezone.now().date() - timedelta(days=days - 1)
+        counts = dict(
+            TokenUsageDay.objects.filter(token=token, date__gte=since).values_list(
+                "date", "requests"
+            )
+        )
+        daily = [
+            {
+                "date": since + timedelta(days=n),
+                "requests": counts.get(since + timedelta(days=n), 0),
+            }
+            for n in range(days)
+        ]
+        body = {"usage_count": token.usage_count, "last_used_at": token.last_used_at,
+                "daily": daily}  # fmt: skip
+        return Response(s.TokenUsageSerializer(body).data)
+
+
+class TokenExpiringApi(APIView):
+    required_permission = MANAGE
+
+    @extend_schema(parameters=[s.DaysSerializer], tags=["tokens"],
+                   responses=s.ServiceTokenSerializer(many=True))  # fmt: skip
+    def get(self, request: Request) -> Response:
+        """Active tokens expiring within `days` (default 7), soonest first."""
+        query = s.DaysSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        tokens = token_services.tokens_expiring(
+            organization=_organization(_principal(request)),
+            days=query.validated_data.get("days", 7),
+        )
+        return Response(s.ServiceTokenSerializer(tokens, many=True).data)
