@@ -36,6 +36,7 @@ from accounts.principal import (
 from accounts.service_tokens import (
     record_key,
     token_digest,
+    token_owners,
     token_record_cache,
     token_record_load,
     token_use_count,
@@ -175,7 +176,13 @@ def principal_for_token(raw: str) -> Principal:
     if not token_well_formed(raw):
         raise AuthenticationFailed("The service token is malformed (bad shape or checksum).")
     digest = token_digest(raw)
-    cached = cache_get_many([record_key(digest)])
+    # A token's organization and creator never change: once known, the member
+    # view is fetched in the same round trip as the token's record.
+    owner = token_owners.get(digest)
+    keys = [record_key(digest)]
+    if owner is not None:
+        keys += [generation_key(owner[0]), member_key(owner[0], owner[1])]
+    cached = cache_get_many(keys)
     record = cached.get(record_key(digest)) if cached is not None else None
     if record is None:
         record = token_record_load(raw, digest)
@@ -193,8 +200,10 @@ def principal_for_token(raw: str) -> Principal:
     org_id, creator = record["organization_id"], record["created_by_id"]
     if creator is None:
         raise AuthenticationFailed("The token's creator no longer exists; create a new token.")
-    member_cache = cache_get_many([generation_key(org_id), member_key(org_id, creator)])
-    view = member_view(organization_id=org_id, user_id=creator, cached=member_cache)
+    if owner != (org_id, creator):
+        token_owners.put(digest, (org_id, creator))
+        cached = cache_get_many([generation_key(org_id), member_key(org_id, creator)])
+    view = member_view(organization_id=org_id, user_id=creator, cached=cached)
     if view["status"] == "org_inactive":
         raise AuthenticationFailed("The organization is deactivated.")
     if view["status"] != "ok":

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
@@ -14,6 +12,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
 from accounts.errors import AuthenticationFailed, TokenExpired
 from accounts.models import Membership, Session
+from config.lru import BoundedLRU
 
 REQUIRED_CLAIMS = ("sub", "org_id", "sid", "jti", "type", "iat", "exp")
 UUID_CLAIMS = ("sub", "org_id", "sid")
@@ -56,35 +55,11 @@ def _claims(token_class: type[Token], raw: str) -> dict[str, Any]:
     return payload
 
 
-class _VerifiedTokens:
-    """The claims of access tokens whose signature this process has already checked.
-
-    Verifying an HS256 signature costs far more than the rest of a request's
-    authentication; a token's signature cannot change, so it is checked once
-    per process. Expiry is checked on every use; revocation is not a property
-    of the token and is checked per request elsewhere.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.claims: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: bytes) -> dict[str, Any] | None:
-        with self.lock:
-            claims = self.claims.get(key)
-            if claims is not None:
-                self.claims.move_to_end(key)
-            return claims
-
-    def put(self, key: bytes, claims: dict[str, Any]) -> None:
-        with self.lock:
-            self.claims[key] = claims
-            if len(self.claims) > self.size:
-                self.claims.popitem(last=False)
-
-
-_verified = _VerifiedTokens(size=10_000)
+# Verifying an HS256 signature costs far more than the rest of a request's
+# authentication; a token's signature cannot change, so each is checked once
+# per process. Expiry is checked on every use; revocation is not a property of
+# the token and is checked per request elsewhere.
+_verified: BoundedLRU[dict[str, Any]] = BoundedLRU(size=10_000)
 
 
 def access_claims(raw: str) -> dict[str, Any]:

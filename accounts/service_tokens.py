@@ -33,6 +33,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import ServiceToken, TokenUsageDay
+from config.lru import BoundedLRU
 
 logger = structlog.get_logger("vantage.tokens")
 
@@ -71,6 +72,9 @@ def token_prefix(value: str) -> str:
 
 
 # --- The cached record -----------------------------------------------------------
+
+# digest -> (organization id, creator id): facts of a token that never change.
+token_owners: BoundedLRU[tuple[str, str]] = BoundedLRU(size=10_000)
 
 
 def record_key(digest: str) -> str:
@@ -145,8 +149,11 @@ def token_use_count(token_id: str, ip: str | None) -> None:
     now = time.time()
     key = _usage_key(token_id, datetime.fromtimestamp(now, UTC).date())
     try:
-        if not cache.add(key, 1, USAGE_TTL):
+        try:
             cache.incr(key)
+        except ValueError:  # the day's first use
+            if not cache.add(key, 1, USAGE_TTL):
+                cache.incr(key)
         if now - _last_use_written.get(token_id, 0) >= LAST_USE_INTERVAL:
             cache.set(_last_use_key(token_id), {"at": now, "ip": ip}, USAGE_TTL)
             _last_use_written[token_id] = now

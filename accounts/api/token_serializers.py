@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -55,7 +54,10 @@ class TokenCreateSerializer(serializers.Serializer[Any]):
         child=serializers.ChoiceField(choices=PERMISSIONS), min_length=1, max_length=20
     )
     expires_in_days = serializers.IntegerField(
-        min_value=1, max_value=365, default=settings.TOKEN_DEFAULT_LIFETIME_DAYS
+        min_value=1,
+        max_value=365,
+        required=False,
+        help_text="Default 90, or the organization's maximum if lower.",
     )
 
 

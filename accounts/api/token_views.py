@@ -68,7 +68,7 @@ class TokenCollectionApi(APIView):
             organization=_organization(principal),
             name=data.validated_data["name"],
             scopes=data.validated_data["scopes"],
-            expires_in_days=data.validated_data["expires_in_days"],
+            expires_in_days=data.validated_data.get("expires_in_days"),
             created_by=_creator(principal),
             grantor=principal,
         )
@@ -119,7 +119,9 @@ class TokenRotateApi(APIView):
         data = s.TokenRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         issued = token_services.token_rotate(
-            token=token, grace_seconds=data.validated_data["grace_seconds"]
+            token=token,
+            grace_seconds=data.validated_data["grace_seconds"],
+            grantor=_principal(request),
         )
         issued.token.token = issued.secret  # type: ignore[attr-defined]
         return Response(s.IssuedTokenSerializer(issued.token).data, status=201, headers=NO_STORE)

@@ -111,7 +111,12 @@ def token_create(
     if not 1 <= len(name) <= 100:
         raise InvalidInput("The name must have 1 to 100 characters.", field="name")
     chosen = _checked_scopes(scopes, grantor)
-    days = _checked_lifetime(organization, expires_in_days or settings.TOKEN_DEFAULT_LIFETIME_DAYS)
+    days = _checked_lifetime(
+        organization,
+        min(settings.TOKEN_DEFAULT_LIFETIME_DAYS, _max_lifetime(organization))
+        if expires_in_days is None
+        else expires_in_days,
+    )
     issued = _issue(
         organization=organization, name=name, scopes=chosen, created_by=created_by,
         lifetime=timedelta(days=days),
@@ -165,8 +170,14 @@ def token_revoke(*, token: ServiceToken, reason: str = "") -> bool:
 
 
 @transaction.atomic
-def token_rotate(*, token: ServiceToken, grace_seconds: int) -> IssuedToken:
-    """Issue a successor with the same name and scopes; the old token works for the grace."""
+def token_rotate(
+    *, token: ServiceToken, grace_seconds: int, grantor: Principal | None = None
+) -> IssuedToken:
+    """Issue a successor with the same name and scopes; the old token works for the grace.
+
+    `grantor` (the caller) must hold every scope of the token: rotating is
+    issuing a new secret, and nobody may obtain one with more than they have.
+    """
     if not 0 <= grace_seconds <= 86400:
         raise InvalidInput("grace_seconds must be between 0 and 86400.", field="grace_seconds")
     token = ServiceToken.objects.select_for_update().select_related("organization").get(id=token.id)
@@ -174,6 +185,7 @@ def token_rotate(*, token: ServiceToken, grace_seconds: int) -> IssuedToken:
     status = token.status_at(now)
     if status != ServiceToken.Status.ACTIVE:
         raise InvalidInput(f"Only an active token can be rotated; this one is {status}.")
+    _checked_scopes(token.scopes, grantor)
     lifetime = min(token.expires_at - token.created_at,
                    timedelta(days=_max_lifetime(token.organization)))  # fmt: skip
     issued = _issue(
@@ -224,7 +236,7 @@ def tokens_expiring(*, organization: Organization | None, days: int) -> list[Ser
     tokens = (
         ServiceToken.objects.select_related("organization", "created_by")
         .filter(expires_at__gt=now, expires_at__lte=now + timedelta(days=days))
-        .exclude(revoked_at__lte=now)
+        .filter(revoked_at__isnull=True)  # a rotating token is being replaced already
         .order_by("expires_at")
     )
     if organization is not None:
@@ -233,8 +245,11 @@ def tokens_expiring(*, organization: Organization | None, days: int) -> list[Ser
 
 
 def token_expiry_notify(*, days: int | None = None) -> int:
-    """Announce each token's coming expiry once per threshold (audit + mail to org admins)."""
-    thresholds = sorted(settings.TOKEN_EXPIRY_THRESHOLDS_DAYS if days is None else [days])
+    """Announce each token's coming expiry once per threshold (audit + mail to org admins).
+
+    The thresholds are the configured ones (7 and 1 days), plus `days` if given.
+    """
+    thresholds = sorted({*settings.TOKEN_EXPIRY_THRESHOLDS_DAYS, *([days] if days else [])})
     sent = 0
     for token in tokens_expiring(organization=None, days=max(thresholds)):
         remaining = token.expires_at - timezone.now()

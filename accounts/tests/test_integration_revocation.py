@@ -92,3 +92,59 @@ def test_demotion_through_one_process_is_seen_by_the_other(server_processes):
     me = _me(second, member_tokens["access"]).json()
     assert me["role"] == "viewer"
     assert me["permissions"] == ["image:read"]
+
+
+def _create_token(server, access: str, scopes: list[str]) -> dict:
+    response = httpx.post(
+        f"{server.url}/api/v1/tokens",
+        json={"name": "pipeline", "scopes": scopes},
+        headers={"Authorization": f"Bearer {access}"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _with_token(server, secret: str, path: str = "/api/v1/tokens") -> httpx.Response:
+    return httpx.get(f"{server.url}{path}", headers={"X-API-Key": secret}, timeout=10)
+
+
+def test_token_revoked_through_one_process_is_refused_by_the_other(server_processes):
+    org = OrganizationFactory(slug="twoproc-token")
+    admin = MembershipFactory(organization=org, role="admin", user__username="ivan").user
+    first, second = server_processes(count=2)
+    admin_tokens = _login(first, admin.username)
+    token = _create_token(first, admin_tokens["access"], ["token:manage", "image:read"])
+    assert _with_token(first, token["token"]).status_code == 200
+    assert _with_token(second, token["token"]).status_code == 200
+
+    revoke = httpx.delete(
+        f"{second.url}/api/v1/tokens/{token['id']}",
+        headers={"Authorization": f"Bearer {admin_tokens['access']}"},
+        timeout=10,
+    )
+    assert revoke.status_code == 204
+
+    refused = _with_token(first, token["token"])
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "TOKEN_REVOKED"
+
+
+def test_token_narrowed_through_one_process_is_narrowed_in_the_other(server_processes):
+    org = OrganizationFactory(slug="twoproc-narrow")
+    admin = MembershipFactory(organization=org, role="admin", user__username="judy").user
+    first, second = server_processes(count=2)
+    access = _login(first, admin.username)["access"]
+    token = _create_token(first, access, ["token:manage", "image:read"])
+    assert _with_token(second, token["token"]).status_code == 200
+
+    narrow = httpx.patch(
+        f"{first.url}/api/v1/tokens/{token['id']}",
+        json={"scopes": ["image:read"]},
+        headers={"Authorization": f"Bearer {access}"},
+        timeout=10,
+    )
+    assert narrow.status_code == 200
+
+    assert _with_token(second, token["token"]).json()["code"] == "PERMISSION_DENIED"
+    assert _with_token(second, token["token"], "/api/v1/orgs/current").status_code == 200

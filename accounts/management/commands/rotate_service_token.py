@@ -21,6 +21,7 @@ class Command(SystemCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         old = token_by_id_or_prefix(options["token"])
         issued = token_rotate(token=old, grace_seconds=options["grace_seconds"])
+        old.refresh_from_db()
         self.stdout.write(
             f"Rotated {old.name}: {old.prefix}… works until {old.revoked_at:%Y-%m-%d %H:%M:%S} "
             f"UTC; successor {issued.token.prefix}… id {issued.token.id}. The token (shown once):"
