@@ -516,3 +516,23 @@ def test_seed_demo_prints_a_working_password_for_a_recreated_demo_user(db):
     credentials = printed_credentials(out)
     assert "bob" in credentials, out
     assert api_sign_in("bob", credentials["bob"]).status_code == 200
+
+
+def _seed_demo_output() -> str:
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_creates_a_service_token_that_works_and_prints_it_every_time():
+    first = _seed_demo_output()
+    tokens = re.findall(r"^\s+(sk_[0-9a-f]{64})$", first, flags=re.MULTILINE)
+    assert len(tokens) == 1
+
+    response = APIClient().get("/api/v1/orgs/current", HTTP_X_API_KEY=tokens[0])
+
+    assert response.status_code == 200
+    assert response.json()["slug"] == "demo"
+    assert tokens[0] in _seed_demo_output()
+    assert Organization.objects.get(slug="demo").service_tokens.count() == 1

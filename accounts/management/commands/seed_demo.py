@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import CommandParser
 from django.db import transaction
 
-from accounts.models import Group, Membership, Organization, User
+from accounts.models import Group, Membership, Organization, ServiceToken, User
 from accounts.services.organizations import (
     group_create,
     member_add,
@@ -19,6 +19,7 @@ from accounts.services.organizations import (
     password_change,
     user_create,
 )
+from accounts.services.tokens import token_create
 from config.commands import SystemCommand
 
 DEMO_ORG = ("demo", "Demo Fleet", Organization.Tier.PRO)
@@ -28,6 +29,8 @@ DEMO_USERS = (  # username, name, role, groups
     ("carol", "Carol Viewer", "viewer", ("editors",)),
     ("dave", "Dave Guest", "guest", ("photographers",)),
 )
+DEMO_TOKEN = ("demo-pipeline", ["image:read", "image:upload"])
+DEMO_TOKEN_LINE = "token demo-pipeline"  # noqa: S105 (a label in the credentials file)
 DEMO_GROUPS = (
     ("photographers", ["image:read", "image:upload"]),
     ("editors", ["image:upload", "image:delete"]),
@@ -35,7 +38,10 @@ DEMO_GROUPS = (
 
 
 class Command(SystemCommand):
-    help = "Create the demo organization, its users and groups (idempotent); print the sign-ins."
+    help = (
+        "Create the demo organization, its users, groups and a service token (idempotent); "
+        "print the sign-ins."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -53,6 +59,9 @@ class Command(SystemCommand):
                 if not Group.objects.filter(organization=org, name=name).exists():
                     group_create(organization=org, name=name, permissions=permissions)
             changed = self._users(org, reset=options["reset_passwords"])
+            token = self._token(org)
+            if token:
+                changed[DEMO_TOKEN_LINE] = token
         if changed:
             known.update(changed)
             _write_credentials(credentials_file, known)
@@ -61,6 +70,18 @@ class Command(SystemCommand):
         for username, *_ in DEMO_USERS:
             password = known.get(username, "(unknown here: run seed_demo --reset-passwords)")
             self.stdout.write(f"  {username} / {password}")
+        if DEMO_TOKEN_LINE in known:
+            self.stdout.write(f"Service token {DEMO_TOKEN[0]!r} ({', '.join(DEMO_TOKEN[1])}):")
+            self.stdout.write(f"  {known[DEMO_TOKEN_LINE]}")
+
+    def _token(self, org: Organization) -> str | None:
+        """Create the demo pipeline's token once; return its secret when it was created now."""
+        if ServiceToken.objects.filter(organization=org, name=DEMO_TOKEN[0]).exists():
+            return None
+        alice = User.objects.get(username="alice")
+        return token_create(
+            organization=org, name=DEMO_TOKEN[0], scopes=DEMO_TOKEN[1], created_by=alice
+        ).secret
 
     def _users(self, org: Organization, *, reset: bool) -> dict[str, str]:
         """Create the missing demo users (and reset the others' passwords if asked)."""
