@@ -89,7 +89,8 @@ def cache_get_many(keys: list[str]) -> dict[str, Any] | None:
         return None
 
 
-def _cache_write(operation: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+def cache_write(operation: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a cache write; when the cache is unreachable, log and count it and return None."""
     try:
         return func(*args, **kwargs)
     except Exception as exc:
@@ -107,16 +108,25 @@ def organization_changed(organization_id: Any) -> None:
     """Make every cached member view of this organization stale once the change commits."""
 
     def bump() -> None:
-        _cache_write("set", cache.set, generation_key(organization_id), uuid.uuid4().hex, None)
+        cache_write("set", cache.set, generation_key(organization_id), uuid.uuid4().hex, None)
 
     transaction.on_commit(bump)
+
+
+def session_changed(session: Session) -> None:
+    """Replace the session's cached state once the change commits (e.g. another organization)."""
+    state = session_state(session)
+    # Unreachable: the stale entry expires within SESSION_TTL.
+    transaction.on_commit(
+        lambda: cache_write("set", cache.set, session_key(session.id), state, SESSION_TTL)
+    )
 
 
 def session_revoked(session_id: Any) -> None:
     """Refuse this session everywhere from the next request on, once the revocation commits."""
 
     def tombstone() -> None:
-        _cache_write("set", cache.set, session_key(session_id), {"revoked": True}, TOMBSTONE_TTL)
+        cache_write("set", cache.set, session_key(session_id), {"revoked": True}, TOMBSTONE_TTL)
 
     transaction.on_commit(tombstone)
 
@@ -142,7 +152,7 @@ def session_state_load(session_id: Any) -> dict[str, Any] | None:
 
 def session_state_cache(session_id: Any, state: dict[str, Any]) -> None:
     # add, never set: a tombstone written meanwhile must win over this read.
-    _cache_write("add", cache.add, session_key(session_id), state, SESSION_TTL)
+    cache_write("add", cache.add, session_key(session_id), state, SESSION_TTL)
 
 
 def session_activity_touch(session_id: Any, state: dict[str, Any]) -> None:
@@ -156,7 +166,7 @@ def session_activity_touch(session_id: Any, state: dict[str, Any]) -> None:
         last_activity=timezone.now()
     )
     state = {**state, "last_activity": now}
-    _cache_write("set", cache.set, session_key(session_id), state, SESSION_TTL)
+    cache_write("set", cache.set, session_key(session_id), state, SESSION_TTL)
 
 
 # --- Member view --------------------------------------------------------------
@@ -192,9 +202,9 @@ def member_view(
     generation = cached.get(generation_key(organization_id))
     if generation is None:
         generation = uuid.uuid4().hex
-        if not _cache_write("add", cache.add, generation_key(organization_id), generation, None):
+        if not cache_write("add", cache.add, generation_key(organization_id), generation, None):
             generation = (
-                _cache_write("get", cache.get, generation_key(organization_id)) or generation
+                cache_write("get", cache.get, generation_key(organization_id)) or generation
             )
     entry = cached.get(member_key(organization_id, user_id))
     if entry is not None and entry.get("generation") == generation:
@@ -202,7 +212,7 @@ def member_view(
         return dict(entry["view"])
     metrics.PRINCIPAL_LOOKUPS.labels(source="db").inc()
     view = member_view_load(organization_id=organization_id, user_id=user_id)
-    _cache_write(
+    cache_write(
         "set",
         cache.set,
         member_key(organization_id, user_id),

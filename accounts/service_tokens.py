@@ -33,6 +33,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import ServiceToken, TokenUsageDay
+from accounts.principal import cache_write
 from config.lru import BoundedLRU
 
 logger = structlog.get_logger("vantage.tokens")
@@ -105,10 +106,7 @@ def token_record_load(value: str, digest: str) -> dict[str, Any] | None:
 
 def token_record_cache(digest: str, record: dict[str, Any]) -> None:
     # add, never set: a change committed meanwhile must win over this read.
-    try:
-        cache.add(record_key(digest), record, RECORD_TTL)
-    except Exception:
-        logger.warning("token_cache_write_failed")
+    cache_write("add", cache.add, record_key(digest), record, RECORD_TTL)
 
 
 def token_changed(token: ServiceToken) -> None:
@@ -117,15 +115,11 @@ def token_changed(token: ServiceToken) -> None:
     revoked = token.revoked_at is not None and token.revoked_at <= timezone.now()
     ttl = TOMBSTONE_TTL if revoked else RECORD_TTL
 
-    def store() -> None:
-        try:
-            cache.set(record_key(token.digest), record, ttl)
-        except Exception:
-            # Unreachable: readers go to the database meanwhile, and the
-            # entry they may find later expires within RECORD_TTL.
-            logger.warning("token_cache_write_failed")
-
-    transaction.on_commit(store)
+    # Unreachable: readers go to the database meanwhile, and an entry they
+    # may find later expires within RECORD_TTL.
+    transaction.on_commit(
+        lambda: cache_write("set", cache.set, record_key(token.digest), record, ttl)
+    )
 
 
 # --- Usage ----------------------------------------------------------------------------

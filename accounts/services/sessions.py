@@ -16,11 +16,11 @@ from django.utils.module_loading import import_string
 
 from accounts import metrics
 from accounts.devices import device_label
-from accounts.errors import AuthenticationFailed, TokenRevoked
+from accounts.errors import AuthenticationFailed, TokenRevoked, TooManyLoginAttempts
 from accounts.jwt_tokens import refresh_claims, token_pair_issue
 from accounts.lockout import lockout_check, login_failure_record, login_failures_clear
 from accounts.models import Membership, Session, User
-from accounts.principal import session_key, session_revoked, session_state
+from accounts.principal import session_changed, session_revoked
 from accounts.selectors import (
     default_membership,
     membership_for,
@@ -91,7 +91,7 @@ def auth_login(
     client = current_client()
     try:
         lockout_check(username=login, ip=client.ip)
-    except Exception:
+    except TooManyLoginAttempts:
         metrics.LOGINS.labels(outcome="locked").inc()
         logger.warning("login_locked_out", login=login)
         raise
@@ -241,26 +241,9 @@ def org_switch(*, session: Session, org: str) -> SignIn:
     session.save(
         update_fields=["organization", "previous_refresh_jti", "refresh_jti", "refreshed_at"]
     )
-    _session_state_replace(session)
+    session_changed(session)
     _audit_session("auth.org_switched", session, details={"from_organization_id": str(previous)})
     return SignIn(session=session, membership=membership, tokens=tokens)
-
-
-def _session_state_replace(session: Session) -> None:
-    from django.core.cache import cache
-
-    from accounts.principal import SESSION_TTL
-
-    state = session_state(session)
-
-    def store() -> None:
-        try:
-            cache.set(session_key(session.id), state, SESSION_TTL)
-        except Exception:
-            # Unreachable: the entry expires within SESSION_TTL.
-            logger.warning("auth_cache_write_failed", operation="set")
-
-    transaction.on_commit(store)
 
 
 @transaction.atomic
