@@ -42,14 +42,13 @@ from accounts.service_tokens import (
     token_use_count,
     token_well_formed,
 )
+from accounts.services.sessions import session_revoke
 from config.request_context import Actor, bind_principal, current_client
 
 BROWSER_SESSION_KEY = "vantage_session_id"
 
 
 def _revoke_idle(session_id: str) -> None:
-    from accounts.services.sessions import session_revoke
-
     session = Session.objects.select_related("organization").filter(id=session_id).first()
     if session is not None:
         session_revoke(session=session, reason="idle")
@@ -99,7 +98,7 @@ def principal_for_session(
     return principal_from_view(view, session_id=session_id)
 
 
-def user_from_principal(principal: Principal, view_user: dict[str, Any] | None = None) -> User:
+def user_from_principal(principal: Principal) -> User:
     """Return a read-only User for request.user, built without a query."""
     user = User(id=principal.user_id, username=principal.display, is_active=True)
     user._state.adding = False

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from accounts import metrics
 from accounts.models import Membership, Session
@@ -160,8 +161,6 @@ def session_activity_touch(session_id: Any, state: dict[str, Any]) -> None:
     now = time.time()
     if now - state["last_activity"] < 60:
         return
-    from django.utils import timezone
-
     Session.objects.filter(id=session_id, revoked_at__isnull=True).update(
         last_activity=timezone.now()
     )
