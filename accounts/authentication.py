@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.core.cache import cache
 from rest_framework import authentication
 from rest_framework.request import Request
 
@@ -43,6 +42,7 @@ from accounts.service_tokens import (
     token_well_formed,
 )
 from accounts.services.sessions import session_revoke
+from audit.throttle import audit_first_in_interval
 from config.request_context import Actor, bind_principal, current_client
 
 BROWSER_SESSION_KEY = "vantage_session_id"
@@ -151,11 +151,7 @@ def _audit_refused_token(record: dict[str, Any], reason: str) -> None:
     from audit.services import audit_record
 
     # Once a minute per token: a client retrying a dead token cannot flood the log.
-    try:
-        first = cache.add(f"auth:tok-refused-audited:{record['id']}", 1, 60)
-    except Exception:
-        first = True
-    if first:
+    if audit_first_in_interval(f"token-refused:{record['id']}"):
         audit_record(
             action="token.used_after_revocation",
             outcome=AuditEvent.Outcome.DENIED,

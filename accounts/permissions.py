@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from django.core.cache import cache
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -14,6 +13,7 @@ from accounts.errors import PermissionDenied
 from accounts.principal import Principal
 from audit.models import AuditEvent
 from audit.services import audit_record
+from audit.throttle import audit_first_in_interval
 
 logger = structlog.get_logger("vantage.authz")
 
@@ -27,12 +27,8 @@ def request_principal(request: Request) -> Principal | None:
 
 
 def _audit_denial(principal: Principal, permission: str, reason: str, path: str) -> None:
-    key = f"authz:denied-audited:{principal.organization_id}:{principal.id}:{permission}"
-    try:
-        first = cache.add(key, 1, DENIAL_AUDIT_INTERVAL)
-    except Exception:
-        first = True  # without the cache, record rather than lose the event
-    if first:
+    key = f"authz-denied:{principal.organization_id}:{principal.id}:{permission}"
+    if audit_first_in_interval(key, DENIAL_AUDIT_INTERVAL):
         audit_record(
             action="authz.denied",
             outcome=AuditEvent.Outcome.DENIED,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from accounts.authorization import decision_check
 from accounts.models import Group, Membership
@@ -221,7 +223,12 @@ def test_a_view_requiring_org_admin_refuses_a_lower_role_and_audits_it(request, 
     assert event.details["path"] == GROUPS
 
 
-def test_repeated_denials_within_a_minute_are_audited_once(org, member, member_client):
+def test_repeated_denials_within_a_minute_are_audited_once(
+    org, member, member_client, time_machine
+):
+    # The start of the next minute, so the three calls fall in one minute.
+    start = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    time_machine.move_to(start, tick=False)
     for _ in range(3):
         response = member_client.post(GROUPS, {"name": "editors", "permissions": []}, format="json")
         assert_problem(response, status=403, code="PERMISSION_DENIED")
@@ -290,3 +297,14 @@ def test_a_method_a_per_method_view_does_not_offer_is_405_not_403(
     assert_problem(response, status=405, code="METHOD_NOT_ALLOWED")
     assert method.upper() not in response["Allow"]
     assert not AuditEvent.objects.filter(action="authz.denied").exists()
+
+
+def test_a_denial_in_the_next_minute_is_audited_again(org, member, member_client, time_machine):
+    start = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    time_machine.move_to(start, tick=False)
+    member_client.post(GROUPS, {"name": "editors", "permissions": []}, format="json")
+    time_machine.move_to(start + dt.timedelta(seconds=61), tick=False)
+
+    member_client.post(GROUPS, {"name": "editors", "permissions": []}, format="json")
+
+    assert _denials(org, "org:admin").count() == 2
