@@ -87,7 +87,7 @@ def principal_for_session(
     org_id, uid = state["organization_id"], state["user_id"]
     if not organization_id:  # a browser session: read the member view now
         cached = cache_get_many([generation_key(org_id), member_key(org_id, uid)])
-    view = member_view(organization_id=org_id, user_id=uid, cached=cached)
+    view, source = member_view(organization_id=org_id, user_id=uid, cached=cached)
     if view["status"] == "user_inactive":
         raise AuthenticationFailed("The account is disabled.")
     if view["status"] == "org_inactive":
@@ -95,7 +95,7 @@ def principal_for_session(
     if view["status"] != "ok":
         raise TokenRevoked("You are no longer a member of this organization.")
     session_activity_touch(session_id, state)
-    return principal_from_view(view, session_id=session_id)
+    return principal_from_view(view, session_id=session_id, source=source)
 
 
 def user_from_principal(principal: Principal) -> User:
@@ -198,7 +198,7 @@ def principal_for_token(raw: str) -> Principal:
     if owner != (org_id, creator):
         token_owners.put(digest, (org_id, creator))
         cached = cache_get_many([generation_key(org_id), member_key(org_id, creator)])
-    view = member_view(organization_id=org_id, user_id=creator, cached=cached)
+    view, source = member_view(organization_id=org_id, user_id=creator, cached=cached)
     if view["status"] == "org_inactive":
         raise AuthenticationFailed("The organization is deactivated.")
     if view["status"] != "ok":
@@ -218,6 +218,7 @@ def principal_for_token(raw: str) -> Principal:
         role=None,
         permissions=effective_scopes(record["scopes"], creator_principal.permissions),
         token_prefix=record["prefix"],
+        source=source,
     )
 
 

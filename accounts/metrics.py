@@ -1,6 +1,6 @@
 """Identity's Prometheus metrics."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 CACHE_FAILURES = Counter(
     "vantage_auth_cache_failures_total",
@@ -21,4 +21,14 @@ AUTH_FAILURES = Counter(
     "vantage_auth_failures_total",
     "Requests refused during authentication, by problem code.",
     ["code"],
+)
+AUTHZ_DECISIONS = Counter(
+    "vantage_authz_decisions_total",
+    "Authorization decisions, by where the member's permissions came from and the outcome.",
+    ["source", "outcome"],
+)
+AUTHZ_DECISION_SECONDS = Histogram(
+    "vantage_authz_decision_seconds",
+    "Time to reach an authorization decision once the principal is known.",
+    buckets=(0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
 )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -32,12 +33,17 @@ from accounts import metrics
 from accounts.models import Membership, Session
 from accounts.roles import role_permissions
 from accounts.selectors import membership_for
+from config.lru import BoundedLRU
 from config.request_context import Actor
 
 logger = structlog.get_logger("vantage.auth")
 
 SESSION_TTL = 60
 MEMBER_TTL = 300
+# A member view kept in this process's memory, valid while its generation is
+# the one read from the shared cache for the request (and no longer than this).
+MEMBER_L1_TTL = 300
+_member_l1: BoundedLRU[tuple[str, dict[str, Any], float]] = BoundedLRU(size=10_000)
 # A tombstone outlives every access token issued before the revocation.
 TOMBSTONE_TTL = 60 * 60 * 24
 
@@ -59,6 +65,8 @@ class Principal:
     user_id: str | None = None
     session_id: str | None = None
     token_prefix: str | None = None
+    # Where what it may do was read from for this request: l1, cache or db.
+    source: str = "db"
 
     @property
     def actor(self) -> Actor:
@@ -194,10 +202,17 @@ def member_view_load(*, organization_id: Any, user_id: Any) -> dict[str, Any]:
 
 def member_view(
     *, organization_id: Any, user_id: Any, cached: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Return the member view, from `cached` (a get_many result) when it is current."""
-    if cached is None:  # the cache is unreachable
-        return member_view_load(organization_id=organization_id, user_id=user_id)
+) -> tuple[dict[str, Any], str]:
+    """Return the member view and where it came from: `l1`, `cache` or `db`.
+
+    `cached` is the request's get_many result holding the organization's
+    generation; a view from this process's memory (l1) or from the shared
+    cache is used only while it carries that generation. Without the shared
+    cache (None) the database answers and the in-process copy is not used.
+    """
+    if cached is None or not settings.AUTH_CACHE_ENABLED:
+        metrics.PRINCIPAL_LOOKUPS.labels(source="db").inc()
+        return member_view_load(organization_id=organization_id, user_id=user_id), "db"
     generation = cached.get(generation_key(organization_id))
     if generation is None:
         generation = uuid.uuid4().hex
@@ -205,12 +220,19 @@ def member_view(
             generation = (
                 cache_write("get", cache.get, generation_key(organization_id)) or generation
             )
+    l1_key = (str(organization_id), str(user_id))
+    local = _member_l1.get(l1_key)
+    if local is not None and local[0] == generation and time.monotonic() < local[2]:
+        metrics.PRINCIPAL_LOOKUPS.labels(source="l1").inc()
+        return dict(local[1]), "l1"
     entry = cached.get(member_key(organization_id, user_id))
     if entry is not None and entry.get("generation") == generation:
         metrics.PRINCIPAL_LOOKUPS.labels(source="cache").inc()
-        return dict(entry["view"])
+        _member_l1.put(l1_key, (generation, entry["view"], time.monotonic() + MEMBER_L1_TTL))
+        return dict(entry["view"]), "cache"
     metrics.PRINCIPAL_LOOKUPS.labels(source="db").inc()
     view = member_view_load(organization_id=organization_id, user_id=user_id)
+    _member_l1.put(l1_key, (generation, view, time.monotonic() + MEMBER_L1_TTL))
     cache_write(
         "set",
         cache.set,
@@ -218,10 +240,12 @@ def member_view(
         {"generation": generation, "view": view},
         MEMBER_TTL,
     )
-    return view
+    return view, "db"
 
 
-def principal_from_view(view: dict[str, Any], *, session_id: Any = None) -> Principal:
+def principal_from_view(
+    view: dict[str, Any], *, session_id: Any = None, source: str = "db"
+) -> Principal:
     """Build a user principal from an 'ok' member view."""
     groups = {name: tuple(perms) for name, perms in view["groups"].items()}
     permissions = role_permissions(view["role"]).union(*groups.values())
@@ -239,4 +263,5 @@ def principal_from_view(view: dict[str, Any], *, session_id: Any = None) -> Prin
         permissions=frozenset(permissions),
         user_id=user["id"],
         session_id=str(session_id) if session_id else None,
+        source=source,
     )

@@ -292,6 +292,9 @@ AUTH_LOCKOUT_WINDOW_SECONDS = env.int("AUTH_LOCKOUT_WINDOW_SECONDS", default=15 
 AUTH_LOCKOUT_USERNAME_FAILURES = env.int("AUTH_LOCKOUT_USERNAME_FAILURES", default=5)
 AUTH_LOCKOUT_IP_FAILURES = env.int("AUTH_LOCKOUT_IP_FAILURES", default=20)
 AUTHENTICATION_BACKENDS = ["accounts.backends.LoginBackend"]
+# The permission cache: member views in process memory and in the shared
+# cache, valid while their organization's generation is current.
+AUTH_CACHE_ENABLED = env.bool("AUTH_CACHE_ENABLED", default=True)
 
 # What each tier may do; an organization's own overrides take precedence.
 TIER_LIMITS: dict[str, dict[str, int]] = {

@@ -1,8 +1,13 @@
 from django.urls import path
 
-from accounts.api import token_views, views
+from accounts.api import authorization_views, token_views, views
 
 urlpatterns = [
+    path(
+        "authorization/check",
+        authorization_views.AuthorizationCheckApi.as_view(),
+        name="authorization-check",
+    ),
     path("tokens", token_views.TokenCollectionApi.as_view(), name="tokens"),
     path("tokens/revoke-all", token_views.TokenRevokeAllApi.as_view(), name="tokens-revoke-all"),
     path("tokens/expiring", token_views.TokenExpiringApi.as_view(), name="tokens-expiring"),
