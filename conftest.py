@@ -193,6 +193,22 @@ def outsider(other_org: Any) -> Any:
 
 
 @pytest.fixture
+def staff_browser(org: Any) -> Any:
+    """A browser signed in at /login/ as a superuser who is also an admin of `org`."""
+    from django.test import Client
+
+    from accounts.models import Membership
+    from accounts.tests.factories import PASSWORD, UserFactory
+
+    staff: Any = UserFactory(username="root", is_staff=True, is_superuser=True)
+    Membership.objects.create(user=staff, organization=org, role="admin")
+    browser = Client()
+    response = browser.post("/login/", {"username": "root", "password": PASSWORD})
+    assert response.status_code == 302
+    return browser
+
+
+@pytest.fixture
 def admin_client(admin: Any) -> APIClient:
     return login_client(admin)
 

@@ -8,6 +8,7 @@ no database query.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -192,33 +193,31 @@ def principal_for_token(raw: str) -> Principal:
     if record["expires_at"] <= now:
         _audit_refused_token(record, "expired")
         raise TokenExpired("The service token has expired.")
-    org_id, creator = record["organization_id"], record["created_by_id"]
-    if creator is None:
+    org_id, creator_id = record["organization_id"], record["created_by_id"]
+    if creator_id is None:
         raise AuthenticationFailed("The token's creator no longer exists; create a new token.")
-    if owner != (org_id, creator):
-        token_owners.put(digest, (org_id, creator))
-        cached = cache_get_many([generation_key(org_id), member_key(org_id, creator)])
-    view, source = member_view(organization_id=org_id, user_id=creator, cached=cached)
+    if owner != (org_id, creator_id):
+        token_owners.put(digest, (org_id, creator_id))
+        cached = cache_get_many([generation_key(org_id), member_key(org_id, creator_id)])
+    view, source = member_view(organization_id=org_id, user_id=creator_id, cached=cached)
     if view["status"] == "org_inactive":
         raise AuthenticationFailed("The organization is deactivated.")
     if view["status"] != "ok":
         raise AuthenticationFailed(
             "The token's creator is no longer an active member; create a new token."
         )
-    creator_principal = principal_from_view(view)
-    org = view["organization"]
-    return Principal(
+    # The creator's principal, narrowed to the token's scopes and named for the token.
+    creator = principal_from_view(view, source=source)
+    return replace(
+        creator,
         kind="service_token",
         id=record["id"],
         display=record["name"],
-        organization_id=org["id"],
-        organization_name=org["name"],
-        organization_slug=org["slug"],
-        organization_tier=org["tier"],
         role=None,
-        permissions=effective_scopes(record["scopes"], creator_principal.permissions),
+        groups={},
+        permissions=effective_scopes(record["scopes"], creator.permissions),
+        user_id=None,
         token_prefix=record["prefix"],
-        source=source,
     )
 
 

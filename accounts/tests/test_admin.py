@@ -4,21 +4,10 @@ import pytest
 from django.test import Client
 
 from accounts.models import Membership, Session
-from accounts.tests.factories import PASSWORD, UserFactory
 from audit.models import AuditEvent
 from conftest import login_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def staff_browser(org):
-    staff = UserFactory(username="root", is_staff=True, is_superuser=True)
-    Membership.objects.create(user=staff, organization=org, role="admin")
-    browser = Client()
-    response = browser.post("/login/", {"username": "root", "password": PASSWORD})
-    assert response.status_code == 302
-    return browser
 
 
 def test_admin_pages_need_a_signed_in_staff_member(staff_browser):

@@ -20,14 +20,13 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Membership, ServiceToken, TokenUsageDay
 from accounts.service_tokens import token_checksum, token_digest, token_prefix
 from accounts.tasks import token_expiry_notify_task, token_usage_flush_task
-from accounts.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
+from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from audit.models import AuditEvent
 from conftest import assert_problem
 
@@ -725,16 +724,6 @@ def test_expiry_notify_task_returns_the_number_of_notices_sent(expiring, mailout
 
 
 # --- Django admin ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff_browser(org):
-    staff = UserFactory(username="root", is_staff=True, is_superuser=True)
-    Membership.objects.create(user=staff, organization=org, role="admin")
-    browser = Client()
-    response = browser.post("/login/", {"username": "root", "password": PASSWORD})
-    assert response.status_code == 302
-    return browser
 
 
 def test_admin_lists_tokens_and_the_change_page_hides_the_digest(staff_browser, org, admin):
