@@ -24,11 +24,10 @@ from accounts.services.organizations import member_remove, user_deactivate
 from accounts.services.sessions import session_revoke, sessions_revoke_all
 from accounts.services.tokens import token_revoke
 from config.errors import DomainError
+from config.request_context import Actor, bind_principal
 
 
 def _staff_actor(request: HttpRequest) -> None:
-    from config.request_context import Actor, bind_principal
-
     user = request.user
     bind_principal(Actor("user", str(user.pk), user.get_username()))
 

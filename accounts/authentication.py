@@ -43,6 +43,8 @@ from accounts.service_tokens import (
     token_well_formed,
 )
 from accounts.services.sessions import session_revoke
+from audit.models import AuditEvent
+from audit.services import audit_record
 from audit.throttle import audit_first_in_interval
 from config.request_context import Actor, bind_principal, current_client
 
@@ -148,9 +150,6 @@ def _presented_service_token(request: Request) -> str | None:
 
 
 def _audit_refused_token(record: dict[str, Any], reason: str) -> None:
-    from audit.models import AuditEvent
-    from audit.services import audit_record
-
     # Once a minute per token: a client retrying a dead token cannot flood the log.
     if audit_first_in_interval(f"token-refused:{record['id']}"):
         audit_record(

@@ -14,12 +14,11 @@ from django.utils import timezone
 
 from accounts.errors import TooManyLoginAttempts
 from accounts.models import LoginFailure
+from accounts.selectors import user_by_login
 
 
 def _normalized(username: str) -> str:
     """Count failures per account, whether it was named by username or email."""
-    from accounts.selectors import user_by_login
-
     login = username.strip()
     user = user_by_login(login)
     return (user.username if user is not None else login).lower()[:254]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -223,12 +225,8 @@ def _member(principal: Principal, user_id: str) -> Membership:
 
 def _user_by_reference(reference: str) -> User:
     query = Q(username=reference) | Q(email__iexact=reference)
-    try:
-        import uuid
-
+    with contextlib.suppress(ValueError):  # not an id: a username or email
         query |= Q(id=uuid.UUID(reference))
-    except ValueError:
-        pass
     user = User.objects.filter(query, is_active=True).first()
     if user is None:
         raise InvalidInput(f"No active user {reference!r}.", field="user")

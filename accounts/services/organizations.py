@@ -14,7 +14,7 @@ from accounts.errors import LastAdmin
 from accounts.models import Group, Membership, Organization, Role, User
 from accounts.principal import organization_changed
 from accounts.roles import PERMISSIONS
-from accounts.services.sessions import session_revoke
+from accounts.services.sessions import session_revoke, sessions_revoke_all
 from audit.services import audit_record
 from config.errors import Conflict, InvalidInput
 
@@ -251,8 +251,6 @@ def group_delete(*, group: Group) -> None:
 @transaction.atomic
 def user_deactivate(*, user: User) -> None:
     """Disable an account: its sessions end now and it cannot sign in again."""
-    from accounts.services.sessions import sessions_revoke_all
-
     User.objects.filter(id=user.id).update(is_active=False)
     sessions_revoke_all(user=user, reason="user_deactivated")
     for org_id in user.memberships.values_list("organization_id", flat=True):
@@ -264,8 +262,6 @@ def user_deactivate(*, user: User) -> None:
 @transaction.atomic
 def password_change(*, user: User, password: str, keep_session_id: Any = None) -> int:
     """Set a new password (validated) and end every other session; returns how many ended."""
-    from accounts.services.sessions import sessions_revoke_all
-
     try:
         validate_password(password, user)
     except ValidationError as exc:

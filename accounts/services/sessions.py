@@ -29,6 +29,7 @@ from accounts.selectors import (
 )
 from audit.models import AuditEvent
 from audit.services import audit_record
+from config.errors import NotFound
 from config.request_context import Actor, current_client
 
 logger = structlog.get_logger("vantage.auth")
@@ -229,8 +230,6 @@ def org_switch(*, session: Session, org: str) -> SignIn:
     session = Session.objects.select_for_update().select_related("user").get(id=session.id)
     membership = _resolve_membership(session.user, org)
     if membership is None:
-        from config.errors import NotFound
-
         raise NotFound("No organization of yours has that slug or id.")
     previous = session.organization_id
     session.organization = membership.organization
