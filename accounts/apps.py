@@ -6,5 +6,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        # Registers the OpenAPI extensions describing our authentication classes.
-        from accounts import schema  # noqa: F401
+        # Registers the OpenAPI extensions describing our authentication classes,
+        # and the system checks of the decision point's configuration.
+        from accounts import checks, schema  # noqa: F401

@@ -8,6 +8,7 @@ no database query.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from accounts.principal import (
     generation_key,
     member_key,
     member_view,
+    member_view_reload,
     principal_from_view,
     session_activity_touch,
     session_key,
@@ -90,7 +92,7 @@ def principal_for_session(
     org_id, uid = state["organization_id"], state["user_id"]
     if not organization_id:  # a browser session: read the member view now
         cached = cache_get_many([generation_key(org_id), member_key(org_id, uid)])
-    view, source = member_view(organization_id=org_id, user_id=uid, cached=cached)
+    view, source, generation = member_view(organization_id=org_id, user_id=uid, cached=cached)
     if view["status"] == "user_inactive":
         raise AuthenticationFailed("The account is disabled.")
     if view["status"] == "org_inactive":
@@ -98,7 +100,7 @@ def principal_for_session(
     if view["status"] != "ok":
         raise TokenRevoked("You are no longer a member of this organization.")
     session_activity_touch(session_id, state)
-    return principal_from_view(view, session_id=session_id, source=source)
+    return principal_from_view(view, session_id=session_id, source=source, generation=generation)
 
 
 def user_from_principal(principal: Principal) -> User:
@@ -198,7 +200,9 @@ def principal_for_token(raw: str) -> Principal:
     if owner != (org_id, creator_id):
         token_owners.put(digest, (org_id, creator_id))
         cached = cache_get_many([generation_key(org_id), member_key(org_id, creator_id)])
-    view, source = member_view(organization_id=org_id, user_id=creator_id, cached=cached)
+    view, source, generation = member_view(
+        organization_id=org_id, user_id=creator_id, cached=cached
+    )
     if view["status"] == "org_inactive":
         raise AuthenticationFailed("The organization is deactivated.")
     if view["status"] != "ok":
@@ -206,7 +210,13 @@ def principal_for_token(raw: str) -> Principal:
             "The token's creator is no longer an active member; create a new token."
         )
     # The creator's principal, narrowed to the token's scopes and named for the token.
-    creator = principal_from_view(view, source=source)
+    creator = principal_from_view(view, source=source, generation=generation)
+    return token_principal(creator, record)
+
+
+def token_principal(creator: Principal, record: dict[str, Any]) -> Principal:
+    """Return a token's principal: its creator's, narrowed to its scopes and named for it."""
+    scopes = frozenset(record["scopes"])
     return replace(
         creator,
         kind="service_token",
@@ -214,13 +224,35 @@ def principal_for_token(raw: str) -> Principal:
         display=record["name"],
         role=None,
         groups={},
-        permissions=effective_scopes(record["scopes"], creator.permissions),
+        permissions=effective_scopes(scopes, creator.permissions),
         user_id=None,
         token_prefix=record["prefix"],
+        delegated_by=creator.id,
+        scopes=scopes,
     )
 
 
-def effective_scopes(scopes: list[str], creator_permissions: frozenset[str]) -> frozenset[str]:
+def principal_refreshed(principal: Principal) -> Principal:
+    """Return the principal with what it may do read again from the database (and re-cached)."""
+    user_id = principal.user_id or principal.delegated_by
+    view, source, _ = member_view_reload(
+        organization_id=principal.organization_id, user_id=user_id, generation=principal.generation
+    )
+    if view["status"] != "ok":
+        # No longer a member: nothing is granted (the next request is refused outright).
+        return replace(principal, role=None, groups={}, permissions=frozenset(), source=source)
+    fresh = principal_from_view(
+        view, session_id=principal.session_id, source=source, generation=principal.generation
+    )
+    if principal.kind == "user":
+        return fresh
+    return replace(
+        principal, permissions=effective_scopes(principal.scopes or (), fresh.permissions),
+        source=source, loaded_at=fresh.loaded_at,
+    )  # fmt: skip
+
+
+def effective_scopes(scopes: Iterable[str], creator_permissions: frozenset[str]) -> frozenset[str]:
     """Return what a token may do: its scopes that its creator may still do."""
     return frozenset(scope for scope in scopes if scope in creator_permissions)
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from django.conf import settings
 
 from accounts import metrics
+from accounts.authentication import principal_refreshed
+from accounts.decision_cache import Decision, decision_ttl
 from accounts.principal import Principal
+from accounts.remote_decisions import remote_decision
 from accounts.roles import PERMISSIONS, role_grants
+
+__all__ = ["ANY_PRINCIPAL", "Decision", "decision_check"]
 
 logger = structlog.get_logger("vantage.authz")
 
@@ -18,30 +23,24 @@ logger = structlog.get_logger("vantage.authz")
 ANY_PRINCIPAL = "any"
 
 
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    groups: tuple[str, ...]
-    reason: str
-    # Where the principal's permissions were read: l1 (this process),
-    # cache (shared), db, or remote (another deployment's decision point).
-    source: str = "db"
-
-
-def decision_check(*, principal: Principal, permission: str, organization_id: Any) -> Decision:
+def decision_check(
+    *, principal: Principal, permission: str, organization_id: Any, backend: str | None = None
+) -> Decision:
     """Return whether `principal` may do `permission` in the organization, and why.
 
     The one place any code asks; every decision is logged and counted.
+    `backend` is `local` or `remote`; AUTHZ_BACKEND by default.
     """
     started = time.perf_counter()
-    allowed, groups, reason = _decide(principal, permission, organization_id)
-    decision = Decision(allowed, groups, reason, source=principal.source)
+    decision = _decide(
+        principal, permission, str(organization_id), backend or settings.AUTHZ_BACKEND
+    )
     duration = time.perf_counter() - started
     outcome = "allowed" if decision.allowed else "denied"
     metrics.AUTHZ_DECISIONS.labels(source=decision.source, outcome=outcome).inc()
     metrics.AUTHZ_DECISION_SECONDS.observe(duration)
     # Hits are routine; misses and denials are worth reading.
-    log = logger.debug if decision.allowed and decision.source != "db" else logger.info
+    log = logger.debug if decision.allowed and decision.source in ("l1", "cache") else logger.info
     log(
         "authorization_decision",
         organization_id=str(organization_id),
@@ -55,22 +54,37 @@ def decision_check(*, principal: Principal, permission: str, organization_id: An
     return decision
 
 
-def _decide(
-    principal: Principal, permission: str, organization_id: Any
-) -> tuple[bool, tuple[str, ...], str]:
-    groups = tuple(sorted(principal.groups))
-    if str(organization_id) != principal.organization_id:
-        return (False, (), "not a member of this organization")
+def _decide(principal: Principal, permission: str, organization_id: str, backend: str) -> Decision:
+    if organization_id != principal.organization_id:
+        return Decision(False, (), "not a member of this organization", principal.source)
     if permission == ANY_PRINCIPAL:
-        return (True, groups, "any member")
+        return Decision(True, tuple(sorted(principal.groups)), "any member", principal.source)
+    if backend == "remote":
+        return remote_decision(
+            principal=principal, permission=permission, organization_id=organization_id
+        )
+    decision = _rule(principal, permission)
+    # What the principal may do was read from the database `age` seconds ago:
+    # past its permission class's TTL, read it again, even though no change
+    # was signalled (a lost invalidation cannot outlive the TTL).
+    age = time.time() - principal.loaded_at
+    if principal.source != "db" and age > decision_ttl(permission, allowed=decision.allowed):
+        decision = _rule(principal_refreshed(principal), permission)
+    return decision
+
+
+def _rule(principal: Principal, permission: str) -> Decision:
+    groups, source = tuple(sorted(principal.groups)), principal.source
+    if principal.kind == "user" and principal.role is None:
+        return Decision(False, (), "not an active member of this organization", source)
     if permission not in PERMISSIONS and permission not in principal.permissions:
-        return (False, groups, f"unknown permission {permission}")
+        return Decision(False, groups, f"unknown permission {permission}", source)
     if permission not in principal.permissions:
         who = f"role {principal.role}" if principal.role else "the token's scopes"
-        return (False, groups, f"{who} does not grant {permission}")
+        return Decision(False, groups, f"{who} does not grant {permission}", source)
     if principal.kind == "user" and principal.role and role_grants(principal.role, permission):
-        return (True, groups, f"granted by role {principal.role}")
+        return Decision(True, groups, f"granted by role {principal.role}", source)
     granting = [name for name in groups if permission in principal.groups[name]]
     if granting:
-        return (True, groups, f"granted by group {granting[0]}")
-    return (True, groups, "granted by the token's scopes")
+        return Decision(True, groups, f"granted by group {granting[0]}", source)
+    return Decision(True, groups, "granted by the token's scopes", source)

@@ -51,3 +51,16 @@ class LastAdmin(DomainError):
     default_detail = (
         "An organization must keep at least one admin: promote another member to admin first."
     )
+
+
+class AuthorizationUnavailable(DomainError):
+    status = 503
+    code = "AUTHORIZATION_UNAVAILABLE"
+    title = "Authorization unavailable"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "The authorization decision point cannot be reached; the request was refused. "
+            f"Try again in {retry_after} seconds.",
+            headers={"Retry-After": str(retry_after)},
+        )

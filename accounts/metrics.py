@@ -1,6 +1,6 @@
 """Identity's Prometheus metrics."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 CACHE_FAILURES = Counter(
     "vantage_auth_cache_failures_total",
@@ -24,11 +24,26 @@ AUTH_FAILURES = Counter(
 )
 AUTHZ_DECISIONS = Counter(
     "vantage_authz_decisions_total",
-    "Authorization decisions, by where the member's permissions came from and the outcome.",
+    "Authorization decisions, by where they came from (l1, cache, db, remote) and the outcome.",
     ["source", "outcome"],
 )
 AUTHZ_DECISION_SECONDS = Histogram(
     "vantage_authz_decision_seconds",
     "Time to reach an authorization decision once the principal is known.",
     buckets=(0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
+)
+AUTHZ_REMOTE_REQUESTS = Counter(
+    "vantage_authz_remote_requests_total",
+    "Questions to the remote decision point, by outcome (answered, failed, rejected while open).",
+    ["outcome"],
+)
+AUTHZ_BREAKER_STATE = Gauge(
+    "vantage_authz_breaker_state",
+    "The remote decision point's circuit breaker: 0 closed, 1 half-open, 2 open.",
+    multiprocess_mode="mostrecent",
+)
+AUTHZ_BREAKER_TRANSITIONS = Counter(
+    "vantage_authz_breaker_transitions_total",
+    "Circuit breaker state changes seen by a process, by the state entered.",
+    ["state"],
 )

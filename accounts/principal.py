@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from django.conf import settings
@@ -65,8 +65,15 @@ class Principal:
     user_id: str | None = None
     session_id: str | None = None
     token_prefix: str | None = None
-    # Where what it may do was read from for this request: l1, cache or db.
+    # A token's creator and scopes: what it may do is their intersection.
+    delegated_by: str | None = None
+    scopes: frozenset[str] | None = None
+    # Where what it may do was read from for this request: l1, cache or db;
+    # when (wall clock) that was read from the database; and the organization's
+    # generation read for this request (None when the shared cache is unreachable).
     source: str = "db"
+    loaded_at: float = 0.0
+    generation: str | None = None
 
     @property
     def actor(self) -> Actor:
@@ -192,6 +199,7 @@ def member_view_load(*, organization_id: Any, user_id: Any) -> dict[str, Any]:
     groups = {g.name: tuple(sorted(g.permissions)) for g in membership.groups.all()}
     return {
         "status": "ok",
+        "loaded_at": time.time(),
         "user": {"id": str(user.id), "username": user.username, "email": user.email,
                  "name": user.name},
         "organization": {"id": str(org.id), "name": org.name, "slug": org.slug, "tier": org.tier},
@@ -200,10 +208,18 @@ def member_view_load(*, organization_id: Any, user_id: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+class MemberLookup(NamedTuple):
+    view: dict[str, Any]
+    # l1 (this process), cache (shared) or db.
+    source: str
+    # The organization's generation the view is valid for; None without the shared cache.
+    generation: str | None
+
+
 def member_view(
     *, organization_id: Any, user_id: Any, cached: dict[str, Any] | None
-) -> tuple[dict[str, Any], str]:
-    """Return the member view and where it came from: `l1`, `cache` or `db`.
+) -> MemberLookup:
+    """Return the member view, where it came from and the generation it is valid for.
 
     `cached` is the request's get_many result holding the organization's
     generation; a view from this process's memory (l1) or from the shared
@@ -212,7 +228,9 @@ def member_view(
     """
     if cached is None or not settings.AUTH_CACHE_ENABLED:
         metrics.PRINCIPAL_LOOKUPS.labels(source="db").inc()
-        return member_view_load(organization_id=organization_id, user_id=user_id), "db"
+        return MemberLookup(
+            member_view_load(organization_id=organization_id, user_id=user_id), "db", None
+        )
     generation = cached.get(generation_key(organization_id))
     if generation is None:
         generation = uuid.uuid4().hex
@@ -220,31 +238,48 @@ def member_view(
             generation = (
                 cache_write("get", cache.get, generation_key(organization_id)) or generation
             )
-    l1_key = (str(organization_id), str(user_id))
-    local = _member_l1.get(l1_key)
+    local = _member_l1.get((str(organization_id), str(user_id)))
     if local is not None and local[0] == generation and time.monotonic() < local[2]:
         metrics.PRINCIPAL_LOOKUPS.labels(source="l1").inc()
-        return dict(local[1]), "l1"
+        return MemberLookup(dict(local[1]), "l1", generation)
     entry = cached.get(member_key(organization_id, user_id))
     if entry is not None and entry.get("generation") == generation:
         metrics.PRINCIPAL_LOOKUPS.labels(source="cache").inc()
-        _member_l1.put(l1_key, (generation, entry["view"], time.monotonic() + MEMBER_L1_TTL))
-        return dict(entry["view"]), "cache"
+        member_view_remember(organization_id, user_id, generation, entry["view"], shared=False)
+        return MemberLookup(dict(entry["view"]), "cache", generation)
+    return member_view_reload(
+        organization_id=organization_id, user_id=user_id, generation=generation
+    )
+
+
+def member_view_reload(
+    *, organization_id: Any, user_id: Any, generation: str | None
+) -> MemberLookup:
+    """Read the member view from the database and keep it for `generation` (None: keep nothing)."""
     metrics.PRINCIPAL_LOOKUPS.labels(source="db").inc()
     view = member_view_load(organization_id=organization_id, user_id=user_id)
-    _member_l1.put(l1_key, (generation, view, time.monotonic() + MEMBER_L1_TTL))
-    cache_write(
-        "set",
-        cache.set,
-        member_key(organization_id, user_id),
-        {"generation": generation, "view": view},
-        MEMBER_TTL,
-    )
-    return view, "db"
+    if generation is not None:
+        member_view_remember(organization_id, user_id, generation, view, shared=True)
+    return MemberLookup(view, "db", generation)
+
+
+def member_view_remember(
+    organization_id: Any, user_id: Any, generation: str, view: dict[str, Any], *, shared: bool
+) -> None:
+    """Keep a member view in this process and, if `shared`, in the shared cache."""
+    expires = time.monotonic() + MEMBER_L1_TTL
+    _member_l1.put((str(organization_id), str(user_id)), (generation, view, expires))
+    if shared:
+        entry = {"generation": generation, "view": view}
+        cache_write("set", cache.set, member_key(organization_id, user_id), entry, MEMBER_TTL)
 
 
 def principal_from_view(
-    view: dict[str, Any], *, session_id: Any = None, source: str = "db"
+    view: dict[str, Any],
+    *,
+    session_id: Any = None,
+    source: str = "db",
+    generation: str | None = None,
 ) -> Principal:
     """Build a user principal from an 'ok' member view."""
     groups = {name: tuple(perms) for name, perms in view["groups"].items()}
@@ -264,4 +299,6 @@ def principal_from_view(
         user_id=user["id"],
         session_id=str(session_id) if session_id else None,
         source=source,
+        loaded_at=view.get("loaded_at", 0.0),
+        generation=generation,
     )

@@ -38,10 +38,9 @@ class HasScrapeToken(BasePermission):
         return scrape_token_matches(request.headers.get("Authorization", ""))
 
 
-class MetricsApi(APIView):
-    """Prometheus text exposition of every process's metrics on this host."""
+class OperatorApi(APIView):
+    """A view for monitoring: the scrape token, or a principal holding metrics:read."""
 
-    # The scrape token, or a principal holding metrics:read.
     permission_classes = [HasScrapeToken | RequiredPermission]
     required_permission = "metrics:read"
 
@@ -51,6 +50,10 @@ class MetricsApi(APIView):
         if request is not None and scrape_token_matches(request.headers.get("Authorization", "")):
             return []
         return super().get_authenticators()
+
+
+class MetricsApi(OperatorApi):
+    """Prometheus text exposition of every process's metrics on this host."""
 
     @extend_schema(
         summary="Prometheus metrics",

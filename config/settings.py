@@ -292,9 +292,25 @@ AUTH_LOCKOUT_WINDOW_SECONDS = env.int("AUTH_LOCKOUT_WINDOW_SECONDS", default=15 
 AUTH_LOCKOUT_USERNAME_FAILURES = env.int("AUTH_LOCKOUT_USERNAME_FAILURES", default=5)
 AUTH_LOCKOUT_IP_FAILURES = env.int("AUTH_LOCKOUT_IP_FAILURES", default=20)
 AUTHENTICATION_BACKENDS = ["accounts.backends.LoginBackend"]
-# The permission cache: member views in process memory and in the shared
-# cache, valid while their organization's generation is current.
+# The permission cache: member views and decisions in process memory and in
+# the shared cache, valid while their organization's generation is current and
+# no longer than the TTL of their permission's class (denials: their own TTL).
 AUTH_CACHE_ENABLED = env.bool("AUTH_CACHE_ENABLED", default=True)
+AUTH_CACHE_TTL_READ = env.int("AUTH_CACHE_TTL_READ", default=300)
+AUTH_CACHE_TTL_WRITE = env.int("AUTH_CACHE_TTL_WRITE", default=60)
+AUTH_CACHE_TTL_ADMIN = env.int("AUTH_CACHE_TTL_ADMIN", default=30)
+AUTH_CACHE_TTL_DENIED = env.int("AUTH_CACHE_TTL_DENIED", default=120)
+# Where decisions are made: `local` (this deployment's database) or `remote`
+# (another deployment's POST /api/v1/authorization/check, with a service token
+# holding authz:check), guarded by a circuit breaker shared through the cache.
+AUTHZ_BACKEND = env.str("AUTHZ_BACKEND", default="local")
+AUTH_API_URL = env.str("AUTH_API_URL", default="")
+AUTH_API_TOKEN = env.str("AUTH_API_TOKEN", default="")
+AUTH_API_TIMEOUT = env.float("AUTH_API_TIMEOUT", default=2.0)
+AUTH_BREAKER_FAILURES = env.int("AUTH_BREAKER_FAILURES", default=5)
+AUTH_BREAKER_RESET_SECONDS = env.int("AUTH_BREAKER_RESET_SECONDS", default=60)
+# When the remote decision point cannot answer: refuse (503) or allow.
+AUTH_FAIL_OPEN = env.bool("AUTH_FAIL_OPEN", default=False)
 
 # What each tier may do; an organization's own overrides take precedence.
 TIER_LIMITS: dict[str, dict[str, int]] = {

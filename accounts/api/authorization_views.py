@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.api.views import _principal
 from accounts.authorization import Decision, decision_check
+from accounts.authorization_health import authorization_health
 from accounts.errors import PermissionDenied
 from accounts.principal import (
     cache_get_many,
@@ -21,6 +22,7 @@ from accounts.principal import (
     principal_from_view,
 )
 from accounts.roles import PERMISSIONS
+from config.metrics_api import OperatorApi
 
 
 class CheckSerializer(serializers.Serializer[Any]):
@@ -40,11 +42,16 @@ class DecisionSerializer(serializers.Serializer[Any]):
 def member_decision(*, organization_id: str, user_id: str, permission: str) -> Decision:
     """Decide for a member named by id, reading their permissions like a request would."""
     cached = cache_get_many([generation_key(organization_id), member_key(organization_id, user_id)])
-    view, source = member_view(organization_id=organization_id, user_id=user_id, cached=cached)
+    view, source, generation = member_view(
+        organization_id=organization_id, user_id=user_id, cached=cached
+    )
     if view["status"] != "ok":
         return Decision(False, (), "not an active member of this organization", source=source)
-    subject = principal_from_view(view, source=source)
-    return decision_check(principal=subject, permission=permission, organization_id=organization_id)
+    subject = principal_from_view(view, source=source, generation=generation)
+    # This deployment answers from its own records, whatever it asks for itself.
+    return decision_check(
+        principal=subject, permission=permission, organization_id=organization_id, backend="local"
+    )
 
 
 class AuthorizationCheckApi(APIView):
@@ -67,3 +74,58 @@ class AuthorizationCheckApi(APIView):
         body = {"allowed": decision.allowed, "groups": list(decision.groups),
                 "reason": decision.reason, "source": decision.source}  # fmt: skip
         return Response(DecisionSerializer(body).data)
+
+
+class BreakerSerializer(serializers.Serializer[Any]):
+    state = serializers.ChoiceField(choices=["closed", "open", "half-open"])
+    failures = serializers.IntegerField(help_text="Consecutive failures counted so far.")
+    threshold = serializers.IntegerField(help_text="Consecutive failures that open the breaker.")
+    timeout_seconds = serializers.FloatField(help_text="How long it stays open before a probe.")
+    opened_at = serializers.DateTimeField(allow_null=True)
+
+
+class AuthApiSerializer(serializers.Serializer[Any]):
+    url = serializers.URLField(allow_null=True)
+    timeout_seconds = serializers.FloatField()
+    circuit_breaker = BreakerSerializer()
+
+
+class TtlConfigSerializer(serializers.Serializer[Any]):
+    read_seconds = serializers.IntegerField()
+    write_seconds = serializers.IntegerField()
+    admin_seconds = serializers.IntegerField()
+    denied_seconds = serializers.IntegerField()
+
+
+class AuthCacheSerializer(serializers.Serializer[Any]):
+    enabled = serializers.BooleanField()
+    redis_connection = serializers.ChoiceField(
+        choices=["connected", "unreachable", "not_configured"]
+    )
+    redis_error = serializers.CharField(allow_null=True)
+    ttl_config = TtlConfigSerializer()
+
+
+class AuthConfigSerializer(serializers.Serializer[Any]):
+    fail_open = serializers.BooleanField()
+
+
+class AuthorizationHealthSerializer(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=["healthy", "degraded", "unhealthy"])
+    backend = serializers.ChoiceField(choices=["local", "remote"])
+    auth_api = AuthApiSerializer()
+    cache = AuthCacheSerializer()
+    config = AuthConfigSerializer()
+
+
+class AuthorizationHealthApi(OperatorApi):
+    """The authorization subsystem: decision point, circuit breaker and permission cache."""
+
+    @extend_schema(
+        summary="Health of the authorization subsystem",
+        responses={200: AuthorizationHealthSerializer, 503: AuthorizationHealthSerializer},
+        tags=["operations"],
+    )
+    def get(self, request: Request) -> Response:
+        report, status = authorization_health()
+        return Response(report, status=status, headers={"Cache-Control": "no-store"})

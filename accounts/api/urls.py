@@ -8,6 +8,11 @@ urlpatterns = [
         authorization_views.AuthorizationCheckApi.as_view(),
         name="authorization-check",
     ),
+    path(
+        "health/auth",
+        authorization_views.AuthorizationHealthApi.as_view(),
+        name="authorization-health",
+    ),
     path("tokens", token_views.TokenCollectionApi.as_view(), name="tokens"),
     path("tokens/revoke-all", token_views.TokenRevokeAllApi.as_view(), name="tokens-revoke-all"),
     path("tokens/expiring", token_views.TokenExpiringApi.as_view(), name="tokens-expiring"),
