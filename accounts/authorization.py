@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -18,6 +19,13 @@ from accounts.roles import PERMISSIONS, role_grants
 __all__ = ["ANY_PRINCIPAL", "Decision", "decision_check"]
 
 logger = structlog.get_logger("vantage.authz")
+_stdlib_logger = logging.getLogger("vantage.authz")
+# Counters bound to their labels once: labelling on the hot path costs a lock.
+_DECISIONS = {
+    (source, outcome): metrics.AUTHZ_DECISIONS.labels(source=source, outcome=outcome)
+    for source in ("l1", "cache", "db", "remote")
+    for outcome in ("allowed", "denied")
+}
 
 # Declared by views that any authenticated principal of the organization may use.
 ANY_PRINCIPAL = "any"
@@ -37,11 +45,13 @@ def decision_check(
     )
     duration = time.perf_counter() - started
     outcome = "allowed" if decision.allowed else "denied"
-    metrics.AUTHZ_DECISIONS.labels(source=decision.source, outcome=outcome).inc()
+    _DECISIONS[decision.source, outcome].inc()
     metrics.AUTHZ_DECISION_SECONDS.observe(duration)
-    # Hits are routine; misses and denials are worth reading.
-    log = logger.debug if decision.allowed and decision.source in ("l1", "cache") else logger.info
-    log(
+    # Hits are routine (debug); misses and denials are worth reading.
+    routine = decision.allowed and decision.source in ("l1", "cache")
+    if routine and not _stdlib_logger.isEnabledFor(logging.DEBUG):
+        return decision
+    (logger.debug if routine else logger.info)(
         "authorization_decision",
         organization_id=str(organization_id),
         principal=str(principal.actor),

@@ -13,7 +13,9 @@ def authorization_backend_check(app_configs: Any, **kwargs: Any) -> list[CheckMe
     """Report a decision point that is unknown or remote without its URL or token."""
     backend = settings.AUTHZ_BACKEND
     if backend not in ("local", "remote"):
-        return [Error(f"AUTHZ_BACKEND is {backend!r}; use 'local' or 'remote'.", id="accounts.E001")]
+        return [
+            Error(f"AUTHZ_BACKEND is {backend!r}; use 'local' or 'remote'.", id="accounts.E001")
+        ]
     if backend == "remote" and not (settings.AUTH_API_URL and settings.AUTH_API_TOKEN):
         return [
             Error(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from accounts.models import Role
 
 ROLE_LEVEL: dict[str, int] = {Role.GUEST: 0, Role.VIEWER: 1, Role.USER: 2, Role.ADMIN: 3}
@@ -27,6 +29,7 @@ def role_grants(role: str, permission: str) -> bool:
     return needed is not None and ROLE_LEVEL.get(role, -1) >= ROLE_LEVEL[needed]
 
 
+@functools.cache
 def role_permissions(role: str) -> frozenset[str]:
     """Return every permission `role` holds."""
     return frozenset(p for p in PERMISSIONS if role_grants(role, p))

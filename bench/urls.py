@@ -1,7 +1,7 @@
 """The project's URLs plus the bare views that serve as baselines."""
 
 from django.urls import include, path
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,7 +26,17 @@ class AuthenticatedApi(APIView):
         return Response({"ok": True})
 
 
+class AuthenticatedOnlyApi(APIView):
+    """The same view authenticated, without asking the decision point."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
 urlpatterns = [
+    path("bench/authenticated-only", AuthenticatedOnlyApi.as_view()),
     path("bench/bare", BareApi.as_view()),
     path("bench/authenticated", AuthenticatedApi.as_view()),
     path("", include("config.urls")),

@@ -115,6 +115,8 @@ def logging_config(*, level: str, fmt: str) -> dict[str, Any]:
     )
     structlog.configure(
         processors=[
+            # Below the level, drop the event before any work is spent on it.
+            structlog.stdlib.filter_by_level,
             *_SHARED_PROCESSORS,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
