@@ -93,6 +93,9 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
 @pytest.fixture(autouse=True)
 def _isolated_cache() -> Iterator[None]:
     """Each test starts with an empty cache; on Redis only this run's keys are removed."""
+    from accounts.rate_limits import local_windows_clear
+
+    local_windows_clear()
     yield
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")

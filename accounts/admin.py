@@ -20,9 +20,14 @@ from accounts.models import (
     User,
 )
 from accounts.principal import organization_changed
-from accounts.services.organizations import member_remove, user_deactivate
+from accounts.services.organizations import (
+    member_remove,
+    organization_limits_set,
+    user_deactivate,
+)
 from accounts.services.sessions import session_revoke, sessions_revoke_all
 from accounts.services.tokens import token_revoke
+from accounts.tiers import LIMIT_FIELDS
 from config.errors import DomainError
 from config.request_context import Actor, bind_principal
 
@@ -85,9 +90,16 @@ class OrganizationAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
 
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        limits = {name: getattr(obj, name) for name in LIMIT_FIELDS}
+        if change:  # the limits change through the service, which audits them
+            original = Organization.objects.get(pk=obj.pk)
+            for name in LIMIT_FIELDS:
+                setattr(obj, name, getattr(original, name))
         super().save_model(request, obj, form, change)
         # Tier or state changes reach every member's next request.
         organization_changed(obj.id)
+        _staff_actor(request)
+        organization_limits_set(organization=obj, reset=True, **limits)
 
 
 @admin.register(Membership)

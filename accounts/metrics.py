@@ -47,3 +47,13 @@ AUTHZ_BREAKER_TRANSITIONS = Counter(
     "Circuit breaker state changes seen by a process, by the state entered.",
     ["state"],
 )
+RATE_LIMIT_REJECTIONS = Counter(
+    "vantage_rate_limit_rejections_total",
+    "Requests refused with 429, by tier and by the window that was full "
+    "(principal, organization, client, or the daily upload quota).",
+    ["tier", "reason"],
+)
+RATE_LIMIT_FALLBACKS = Counter(
+    "vantage_rate_limit_fallbacks_total",
+    "Requests counted in process memory because Redis could not be reached.",
+)

@@ -52,6 +52,11 @@ class Organization(models.Model):
     is_active = models.BooleanField(default=True)
     # The organization may allow its service tokens less than the 365 days maximum.
     token_max_lifetime_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Overrides of the tier's limits, one by one (a negotiated contract, a load
+    # test); empty means the tier's number.
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    uploads_per_day = models.PositiveIntegerField(null=True, blank=True)
+    max_file_size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

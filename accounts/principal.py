@@ -33,6 +33,7 @@ from accounts import metrics
 from accounts.models import Membership, Session
 from accounts.roles import role_permissions
 from accounts.selectors import membership_for
+from accounts.tiers import organization_limits, tier_limits
 from config.lru import BoundedLRU
 from config.request_context import Actor
 
@@ -78,6 +79,8 @@ class Principal:
     source: str = "db"
     loaded_at: float = 0.0
     generation: str | None = None
+    # The organization's effective limits (its tier's, with its overrides).
+    limits: dict[str, int] = field(default_factory=dict)
 
     @property
     def actor(self) -> Actor:
@@ -206,7 +209,8 @@ def member_view_load(*, organization_id: Any, user_id: Any) -> dict[str, Any]:
         "loaded_at": time.time(),
         "user": {"id": str(user.id), "username": user.username, "email": user.email,
                  "name": user.name},
-        "organization": {"id": str(org.id), "name": org.name, "slug": org.slug, "tier": org.tier},
+        "organization": {"id": str(org.id), "name": org.name, "slug": org.slug, "tier": org.tier,
+                         "limits": organization_limits(org)},
         "role": membership.role,
         "groups": groups,
     }  # fmt: skip
@@ -305,4 +309,5 @@ def principal_from_view(
         source=source,
         loaded_at=view.get("loaded_at", 0.0),
         generation=generation,
+        limits=org.get("limits") or tier_limits(org["tier"]),
     )

@@ -100,6 +100,7 @@ class HealthApi(APIView):
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    rate_limit = None  # probes and load balancers ask often
     include_version = False
 
     @extend_schema(

@@ -43,6 +43,7 @@ class OperatorApi(APIView):
 
     permission_classes = [HasScrapeToken | RequiredPermission]
     required_permission = "metrics:read"
+    rate_limit = None  # scrapers ask every few seconds, with the scrape token
 
     def get_authenticators(self) -> list[Any]:
         # The scrape token is no JWT: let it through authentication untouched.

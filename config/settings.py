@@ -7,6 +7,7 @@ environment variables. See README.md, "Configuration".
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -82,6 +83,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.BrowserSessionMiddleware",
+    "accounts.middleware.RateLimitHeadersMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -331,6 +333,17 @@ TIER_LIMITS: dict[str, dict[str, int]] = {
         "uploads_per_day": 100_000,
     },
 }
+# Requests per minute are limited by tier (off only for suites that test other things).
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+# An organization as a whole may make this many times its tier's per-principal
+# figure of requests per minute.
+RATE_LIMIT_ORGANIZATION_FACTOR = env.int("RATE_LIMIT_ORGANIZATION_FACTOR", default=5)
+# While Redis is unreachable each web process counts alone, with the limits
+# divided by the number of processes (gunicorn's default worker count).
+RATE_LIMIT_FALLBACK_PROCESSES = env.int(
+    "RATE_LIMIT_FALLBACK_PROCESSES",
+    default=env.int("WEB_CONCURRENCY", default=(os.cpu_count() or 1) * 2 + 1),
+)
 # Service tokens
 TOKEN_DEFAULT_LIFETIME_DAYS = 90
 TOKEN_MAX_LIFETIME_DAYS = 365
@@ -358,6 +371,7 @@ REST_FRAMEWORK = {
     ],
     # Deny by default: a view names the permission it needs (required_permission).
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RequiredPermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.rate_limits.TierRateLimit"],
     "DEFAULT_RENDERER_CLASSES": (
         ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
         if DEBUG

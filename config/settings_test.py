@@ -20,6 +20,8 @@ os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
 # A queue of this run's own, so a shared broker never mixes two runs' tasks.
 os.environ.setdefault("CELERY_DEFAULT_QUEUE", f"vantage-test-{uuid.uuid4().hex[:12]}")
 os.environ.setdefault("LOG_FORMAT", "json")
+# Most tests make many requests as one user; the rate limit tests turn it on.
+os.environ.setdefault("RATE_LIMIT_ENABLED", "false")
 os.environ.setdefault(
     "DJANGO_STATICFILES_STORAGE", "django.contrib.staticfiles.storage.StaticFilesStorage"
 )

@@ -6,7 +6,6 @@ import contextlib
 import uuid
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Q
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotAuthenticated
@@ -21,9 +20,11 @@ from accounts.errors import PermissionDenied
 from accounts.models import Group, Membership, Organization, Session, User
 from accounts.permissions import request_principal
 from accounts.principal import Principal
+from accounts.rate_limits import RateLimitRule
 from accounts.selectors import group_list, member_list, session_list
 from accounts.services import organizations as org_services
 from accounts.services import sessions as session_services
+from accounts.tiers import organization_limits
 from config.errors import InvalidInput, NotFound
 
 
@@ -56,11 +57,16 @@ def _organization(principal: Principal) -> Organization:
     return Organization.objects.get(id=principal.organization_id)
 
 
+AUTH_RATE_LIMIT = RateLimitRule(group="auth")
+
+
 class TokenObtainApi(APIView):
     """Sign in with a username (or email) and password; open a session in one organization."""
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    # Sign-ins and refreshes are counted per client address, apart from other calls.
+    rate_limit = AUTH_RATE_LIMIT
 
     @extend_schema(request=s.TokenObtainSerializer, responses=s.TokenPairSerializer, tags=["auth"])
     def post(self, request: Request) -> Response:
@@ -79,6 +85,8 @@ class TokenRefreshApi(APIView):
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    # Sign-ins and refreshes are counted per client address, apart from other calls.
+    rate_limit = AUTH_RATE_LIMIT
 
     @extend_schema(request=s.TokenRefreshSerializer, responses=s.TokenPairSerializer, tags=["auth"])
     def post(self, request: Request) -> Response:
@@ -195,11 +203,6 @@ class SessionRevokeAllApi(APIView):
             keep_session_id=keep,
         )
         return Response({"revoked": revoked})
-
-
-def organization_limits(org: Organization) -> dict[str, int]:
-    """Return the organization's effective limits."""
-    return dict(settings.TIER_LIMITS[org.tier])
 
 
 class OrgCurrentApi(APIView):

@@ -15,6 +15,7 @@ from accounts.models import Group, Membership, Organization, Role, User
 from accounts.principal import organization_changed
 from accounts.roles import PERMISSIONS
 from accounts.services.sessions import session_revoke, sessions_revoke_all
+from accounts.tiers import LIMIT_FIELDS
 from audit.services import audit_record
 from config.errors import Conflict, InvalidInput
 
@@ -49,6 +50,41 @@ def organization_create(
     org = Organization.objects.create(name=name, slug=slug, tier=tier)
     _audit(org, "org.created", "organization", org.id, name=name, slug=slug, tier=tier)
     return org
+
+
+# The largest override of each limit: beyond these a number is surely a typo.
+LIMIT_CEILINGS = {
+    "requests_per_minute": 1_000_000,
+    "uploads_per_day": 100_000_000,
+    "max_file_size_bytes": 1_000_000_000,
+}
+
+
+@transaction.atomic
+def organization_limits_set(
+    *, organization: Organization, reset: bool = False, **overrides: int | None
+) -> Organization:
+    """Override some of the tier's limits for one organization; `reset` returns to the tier's."""
+    unknown = set(overrides) - set(LIMIT_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown limit {sorted(unknown)[0]!r}.", field=sorted(unknown)[0])
+    before = {name: getattr(organization, name) for name in LIMIT_FIELDS}
+    changes: dict[str, int | None] = dict.fromkeys(LIMIT_FIELDS) if reset else {}
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if not 1 <= value <= LIMIT_CEILINGS[name]:
+            raise InvalidInput(f"{name} must lie between 1 and {LIMIT_CEILINGS[name]}.", field=name)
+        changes[name] = value
+    for name, value in changes.items():
+        setattr(organization, name, value)
+    organization.save(update_fields=[*changes])
+    after = {name: getattr(organization, name) for name in LIMIT_FIELDS}
+    if after != before:
+        organization_changed(organization.id)
+        _audit(organization, "org.limits_changed", "organization", organization.id,
+               before=before, after=after)  # fmt: skip
+    return organization
 
 
 @transaction.atomic

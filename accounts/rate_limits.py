@@ -1,0 +1,279 @@
+"""Requests per minute by tier: a moving window, atomic across processes and hosts.
+
+Every request is counted in windows of the last 60 seconds: one for its
+principal (a user or a token) and one for its whole organization (so one
+noisy token cannot take more than its own share, and all of them together no
+more than the organization's), or one for its client address when anonymous.
+Each route group has its own windows. A request is counted only if every one
+of its windows has room, in one atomic step: a Lua script in Redis, or a lock
+in process memory in the embedded default. When Redis cannot be reached, each
+process counts on its own, with the limits divided by the number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.core.cache import cache
+from django_redis import get_redis_connection
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from accounts import metrics
+from accounts.principal import Principal
+from accounts.tiers import tier_limits
+from config.errors import DomainError
+from config.request_context import client_ip
+
+logger = structlog.get_logger("vantage.ratelimit")
+
+WINDOW_SECONDS = 60
+
+# Counts each window's requests of the last WINDOW seconds (a sorted set of
+# timestamps) and adds this one to all of them only if every one has room.
+# The clock is Redis's, so hosts with skewed clocks still share one window.
+# KEYS: the windows. ARGV: window (ms), a unique member, the limits.
+# Returns: allowed (1/0), now (ms), then per window its count and oldest timestamp.
+MOVING_WINDOW_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local window, member = tonumber(ARGV[1]), ARGV[2]
+local counts, allowed = {}, 1
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  counts[i] = redis.call('ZCARD', key)
+  if counts[i] >= tonumber(ARGV[2 + i]) then allowed = 0 end
+end
+local out = {allowed, now}
+for i, key in ipairs(KEYS) do
+  if allowed == 1 then
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, window)
+    counts[i] = counts[i] + 1
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  out[#out + 1] = counts[i]
+  out[#out + 1] = tonumber(oldest[2] or now)
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class RateLimitRule:
+    """A view's rate limit: its route group, and a figure of its own or a share of the tier's."""
+
+    group: str = "api"
+    per_minute: int | None = None
+    share: float = 1.0
+
+
+DEFAULT_RULE = RateLimitRule()
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str  # principal, organization or client
+    key: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class WindowState:
+    window: Window
+    count: int
+    reset: int  # seconds until its oldest counted request leaves it
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.window.limit - self.count)
+
+
+@dataclass(frozen=True)
+class RateLimitOutcome:
+    allowed: bool
+    tier: str
+    states: tuple[WindowState, ...]
+
+    @property
+    def binding(self) -> WindowState:
+        """The window that decides: the one that refused, else the one with least room."""
+        full = [state for state in self.states if state.remaining == 0]
+        if not self.allowed and full:
+            return max(full, key=lambda state: state.reset)
+        return min(self.states, key=lambda state: state.remaining)
+
+    def headers(self) -> dict[str, str]:
+        binding = self.binding
+        headers = {
+            "X-RateLimit-Limit": str(binding.window.limit),
+            "X-RateLimit-Remaining": str(binding.remaining),
+            "X-RateLimit-Reset": str(binding.reset),
+            "RateLimit-Policy": ", ".join(
+                f'"{state.window.name}";q={state.window.limit};w={WINDOW_SECONDS}'
+                for state in self.states
+            ),
+            "RateLimit": f'"{binding.window.name}";r={binding.remaining};t={binding.reset}',
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, binding.reset))
+        return headers
+
+
+def request_windows(
+    *, rule: RateLimitRule, principal: Principal | None, client_ip: str | None
+) -> tuple[str, list[Window]]:
+    """Return the tier and the windows a request is counted in."""
+    if principal is None:
+        per_minute = rule.per_minute or _share(tier_limits("anonymous"), rule)
+        return "anonymous", [Window("client", f"rl:{rule.group}:ip:{client_ip}", per_minute)]
+    limits = principal.limits or tier_limits(principal.organization_tier)
+    per_minute = rule.per_minute or _share(limits, rule)
+    org_limit = per_minute * settings.RATE_LIMIT_ORGANIZATION_FACTOR
+    return principal.organization_tier, [
+        Window("principal", f"rl:{rule.group}:{principal.kind}:{principal.id}", per_minute),
+        Window("organization", f"rl:{rule.group}:org:{principal.organization_id}", org_limit),
+    ]
+
+
+def _share(limits: dict[str, int], rule: RateLimitRule) -> int:
+    return max(1, math.floor(limits["requests_per_minute"] * rule.share))
+
+
+def rate_limit_hit(*, tier: str, windows: list[Window]) -> RateLimitOutcome:
+    """Count one request in `windows` if each has room; say whether it was allowed."""
+    if settings.REDIS_URL:
+        try:
+            return _redis_hit(tier, windows)
+        except Exception as exc:
+            _fallback_noticed(exc)
+            divisor = max(1, settings.RATE_LIMIT_FALLBACK_PROCESSES)
+            windows = [Window(w.name, w.key, max(1, w.limit // divisor)) for w in windows]
+    return _local.hit(tier, windows, int(time.time() * 1000))
+
+
+def _redis_hit(tier: str, windows: list[Window]) -> RateLimitOutcome:
+    client = get_redis_connection("default")
+    keys = [cache.make_key(window.key) for window in windows]
+    args = [WINDOW_SECONDS * 1000, uuid.uuid4().hex, *(window.limit for window in windows)]
+    reply = client.eval(MOVING_WINDOW_LUA, len(keys), *keys, *args)
+    return _outcome(tier, windows, bool(reply[0]), reply[2:], int(reply[1]))
+
+
+def _outcome(
+    tier: str, windows: list[Window], allowed: bool, pairs: list[Any], now_ms: int
+) -> RateLimitOutcome:
+    states = []
+    for index, window in enumerate(windows):
+        count, oldest_ms = int(pairs[2 * index]), float(pairs[2 * index + 1])
+        reset_ms = oldest_ms + WINDOW_SECONDS * 1000 - now_ms if count else 0
+        states.append(WindowState(window, count, max(0, math.ceil(reset_ms / 1000))))
+    return RateLimitOutcome(allowed, tier, tuple(states))
+
+
+class LocalWindows:
+    """The same moving windows in this process's memory, for at most `size` keys."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._windows: OrderedDict[str, deque[int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def hit(self, tier: str, windows: list[Window], now_ms: int) -> RateLimitOutcome:
+        horizon = now_ms - WINDOW_SECONDS * 1000
+        with self._lock:
+            stamps = [self._stamps(window.key, horizon) for window in windows]
+            allowed = all(len(s) < w.limit for s, w in zip(stamps, windows, strict=True))
+            pairs: list[Any] = []
+            for timestamps in stamps:
+                if allowed:
+                    timestamps.append(now_ms)
+                pairs += [len(timestamps), timestamps[0] if timestamps else now_ms]
+        return _outcome(tier, windows, allowed, pairs, now_ms)
+
+    def _stamps(self, key: str, horizon: int) -> deque[int]:
+        timestamps = self._windows.get(key)
+        if timestamps is None:
+            timestamps = self._windows[key] = deque()
+            if len(self._windows) > self._size:
+                self._windows.popitem(last=False)
+        self._windows.move_to_end(key)
+        while timestamps and timestamps[0] <= horizon:
+            timestamps.popleft()
+        return timestamps
+
+    def clear(self) -> None:
+        with self._lock:
+            self._windows.clear()
+
+
+_local = LocalWindows()
+
+
+def local_windows_clear() -> None:
+    """Forget this process's counts (each test starts with none)."""
+    _local.clear()
+_last_fallback_log = 0.0
+
+
+def _fallback_noticed(exc: Exception) -> None:
+    global _last_fallback_log  # noqa: PLW0603 (one warning per process per 10 s, not per request)
+    metrics.RATE_LIMIT_FALLBACKS.inc()
+    now = time.monotonic()
+    if now - _last_fallback_log >= 10:
+        _last_fallback_log = now
+        logger.warning(
+            "rate_limit_store_unreachable",
+            error_type=type(exc).__name__,
+            fallback_processes=settings.RATE_LIMIT_FALLBACK_PROCESSES,
+        )
+
+
+class RateLimitExceeded(DomainError):
+    status = 429
+    code = "RATE_LIMIT_EXCEEDED"
+    title = "Rate limit exceeded"
+
+    def __init__(self, outcome: RateLimitOutcome) -> None:
+        binding = outcome.binding
+        whose = {"principal": "your", "organization": "your organization's",
+                 "client": "this address's"}[binding.window.name]  # fmt: skip
+        super().__init__(
+            f"You have used {whose} {binding.window.limit} requests per minute; "
+            f"try again in {max(1, binding.reset)} seconds.",
+            headers=outcome.headers(),
+        )
+
+
+class TierRateLimit(BaseThrottle):
+    """DRF's throttle step: count the request by its view's rule, refuse it past its limit.
+
+    A view sets `rate_limit` to a `RateLimitRule` of its own, or to None to be
+    exempt (health and metrics). The outcome is kept on the request so its
+    headers go out with the response, whatever the response.
+    """
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        rule = getattr(view, "rate_limit", DEFAULT_RULE)
+        if rule is None or not settings.RATE_LIMIT_ENABLED:
+            return True
+        principal = request.auth if isinstance(request.auth, Principal) else None
+        tier, windows = request_windows(
+            rule=rule, principal=principal, client_ip=client_ip(request._request)
+        )
+        outcome = rate_limit_hit(tier=tier, windows=windows)
+        request._request.rate_limit = outcome  # type: ignore[attr-defined]
+        if not outcome.allowed:
+            metrics.RATE_LIMIT_REJECTIONS.labels(
+                tier=tier, reason=outcome.binding.window.name
+            ).inc()
+            raise RateLimitExceeded(outcome)
+        return True
