@@ -250,3 +250,19 @@ class TokenExpiryNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.token_id} within {self.threshold_days} days"
+
+
+class UploadDay(models.Model):
+    """An organization's uploads counted on one UTC day, against its daily quota."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day"], name="upload_day_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.day}: {self.count}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -24,6 +25,14 @@ DENIAL_AUDIT_INTERVAL = 60
 
 def request_principal(request: Request) -> Principal | None:
     return request.auth if isinstance(request.auth, Principal) else None
+
+
+def principal_required(request: Request) -> Principal:
+    """Return the request's principal (views behind RequiredPermission always have one)."""
+    principal = request_principal(request)
+    if principal is None:
+        raise NotAuthenticated()
+    return principal
 
 
 def _audit_denial(principal: Principal, permission: str, reason: str, path: str) -> None:

@@ -221,6 +221,8 @@ _local = LocalWindows()
 def local_windows_clear() -> None:
     """Forget this process's counts (each test starts with none)."""
     _local.clear()
+
+
 _last_fallback_log = 0.0
 
 

@@ -335,6 +335,10 @@ TIER_LIMITS: dict[str, dict[str, int]] = {
 }
 # Requests per minute are limited by tier (off only for suites that test other things).
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+# Images: dimensions (each side) and formats accepted, detected from the bytes.
+IMAGE_MIN_DIMENSION = env.int("IMAGE_MIN_DIMENSION", default=32)
+IMAGE_MAX_DIMENSION = env.int("IMAGE_MAX_DIMENSION", default=8192)
+IMAGE_ALLOWED_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")
 # An organization as a whole may make this many times its tier's per-principal
 # figure of requests per minute.
 RATE_LIMIT_ORGANIZATION_FACTOR = env.int("RATE_LIMIT_ORGANIZATION_FACTOR", default=5)

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.db.models import Q
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,7 +17,7 @@ from accounts.api import serializers as s
 from accounts.authorization import ANY_PRINCIPAL
 from accounts.errors import PermissionDenied
 from accounts.models import Group, Membership, Organization, Session, User
-from accounts.permissions import request_principal
+from accounts.permissions import principal_required
 from accounts.principal import Principal
 from accounts.rate_limits import RateLimitRule
 from accounts.selectors import group_list, member_list, session_list
@@ -27,12 +26,7 @@ from accounts.services import sessions as session_services
 from accounts.tiers import organization_limits
 from config.errors import InvalidInput, NotFound
 
-
-def _principal(request: Request) -> Principal:
-    principal = request_principal(request)
-    if principal is None:  # RequiredPermission lets only principals through
-        raise NotAuthenticated()
-    return principal
+_principal = principal_required
 
 
 def _user(principal: Principal) -> User:

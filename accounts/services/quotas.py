@@ -1,0 +1,66 @@
+"""The daily upload quota: counted in the database, exactly, in the uploader's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts import metrics
+from accounts.models import UploadDay
+from config.errors import DomainError
+
+
+class QuotaExceeded(DomainError):
+    status = 429
+    code = "QUOTA_EXCEEDED"
+    title = "Daily quota exceeded"
+
+    def __init__(self, limit: int, resets_at: dt.datetime) -> None:
+        wait = max(1, math.ceil((resets_at - timezone.now()).total_seconds()))
+        super().__init__(
+            f"Your organization has used its {limit} uploads for today; the quota resets at "
+            f"{resets_at.isoformat()} (in {wait} seconds).",
+            headers={"Retry-After": str(wait), "X-RateLimit-Limit": str(limit),
+                     "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(wait)},
+        )  # fmt: skip
+
+
+def quota_day_bounds(now: dt.datetime | None = None) -> tuple[dt.date, dt.datetime]:
+    """Return today's UTC date and the moment the quota resets (the next UTC midnight)."""
+    now = (now or timezone.now()).astimezone(dt.UTC)
+    tomorrow = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return now.date(), tomorrow
+
+
+def uploads_today(*, organization_id: Any) -> int:
+    """Return how many uploads the organization has made today (UTC)."""
+    day, _ = quota_day_bounds()
+    row = UploadDay.objects.filter(organization_id=organization_id, day=day).first()
+    return row.count if row is not None else 0
+
+
+@transaction.atomic
+def upload_quota_consume(*, organization_id: Any, limit: int, tier: str, count: int = 1) -> int:
+    """Count `count` uploads against today's quota, or raise QuotaExceeded; return the new total.
+
+    One conditional update: concurrent uploads never pass the limit, and an
+    upload whose transaction rolls back gives its place back.
+    """
+    day, resets_at = quota_day_bounds()
+    try:
+        with transaction.atomic():
+            UploadDay.objects.get_or_create(organization_id=organization_id, day=day)
+    except IntegrityError:
+        pass  # created meanwhile by a concurrent upload
+    updated = UploadDay.objects.filter(
+        organization_id=organization_id, day=day, count__lte=limit - count
+    ).update(count=F("count") + count)
+    if not updated:
+        metrics.RATE_LIMIT_REJECTIONS.labels(tier=tier, reason="daily_quota").inc()
+        raise QuotaExceeded(limit, resets_at)
+    return uploads_today(organization_id=organization_id)
