@@ -358,7 +358,7 @@ def server_processes(
         servers = []
         for index in range(count):
             port = _free_port()
-            log_path = tmp_path / f"server-{index}.log"
+            log_path = tmp_path / f"server-{len(started) + index}.log"
             with log_path.open("wb") as log_file:
                 process = subprocess.Popen(
                     [

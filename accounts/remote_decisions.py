@@ -131,17 +131,41 @@ class BreakerEvents(pybreaker.CircuitBreakerListener):
         )
 
 
-_breakers: dict[str, tuple[pybreaker.CircuitBreaker, SharedBreakerStorage]] = {}
+class SharedCircuitBreaker(pybreaker.CircuitBreaker):
+    """A breaker other processes change too.
+
+    A state another process entered is adopted as it is in the storage: only
+    the process that makes a transition resets the shared counters.
+    """
+
+    @property
+    def state(self) -> Any:
+        current = self.current_state
+        if current != self._state.name:
+            with self._lock:
+                previous = self._state
+                self._state = self._create_new_state(current, prev_state=previous)
+            for listener in self.listeners:
+                listener.state_change(self, previous, self._state)
+        return self._state
+
+    @state.setter
+    def state(self, state_str: str) -> None:
+        with self._lock:
+            self._state = self._create_new_state(state_str, prev_state=self._state, notify=True)
+
+
+_breakers: dict[str, tuple[SharedCircuitBreaker, SharedBreakerStorage]] = {}
 _breakers_lock = threading.Lock()
 
 
-def decision_breaker() -> tuple[pybreaker.CircuitBreaker, SharedBreakerStorage]:
+def decision_breaker() -> tuple[SharedCircuitBreaker, SharedBreakerStorage]:
     """Return the breaker guarding the configured decision point, and its storage."""
     namespace = hashlib.sha256(settings.AUTH_API_URL.encode()).hexdigest()[:16]
     with _breakers_lock:
         if namespace not in _breakers:
             storage = SharedBreakerStorage(namespace)
-            breaker = pybreaker.CircuitBreaker(
+            breaker = SharedCircuitBreaker(
                 state_storage=storage, listeners=[BreakerEvents()], name="authorization"
             )
             _breakers[namespace] = (breaker, storage)
@@ -162,7 +186,7 @@ def breaker_status() -> dict[str, Any]:
         "failures": storage.counter,
         "threshold": breaker.fail_max,
         "timeout_seconds": breaker.reset_timeout,
-        "opened_at": opened_at.isoformat() if opened_at else None,
+        "opened_at": opened_at,
     }
 
 
@@ -200,7 +224,10 @@ def remote_decision(*, principal: Principal, permission: str, organization_id: s
     if cached is not None:
         return cached
     try:
-        answer = decision_breaker()[0].call(_ask, organization_id, str(subject), permission)
+        # calling() runs the request outside the breaker's lock: concurrent
+        # decisions of one process do not wait for each other.
+        with decision_breaker()[0].calling():
+            answer = _ask(organization_id, str(subject), permission)
     except Exception as exc:
         return _unavailable(exc)
     metrics.AUTHZ_REMOTE_REQUESTS.labels(outcome="answered").inc()

@@ -128,4 +128,5 @@ class AuthorizationHealthApi(OperatorApi):
     )
     def get(self, request: Request) -> Response:
         report, status = authorization_health()
-        return Response(report, status=status, headers={"Cache-Control": "no-store"})
+        body = AuthorizationHealthSerializer(report).data
+        return Response(body, status=status, headers={"Cache-Control": "no-store"})

@@ -5,6 +5,7 @@ import json
 import socket
 import threading
 import time
+from contextlib import nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -24,16 +25,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 CHECK = "/api/v1/authorization/check"
 HEALTH = "/api/v1/health/auth"
+AUDIT = "/api/v1/audit/events"  # needs audit:read
 SCRAPE = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
 
 
-def _check(client, org, user, permission):
-    response = client.post(
-        CHECK,
-        {"org_id": str(org.id), "user_id": str(user.id), "permission": permission},
-        format="json",
-    )
-    assert response.status_code == 200, response.content
+def _check(client, org, user, permission, status=200):
+    body = {"org_id": str(org.id), "user_id": str(user.id), "permission": permission}
+    response = client.post(CHECK, body, format="json")
+    assert response.status_code == status, response.content
     return response.json()
 
 
@@ -46,34 +45,46 @@ def _scrape(path):
     return APIClient().get(path, **SCRAPE)
 
 
+def _breaker():
+    return _scrape(HEALTH).json()["auth_api"]["circuit_breaker"]
+
+
 def _remote_requests(outcome):
-    text = _scrape("/metrics").content.decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "vantage_authz_remote_requests_total" and sample.labels == {
-                "outcome": outcome
-            }:
-                return sample.value
-    return 0.0
+    families = text_string_to_metric_families(_scrape("/metrics").content.decode())
+    samples = (sample for family in families for sample in family.samples)
+    return next((sample.value for sample in samples
+                 if sample.name == "vantage_authz_remote_requests_total"
+                 and sample.labels == {"outcome": outcome}), 0.0)  # fmt: skip
+
+
+def _remote_settings(settings, url):
+    settings.AUTHZ_BACKEND = "remote"
+    settings.AUTH_API_URL = url
+    settings.AUTH_API_TOKEN = "sk_anything"
+    settings.AUTH_API_TIMEOUT = 1
 
 
 # --- 1, 2. TTL classes and negative caching (local mode) ---------------------------
 
 
+@pytest.mark.parametrize("moved", [False, True], ids=["default", "from-settings"])
 @pytest.mark.parametrize(
-    ("permission", "role", "ttl"),
+    ("permission", "role", "ttl", "setting"),
     [
-        ("image:read", "admin", 300),
-        ("image:upload", "admin", 60),
-        ("token:manage", "admin", 30),
-        ("org:admin", "admin", 30),
-        ("image:delete", "viewer", 120),  # a denial: negative caching
-        ("token:manage", "viewer", 120),  # a denied admin permission keeps the denial TTL
+        ("image:read", "admin", 300, "AUTH_CACHE_TTL_READ"),
+        ("image:upload", "admin", 60, "AUTH_CACHE_TTL_WRITE"),
+        ("token:manage", "admin", 30, "AUTH_CACHE_TTL_ADMIN"),
+        ("org:admin", "admin", 30, "AUTH_CACHE_TTL_ADMIN"),
+        ("image:delete", "viewer", 120, "AUTH_CACHE_TTL_DENIED"),  # negative caching
+        ("token:manage", "viewer", 120, "AUTH_CACHE_TTL_DENIED"),  # a denial keeps its own TTL
     ],
 )
 def test_a_decision_is_reused_until_its_class_ttl_then_read_again(
-    admin_client, org, permission, role, ttl
+    admin_client, org, settings, *, permission, role, ttl, setting, moved
 ):
+    if moved:
+        ttl = 10
+        setattr(settings, setting, ttl)
     subject = _member_of(org, role, "erin")
     with _frozen() as clock:
         first = _check(admin_client, org, subject, permission)
@@ -100,34 +111,6 @@ def test_at_the_same_moment_an_admin_permission_is_reread_while_a_read_is_not(ad
     assert admin_class["source"] == "db"
 
 
-@pytest.mark.parametrize(
-    ("setting", "permission", "role"),
-    [
-        ("AUTH_CACHE_TTL_READ", "image:read", "user"),
-        ("AUTH_CACHE_TTL_WRITE", "image:upload", "user"),
-        ("AUTH_CACHE_TTL_ADMIN", "token:manage", "admin"),
-        ("AUTH_CACHE_TTL_DENIED", "image:upload", "viewer"),
-    ],
-)
-def test_the_ttl_of_each_class_comes_from_settings(
-    admin_client, org, settings, setting, permission, role
-):
-    setattr(settings, setting, 10)
-    subject = _member_of(org, role, "erin")
-    with _frozen() as clock:
-        _check(admin_client, org, subject, permission)
-        clock.shift(10)
-        assert _check(admin_client, org, subject, permission)["source"] == "l1"
-        clock.shift(1)
-        assert _check(admin_client, org, subject, permission)["source"] == "db"
-    assert (
-        _scrape(HEALTH).json()["cache"]["ttl_config"][
-            setting.removeprefix("AUTH_CACHE_TTL_").lower() + "_seconds"
-        ]
-        == 10
-    )
-
-
 # --- 3, 4. Grants and revocations are seen on the next request --------------------
 
 
@@ -149,7 +132,7 @@ def test_a_group_grant_after_a_cached_denial_lets_the_member_in_on_the_next_requ
     admin_client, org, viewer, viewer_client
 ):
     for _ in range(2):  # the second denial is answered from this process's memory
-        assert_problem(viewer_client.get("/api/v1/audit/events"), status=403,
+        assert_problem(viewer_client.get(AUDIT), status=403,
                        code="PERMISSION_DENIED")  # fmt: skip
     assert _check(admin_client, org, viewer, "audit:read")["source"] == "l1"
     group = admin_client.post(
@@ -159,7 +142,7 @@ def test_a_group_grant_after_a_cached_denial_lets_the_member_in_on_the_next_requ
     )
     assert group.status_code == 201
 
-    assert viewer_client.get("/api/v1/audit/events").status_code == 200
+    assert viewer_client.get(AUDIT).status_code == 200
     assert _check(admin_client, org, viewer, "audit:read")["reason"] == "granted by group auditors"
 
 
@@ -189,16 +172,6 @@ def test_a_removed_member_is_refused_on_the_next_request(admin_client, member, m
 # --- 5. Organization isolation --------------------------------------------------------
 
 
-def test_a_check_about_another_organization_is_refused(admin_client, other_org, outsider):
-    response = admin_client.post(
-        CHECK,
-        {"org_id": str(other_org.id), "user_id": str(outsider.id), "permission": "image:read"},
-        format="json",
-    )
-
-    assert_problem(response, status=403, code="PERMISSION_DENIED")
-
-
 def test_what_a_user_may_do_in_one_organization_never_leaks_into_another(
     admin_client, outsider_client, org, other_org
 ):
@@ -207,52 +180,39 @@ def test_what_a_user_may_do_in_one_organization_never_leaks_into_another(
     in_other = login_client(both, other_org)
     in_org = login_client(both, org)
     for _ in range(2):
-        assert in_other.get("/api/v1/audit/events").status_code == 200
+        assert in_other.get(AUDIT).status_code == 200
         assert _check(outsider_client, other_org, both, "audit:read")["allowed"] is True
 
-    assert_problem(in_org.get("/api/v1/audit/events"), status=403, code="PERMISSION_DENIED")
+    assert_problem(in_org.get(AUDIT), status=403, code="PERMISSION_DENIED")
     assert _check(admin_client, org, both, "audit:read")["allowed"] is False
-    assert in_other.get("/api/v1/audit/events").status_code == 200
-
-
-class _DecisionPoint(ThreadingHTTPServer):
-    """A stand-in for another deployment's decision point: answers `allowed`, records asks."""
-
-    allowed = True
-
-    def __init__(self):
-        self.asked = []
-        super().__init__(("127.0.0.1", 0), _DecisionHandler)
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}/api/v1/authorization/check"
-
-
-class _DecisionHandler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.asked.append(body)
-        answer = json.dumps({"allowed": self.server.allowed, "groups": [], "reason": "stub"})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(answer.encode())
-
-    def log_message(self, *args):
-        pass
+    assert in_other.get(AUDIT).status_code == 200
+    # A caller may ask only about its own organization, whoever the subject is.
+    mismatch = _check(admin_client, other_org, both, "audit:read", status=403)
+    assert mismatch["code"] == "PERMISSION_DENIED"
 
 
 @pytest.fixture
 def decision_point(settings):
-    server = _DecisionPoint()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.AUTHZ_BACKEND = "remote"
-    settings.AUTH_API_URL = server.url
-    settings.AUTH_API_TOKEN = "sk_anything"
-    settings.AUTH_API_TIMEOUT = 1
-    yield server
+    """A stand-in for another deployment's decision point: answers `allowed`, records asks."""
+    state = {"allowed": True, "asked": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            state["asked"].append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            answer = {"allowed": state["allowed"], "groups": [], "reason": "stub"}
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps(answer).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    _remote_settings(settings, f"http://127.0.0.1:{port}/api/v1/authorization/check")
+    yield state
     server.shutdown()
     server.server_close()
 
@@ -261,16 +221,16 @@ def test_a_remote_answer_is_cached_under_its_organization_only(decision_point, o
     both = _member_of(org, "admin", "trent")
     Membership.objects.create(user=both, organization=other_org, role="admin")
     in_org, in_other = login_client(both, org), login_client(both, other_org)
-    assert in_org.get("/api/v1/audit/events").status_code == 200
-    assert in_org.get("/api/v1/audit/events").status_code == 200  # from the decision cache
-    decision_point.allowed = False
+    assert in_org.get(AUDIT).status_code == 200
+    assert in_org.get(AUDIT).status_code == 200  # from the decision cache
+    decision_point["allowed"] = False
 
-    assert_problem(in_other.get("/api/v1/audit/events"), status=403, code="PERMISSION_DENIED")
+    assert_problem(in_other.get(AUDIT), status=403, code="PERMISSION_DENIED")
 
-    assert [ask["org_id"] for ask in decision_point.asked] == [str(org.id), str(other_org.id)]
+    assert [ask["org_id"] for ask in decision_point["asked"]] == [str(org.id), str(other_org.id)]
     assert cache.get(decision_key(org.id, both.id, "audit:read"))["allowed"] is True
     assert cache.get(decision_key(other_org.id, both.id, "audit:read"))["allowed"] is False
-    assert in_org.get("/api/v1/audit/events").status_code == 200
+    assert in_org.get(AUDIT).status_code == 200
 
 
 # --- 6. Remote mode: the circuit breaker, without any server -------------------------
@@ -278,24 +238,18 @@ def test_a_remote_answer_is_cached_under_its_organization_only(decision_point, o
 
 @pytest.fixture
 def unreachable_decision_point(settings):
-    with socket.socket() as sock:
+    with socket.socket() as sock:  # a port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings.AUTHZ_BACKEND = "remote"
-    settings.AUTH_API_URL = f"http://127.0.0.1:{port}/api/v1/authorization/check"
-    settings.AUTH_API_TOKEN = "sk_anything"
-    settings.AUTH_API_TIMEOUT = 1
+    _remote_settings(settings, f"http://127.0.0.1:{port}/api/v1/authorization/check")
     return settings.AUTH_API_URL
 
 
 def _refused(client, retry_after=None):
-    response = client.get("/api/v1/audit/events")
+    response = client.get(AUDIT)
     assert_problem(response, status=503, code="AUTHORIZATION_UNAVAILABLE")
-    seconds = int(response["Retry-After"])
-    assert 1 <= seconds <= 60
-    if retry_after is not None:
-        assert seconds == retry_after
-    return response
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert retry_after in (None, int(response["Retry-After"]))
 
 
 def _trip(client):
@@ -308,21 +262,18 @@ def test_an_unreachable_decision_point_refuses_with_503_and_opens_the_breaker(
 ):
     for attempt in range(1, 5):
         _refused(admin_client, retry_after=1)
-        breaker = _scrape(HEALTH).json()["auth_api"]["circuit_breaker"]
-        assert (breaker["state"], breaker["failures"]) == ("closed", attempt)
+        assert (_breaker()["state"], _breaker()["failures"]) == ("closed", attempt)
 
     with _frozen():
         _refused(admin_client, retry_after=60)  # the fifth failure opens it
         response = _scrape(HEALTH)
 
     body = response.json()
-    assert response.status_code == 503
-    assert body["status"] == "unhealthy"
+    assert (response.status_code, body["status"]) == (503, "unhealthy")
     assert body["auth_api"]["url"] == unreachable_decision_point
     breaker = body["auth_api"]["circuit_breaker"]
-    assert breaker["state"] == "open"
+    assert (breaker["state"], breaker["threshold"], breaker["timeout_seconds"]) == ("open", 5, 60)
     assert breaker["failures"] >= 5
-    assert (breaker["threshold"], breaker["timeout_seconds"]) == (5, 60)
     assert breaker["opened_at"]
 
 
@@ -347,11 +298,11 @@ def test_after_the_reset_timeout_one_probe_is_made_and_a_failure_opens_it_again(
 ):
     with _frozen() as clock:
         _trip(admin_client)
-        first_opened = _scrape(HEALTH).json()["auth_api"]["circuit_breaker"]["opened_at"]
+        first_opened = _breaker()["opened_at"]
         failed = _remote_requests("failed")
         clock.shift(61)
         _refused(admin_client, retry_after=60)
-        breaker = _scrape(HEALTH).json()["auth_api"]["circuit_breaker"]
+        breaker = _breaker()
 
     assert _remote_requests("failed") == failed + 1  # the probe went to the network
     assert breaker["state"] == "open"
@@ -368,10 +319,12 @@ def test_with_fail_open_a_request_succeeds_while_the_breaker_is_open(
     _trip(admin_client)
     settings.AUTH_FAIL_OPEN = True
 
-    assert admin_client.get("/api/v1/audit/events").status_code == 200
+    assert admin_client.get(AUDIT).status_code == 200
     health = _scrape(HEALTH)
     assert (health.status_code, health.json()["status"]) == (200, "degraded")
     assert health.json()["config"] == {"fail_open": True}
+    settings.AUTH_FAIL_OPEN = False  # the fail-open grant was not kept as a decision
+    _refused(admin_client)
 
 
 def test_a_view_open_to_any_principal_works_while_the_breaker_is_open(
@@ -415,53 +368,57 @@ def test_the_authorization_health_report_in_local_mode(settings):
     }  # fmt: skip
 
 
-def test_an_admin_may_read_the_authorization_health(admin_client):
-    assert admin_client.get(HEALTH).json()["status"] == "healthy"
+@pytest.mark.parametrize(
+    ("client_fixture", "headers", "status", "code"),
+    [
+        ("admin_client", {}, 200, None),
+        ("api_client", SCRAPE, 200, None),
+        ("member_client", {}, 403, "PERMISSION_DENIED"),
+        ("viewer_client", {}, 403, "PERMISSION_DENIED"),
+        ("api_client", {}, 401, "NOT_AUTHENTICATED"),
+        ("api_client", {"HTTP_AUTHORIZATION": "Bearer wrong-token"}, 401, "AUTHENTICATION_FAILED"),
+    ],
+)
+def test_the_authorization_health_needs_metrics_read_or_the_scrape_token(
+    request, org, *, client_fixture, headers, status, code
+):
+    response = request.getfixturevalue(client_fixture).get(HEALTH, **headers)
+
+    if code is None:
+        assert (response.status_code, response.json()["status"]) == (status, "healthy")
+    else:
+        assert_problem(response, status=status, code=code)
 
 
-@pytest.mark.parametrize("role_client", ["member_client", "viewer_client"])
-def test_without_metrics_read_the_authorization_health_is_forbidden(request, role_client):
-    client = request.getfixturevalue(role_client)
-    assert_problem(client.get(HEALTH), status=403, code="PERMISSION_DENIED")
+def test_the_breaker_opening_time_is_utc_with_z(unreachable_decision_point, admin_client):
+    _trip(admin_client)
 
-
-def test_the_authorization_health_needs_a_credential(db):
-    assert_problem(APIClient().get(HEALTH), status=401, code="NOT_AUTHENTICATED")
-
-
-def test_a_wrong_scrape_token_is_refused(db):
-    response = APIClient().get(HEALTH, HTTP_AUTHORIZATION="Bearer not-the-metrics-token")
-
-    assert_problem(response, status=401, code="AUTHENTICATION_FAILED")
+    assert _breaker()["opened_at"].endswith("Z")
 
 
 # --- 8. Start-up checks ---------------------------------------------------------------
+
+
+REMOTE_OK = {"AUTHZ_BACKEND": "remote", "AUTH_API_URL": "http://pdp.example/check",
+             "AUTH_API_TOKEN": "sk_anything"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("overrides", "check_id"),
     [
         ({"AUTHZ_BACKEND": "ldap"}, "accounts.E001"),
-        ({"AUTHZ_BACKEND": "remote", "AUTH_API_URL": "", "AUTH_API_TOKEN": "sk_x"},
-         "accounts.E002"),
-        ({"AUTHZ_BACKEND": "remote", "AUTH_API_URL": "http://pdp.example/check",
-          "AUTH_API_TOKEN": ""}, "accounts.E002"),
+        ({**REMOTE_OK, "AUTH_API_URL": ""}, "accounts.E002"),
+        ({**REMOTE_OK, "AUTH_API_TOKEN": ""}, "accounts.E002"),
+        (REMOTE_OK, None),
     ],
-)  # fmt: skip
+)
 def test_check_refuses_a_decision_point_that_cannot_work(settings, overrides, check_id):
     for name, value in overrides.items():
         setattr(settings, name, value)
 
-    with pytest.raises(SystemCheckError, match=check_id):
+    refused = pytest.raises(SystemCheckError, match=check_id) if check_id else nullcontext()
+    with refused:
         call_command("check")
-
-
-def test_check_accepts_a_complete_remote_configuration(settings):
-    settings.AUTHZ_BACKEND = "remote"
-    settings.AUTH_API_URL = "http://pdp.example/api/v1/authorization/check"
-    settings.AUTH_API_TOKEN = "sk_anything"
-
-    call_command("check")
 
 
 # --- 9. Logs and audit ----------------------------------------------------------------
@@ -470,13 +427,9 @@ def test_check_accepts_a_complete_remote_configuration(settings):
 def test_every_decision_logs_who_what_and_where_it_came_from(admin_client, org, viewer, log_lines):
     _check(admin_client, org, viewer, "image:delete")
 
-    line = next(
-        line
-        for line in log_lines()
-        if line["event"] == "authorization_decision" and line["permission"] == "image:delete"
-    )
-    assert line["organization_id"] == str(org.id)
-    assert line["principal"] == f"user:{viewer.id}"
+    lines = [line for line in log_lines() if line["event"] == "authorization_decision"]
+    line = next(line for line in lines if line["permission"] == "image:delete")
+    assert (line["organization_id"], line["principal"]) == (str(org.id), f"user:{viewer.id}")
     assert (line["allowed"], line["source"]) == (False, "db")
     assert isinstance(line["duration_ms"], float)
     assert line["duration_ms"] >= 0
@@ -485,7 +438,7 @@ def test_every_decision_logs_who_what_and_where_it_came_from(admin_client, org, 
 def test_a_repeated_denial_is_audited_once_a_minute(viewer, viewer_client):
     with _frozen():
         for _ in range(3):
-            assert_problem(viewer_client.get("/api/v1/audit/events"), status=403,
+            assert_problem(viewer_client.get(AUDIT), status=403,
                            code="PERMISSION_DENIED")  # fmt: skip
 
     events = AuditEvent.objects.filter(action="authz.denied")
@@ -493,4 +446,4 @@ def test_a_repeated_denial_is_audited_once_a_minute(viewer, viewer_client):
     event = events.get()
     assert (event.actor_id, event.resource_id, event.outcome) == (
         str(viewer.id), "audit:read", "denied")  # fmt: skip
-    assert event.details["path"] == "/api/v1/audit/events"
+    assert event.details["path"] == AUDIT
