@@ -1,0 +1,183 @@
+"""Rate limits across real processes: gunicorn workers sharing Redis, and Redis going away.
+
+The servers (`server_processes`) share this test's PostgreSQL database; they
+inherit its environment, so also its CACHE_KEY_PREFIX (config/settings_test.py
+sets it in os.environ) and METRICS_TOKEN. The Redis outage uses a redis-server
+of the test's own: the machine's shared Redis is never stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from django.core.management import call_command
+
+from accounts.models import Organization
+from accounts.tests.factories import MembershipFactory, OrganizationFactory
+from conftest import ServerProcess
+
+LIMITS = "/api/v1/images/limits"  # any principal; cheap
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def service_token(org: Organization) -> str:
+    """Create a service token of `org` with the command; return its secret."""
+    MembershipFactory(organization=org, role="admin")
+    out = io.StringIO()
+    call_command("create_service_token", "--org", org.slug, "--name", "load-test",
+                 "--scopes", "image:read", stdout=out)  # fmt: skip
+    secret = out.getvalue().strip().splitlines()[-1]
+    assert secret.startswith("sk_")
+    return secret
+
+
+def fire(server: ServerProcess, secret: str, count: int, threads: int) -> list[httpx.Response]:
+    """Make `count` GETs with the token from `threads` threads at once, each on its own id."""
+    limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
+    headers = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30, limits=limits) as client:
+
+        def one(index: int) -> httpx.Response:
+            return client.get(LIMITS, headers={"X-Request-ID": f"rl-{index}"})
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(one, range(count)))
+
+
+def server_log(server: ServerProcess) -> list[dict[str, Any]]:
+    lines = []
+    for raw in server.log_path.read_text(errors="replace").splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return lines
+
+
+def assert_refused(response: httpx.Response, limit: int) -> None:
+    assert response.status_code == 429
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "RATE_LIMIT_EXCEEDED"
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert response.headers["X-RateLimit-Limit"] == str(limit)
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+    assert response.headers["RateLimit"].startswith('"principal";r=0;t=')
+
+
+# --- A. One token, fifty clients, two workers, one Redis window -------------------------
+def test_fifty_concurrent_clients_of_one_token_get_exactly_the_quota_across_workers(
+    server_processes,
+):
+    secret = service_token(OrganizationFactory(tier="pro"))
+    (server,) = server_processes(count=1, workers=2, RATE_LIMIT_ENABLED="true")
+
+    responses = fire(server, secret, count=100, threads=50)
+
+    assert Counter(r.status_code for r in responses) == {200: 60, 429: 40}
+    allowed = [r for r in responses if r.status_code == 200]
+    # Counted atomically: each allowed request saw a different count, 1 to 60.
+    remaining = sorted(int(r.headers["X-RateLimit-Remaining"]) for r in allowed)
+    assert remaining == list(range(60))
+    assert {r.headers["X-RateLimit-Limit"] for r in allowed} == {"60"}
+    for response in responses:
+        if response.status_code == 429:
+            assert_refused(response, limit=60)
+    served_by = {
+        line["pid"]
+        for line in server_log(server)
+        if line.get("event") == "request_finished" and str(line.get("request_id")).startswith("rl-")
+    }
+    assert len(served_by) == 2, served_by
+
+
+# --- B. Redis unreachable: each process counts alone, with a share of the limit ----------
+class ThrowawayRedis:
+    """A redis-server of this test's own, without persistence, to kill mid-test."""
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        with (directory / "redis.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(directory), "--daemonize", "no"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not self._answers():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.kill()
+                raise AssertionError("the throwaway redis-server did not start")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    instance = ThrowawayRedis(binary, tmp_path)
+    try:
+        yield instance
+    finally:
+        instance.kill()
+
+
+def test_with_redis_down_requests_are_still_answered_and_limited_per_process(
+    server_processes, throwaway_redis
+):
+    secret = service_token(OrganizationFactory(tier="pro"))
+    (server,) = server_processes(
+        count=1, workers=1, RATE_LIMIT_ENABLED="true", REDIS_URL=throwaway_redis.url,
+        RATE_LIMIT_FALLBACK_PROCESSES="2",
+    )  # fmt: skip
+    headers = {"Authorization": f"Bearer {secret}"}
+    before = httpx.get(f"{server.url}{LIMITS}", headers=headers, timeout=30)
+    assert before.status_code == 200, before.text
+    assert (before.headers["X-RateLimit-Limit"], before.headers["X-RateLimit-Remaining"]) == (
+        "60",
+        "59",
+    )
+
+    throwaway_redis.kill()
+    responses = fire(server, secret, count=40, threads=4)
+
+    assert Counter(r.status_code for r in responses) == {200: 30, 429: 10}
+    allowed = [r for r in responses if r.status_code == 200]
+    assert {r.headers["X-RateLimit-Limit"] for r in allowed} == {"30"}
+    for response in responses:
+        if response.status_code == 429:
+            assert_refused(response, limit=30)
+    warnings = [
+        line for line in server_log(server) if line.get("event") == "rate_limit_store_unreachable"
+    ]
+    assert warnings, server.log_path.read_text()[-4000:]
+    assert warnings[0]["level"] == "warning"
+    assert warnings[0]["fallback_processes"] == 2
