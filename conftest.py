@@ -308,7 +308,7 @@ def database_url_for_subprocess() -> str:
     return f"postgres://{credentials}{host}:{port}/{params['NAME']}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as sock:
@@ -341,35 +341,53 @@ class ServerProcess:
         raise AssertionError(f"server on port {self.port} did not start:\n{tail}")
 
 
+def server_spawn(
+    *, log_path: Path, port: int | None = None, workers: int = 1, **env_overrides: str
+) -> ServerProcess:
+    """Start a real gunicorn server of this project on the current test database.
+
+    It is not ready yet: call its `wait_until_ready()`.
+    """
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "DATABASE_URL": database_url_for_subprocess(),
+        **env_overrides,
+    }
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "gunicorn", "config.wsgi",
+                "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}",
+                "--workers", str(workers), "--threads", "4",
+            ],
+            cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return ServerProcess(process, port, log_path)
+
+
 @pytest.fixture
 def server_processes(
     transactional_db: None, tmp_path: Path
 ) -> Iterator[Callable[..., list[ServerProcess]]]:
-    """Start real gunicorn servers sharing this test's database and cache; stop them after."""
+    """Start real gunicorn servers sharing this test's database and cache; stop them after.
+
+    `port` (with one server only) binds a given port, e.g. one a client was told earlier.
+    """
     started: list[ServerProcess] = []
 
-    def start(count: int = 2, workers: int = 1, **env_overrides: str) -> list[ServerProcess]:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings_test",
-            "DATABASE_URL": database_url_for_subprocess(),
-            **env_overrides,
-        }
+    def start(
+        count: int = 2, workers: int = 1, port: int | None = None, **env_overrides: str
+    ) -> list[ServerProcess]:
+        if port is not None and count != 1:
+            raise ValueError("a port can be given to one server only")
         servers = []
-        for index in range(count):
-            port = _free_port()
-            log_path = tmp_path / f"server-{len(started) + index}.log"
-            with log_path.open("wb") as log_file:
-                process = subprocess.Popen(
-                    [
-                        sys.executable, "-m", "gunicorn", "config.wsgi",
-                        "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}",
-                        "--workers", str(workers), "--threads", "4",
-                    ],
-                    cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            servers.append(ServerProcess(process, port, log_path))
-        started.extend(servers)
+        for _ in range(count):
+            log_path = tmp_path / f"server-{len(started)}.log"
+            server = server_spawn(log_path=log_path, port=port, workers=workers, **env_overrides)
+            started.append(server)
+            servers.append(server)
         for server in servers:
             server.wait_until_ready()
         return servers
@@ -382,6 +400,66 @@ def server_processes(
             server.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.process.kill()
+
+
+class ThrowawayRedis:
+    """A redis-server of one test's own: killed, and started again on its port with its data.
+
+    Every write is in its append-only file at once, so a restart finds what was
+    there when it died (as a Redis with persistence, or a failover, would).
+    """
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        self.binary = binary
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with (self.directory / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "yes", "--appendfsync", "always",
+                 "--dir", str(self.directory), "--daemonize", "no"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not self._answers():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.kill()
+                raise AssertionError("the throwaway redis-server did not start")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.BusyLoadingError):
+            return False
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    """A Redis to kill mid-test, leaving the machine's shared Redis alone."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    instance = ThrowawayRedis(binary, tmp_path)
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.kill()
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -96,18 +94,10 @@ def _redis_reachable() -> bool:
 
 
 def _decision_server() -> Any:
-    from conftest import ServerProcess, _free_port, database_url_for_subprocess
+    from conftest import server_spawn
 
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
     log_path = settings.VAR_DIR / "bench-decision-point.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.py",
-             "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-            cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    server = ServerProcess(process, port, log_path)
+    server = server_spawn(log_path=log_path, workers=2)
     server.wait_until_ready()
     return server
 

@@ -13,25 +13,21 @@ killed, decisions come from the database: still right.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from accounts.models import Group, Membership, Organization, User
 from accounts.services.tokens import token_create
 from accounts.tests.factories import PASSWORD, GroupFactory, MembershipFactory, OrganizationFactory
-from conftest import ServerProcess
+from conftest import ServerProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -174,12 +170,6 @@ def _check_token(org: Org) -> str:
     return issued.secret
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _check_url(port: int) -> str:
     return f"http://127.0.0.1:{port}{CHECK_PATH}"
 
@@ -195,12 +185,7 @@ def _remote_env(org: Org, url: str, **overrides: str) -> dict[str, str]:
 
 
 def _servers(server_processes: Any, name: str, count: int = 1, **env: str) -> list[ServerProcess]:
-    """Start servers whose logs are kept apart as `<name>-<i>.log`.
-
-    The fixture names logs by their index within one call, so a second call in
-    the same test would truncate and share the first call's `server-0.log`:
-    the running servers keep writing to their renamed file.
-    """
+    """Start servers whose logs are named by their role: `<name>-<i>.log`."""
     servers = server_processes(count=count, PYTHONUNBUFFERED="1", **env)
     for index, server in enumerate(servers):
         renamed = server.log_path.with_name(f"{name}-{index}.log")
@@ -209,13 +194,9 @@ def _servers(server_processes: Any, name: str, count: int = 1, **env: str) -> li
     return servers
 
 
-def _start_on_port(
-    server_processes: Any, monkeypatch: pytest.MonkeyPatch, name: str, port: int
-) -> ServerProcess:
-    """Start one local-mode server on `port` (the fixture otherwise picks a free port itself)."""
-    with monkeypatch.context() as patch:
-        patch.setitem(server_processes.__globals__, "_free_port", lambda: port)
-        (server,) = _servers(server_processes, name)
+def _start_on_port(server_processes: Any, name: str, port: int) -> ServerProcess:
+    """Start one local-mode server on `port`."""
+    (server,) = _servers(server_processes, name, port=port)
     return server
 
 
@@ -234,64 +215,6 @@ def silent_socket() -> Iterator[int]:
         yield int(sock.getsockname()[1])
     finally:
         sock.close()
-
-
-class ThrowawayRedis:
-    """A redis-server of one test's own: killed, and started again on its port with its data.
-
-    Every write is in its append-only file at once, so a restart finds what was
-    there when it died (as a Redis with persistence, or a failover, would).
-    """
-
-    def __init__(self, binary: str, directory: Path) -> None:
-        self.binary = binary
-        self.directory = directory
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with (self.directory / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "yes", "--appendfsync", "always",
-                 "--dir", str(self.directory), "--daemonize", "no"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.kill()
-                raise AssertionError("the throwaway redis-server did not start")
-            time.sleep(0.05)
-
-    def _answers(self) -> bool:
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except (redis.ConnectionError, redis.BusyLoadingError):
-            return False
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    """A Redis to kill mid-test, leaving the machine's shared Redis alone."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    instance = ThrowawayRedis(binary, tmp_path)
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.kill()
 
 
 # === 1. Local mode: a loss through one process is enforced by the other at once ==========
@@ -637,9 +560,9 @@ def test_concurrent_requests_each_wait_at_most_one_timeout_for_a_hung_decision_p
 
 
 def test_the_breaker_probes_after_the_reset_time_and_closes_once_the_point_is_back(
-    server_processes, acme, monkeypatch
+    server_processes, acme
 ):
-    port = _free_port()  # nothing listens there yet
+    port = free_port()  # nothing listens there yet
     (client,) = _servers(
         server_processes,
         "client",
@@ -663,7 +586,7 @@ def test_the_breaker_probes_after_the_reset_time_and_closes_once_the_point_is_ba
 
     # A decision point comes back on the same URL; once the reset time has passed, the
     # next request probes it, is answered and closes the breaker.
-    point = _start_on_port(server_processes, monkeypatch, "point", port)
+    point = _start_on_port(server_processes, "point", port)
     assert point.port == port
     reopened_at = datetime.fromisoformat(second_opening["opened_at"]).timestamp()
     time.sleep(max(0.0, reopened_at + 2.2 - time.time()))
@@ -691,7 +614,7 @@ def test_fail_open_allows_while_the_decision_point_is_down(server_processes, acm
     (client,) = _servers(
         server_processes,
         "client",
-        **_remote_env(acme, _check_url(_free_port()), AUTH_FAIL_OPEN="true"),
+        **_remote_env(acme, _check_url(free_port()), AUTH_FAIL_OPEN="true"),
     )
     member = _login(client, acme.member.username)["access"]
 
@@ -711,7 +634,7 @@ def test_fail_open_allows_while_the_decision_point_is_down(server_processes, acm
 
 def test_the_breaker_opened_through_one_client_process_is_open_in_the_other(server_processes, acme):
     first, second = _servers(
-        server_processes, "client", count=2, **_remote_env(acme, _check_url(_free_port()))
+        server_processes, "client", count=2, **_remote_env(acme, _check_url(free_port()))
     )
     member = _login(first, acme.member.username)["access"]
     assert _breaker(second)["state"] == "closed"
@@ -740,9 +663,9 @@ def test_the_breaker_opened_through_one_client_process_is_open_in_the_other(serv
 
 
 def test_consecutive_failures_through_two_client_processes_open_the_breaker_after_a_recovery(
-    server_processes, acme, monkeypatch
+    server_processes, acme
 ):
-    port = _free_port()
+    port = free_port()
     first, second = _servers(
         server_processes, "client", count=2,
         **_remote_env(acme, _check_url(port), AUTH_BREAKER_RESET_SECONDS="1"),
@@ -751,7 +674,7 @@ def test_consecutive_failures_through_two_client_processes_open_the_breaker_afte
     for _ in range(5):
         _assert_refused(_get(first, GROUPS, member), 503, "AUTHORIZATION_UNAVAILABLE")
     _assert_refused(_get(second, GROUPS, member), 503, "AUTHORIZATION_UNAVAILABLE")  # saw it open
-    point = _start_on_port(server_processes, monkeypatch, "point", port)
+    point = _start_on_port(server_processes, "point", port)
     opened_at = datetime.fromisoformat(_breaker(first)["opened_at"]).timestamp()
     time.sleep(max(0.0, opened_at + 1.2 - time.time()))
     assert _get(first, AUDIT, member).status_code == 200  # the probe closes the breaker

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import socket
-import subprocess
-import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 from django.core.management import call_command
 
 from accounts.models import Organization
@@ -105,51 +98,6 @@ def test_fifty_concurrent_clients_of_one_token_get_exactly_the_quota_across_work
 
 
 # --- B. Redis unreachable: each process counts alone, with a share of the limit ----------
-class ThrowawayRedis:
-    """A redis-server of this test's own, without persistence, to kill mid-test."""
-
-    def __init__(self, binary: str, directory: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        with (directory / "redis.log").open("wb") as log:
-            self.process = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(directory), "--daemonize", "no"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.kill()
-                raise AssertionError("the throwaway redis-server did not start")
-            time.sleep(0.05)
-
-    def _answers(self) -> bool:
-        try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
-        except redis.RedisError:
-            return False
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    instance = ThrowawayRedis(binary, tmp_path)
-    try:
-        yield instance
-    finally:
-        instance.kill()
-
-
 def test_with_redis_down_requests_are_still_answered_and_limited_per_process(
     server_processes, throwaway_redis
 ):
