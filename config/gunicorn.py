@@ -1,8 +1,8 @@
 """Gunicorn settings: `gunicorn config.wsgi -c config/gunicorn.py`, tuned from the environment."""
 
-import multiprocessing
 import os
 
+from config.concurrency import web_workers
 from config.logs import logging_config
 from config.paths import prometheus_multiproc_dir
 
@@ -14,14 +14,7 @@ from prometheus_client import multiprocess  # noqa: E402
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
-# The embedded default keeps its cache, rate limits and permission cache in
-# process memory, so it must run a single web process; with Redis, scale out.
-workers = int(
-    os.environ.get(
-        "WEB_CONCURRENCY",
-        str(multiprocessing.cpu_count() * 2 + 1) if os.environ.get("REDIS_URL") else "1",
-    )
-)
+workers = web_workers()
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30

@@ -7,7 +7,6 @@ environment variables. See README.md, "Configuration".
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config import __version__
+from config.concurrency import web_workers
 from config.logs import logging_config
 from config.paths import BASE_DIR, prometheus_multiproc_dir, var_dir
 
@@ -343,11 +343,8 @@ IMAGE_ALLOWED_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "im
 # figure of requests per minute.
 RATE_LIMIT_ORGANIZATION_FACTOR = env.int("RATE_LIMIT_ORGANIZATION_FACTOR", default=5)
 # While Redis is unreachable each web process counts alone, with the limits
-# divided by the number of processes (gunicorn's default worker count).
-RATE_LIMIT_FALLBACK_PROCESSES = env.int(
-    "RATE_LIMIT_FALLBACK_PROCESSES",
-    default=env.int("WEB_CONCURRENCY", default=(os.cpu_count() or 1) * 2 + 1),
-)
+# divided by the number of processes (gunicorn's worker count).
+RATE_LIMIT_FALLBACK_PROCESSES = env.int("RATE_LIMIT_FALLBACK_PROCESSES", default=web_workers())
 # Service tokens
 TOKEN_DEFAULT_LIFETIME_DAYS = 90
 TOKEN_MAX_LIFETIME_DAYS = 365
