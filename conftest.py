@@ -93,9 +93,11 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
 @pytest.fixture(autouse=True)
 def _isolated_cache() -> Iterator[None]:
     """Each test starts with an empty cache; on Redis only this run's keys are removed."""
+    from accounts.invalidations import cache_outage_forget
     from accounts.rate_limits import local_windows_clear
 
     local_windows_clear()
+    cache_outage_forget()
     yield
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")

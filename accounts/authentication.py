@@ -20,11 +20,11 @@ from rest_framework.request import Request
 
 from accounts import metrics
 from accounts.errors import AuthenticationFailed, TokenExpired, TokenRevoked
+from accounts.invalidations import cache_get_many
 from accounts.jwt_tokens import access_claims
 from accounts.models import Session, User
 from accounts.principal import (
     Principal,
-    cache_get_many,
     generation_key,
     member_key,
     member_view,

@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from accounts.principal import cache_get_many, cache_write
+from accounts.invalidations import cache_get_many, cache_write, local_cache_register
 from config.lru import BoundedLRU
 
 # Permissions whose loss must be noticed soonest, even if an invalidation was lost.
@@ -35,6 +35,7 @@ class Decision:
 
 
 _decisions: BoundedLRU[dict[str, Any]] = BoundedLRU(size=50_000)
+local_cache_register(_decisions.clear)
 
 
 def permission_class(permission: str) -> str:

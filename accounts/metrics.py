@@ -57,3 +57,12 @@ RATE_LIMIT_FALLBACKS = Counter(
     "vantage_rate_limit_fallbacks_total",
     "Requests counted in process memory because Redis could not be reached.",
 )
+
+CACHE_INVALIDATIONS_DEFERRED = Counter(
+    "vantage_auth_cache_invalidations_deferred_total",
+    "Cache invalidations that failed and were kept in the database to replay.",
+)
+CACHE_INVALIDATIONS_REPLAYED = Counter(
+    "vantage_auth_cache_invalidations_replayed_total",
+    "Deferred cache invalidations replayed once the cache was reachable again.",
+)

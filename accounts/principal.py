@@ -30,6 +30,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import metrics
+from accounts.invalidations import (
+    cache_write,
+    invalidation_publish,
+    local_cache_register,
+)
 from accounts.models import Membership, Session
 from accounts.roles import role_permissions
 from accounts.selectors import membership_for
@@ -49,6 +54,7 @@ _LOOKUPS = {
     source: metrics.PRINCIPAL_LOOKUPS.labels(source=source) for source in ("l1", "cache", "db")
 }
 _member_l1: BoundedLRU[tuple[str, dict[str, Any], float]] = BoundedLRU(size=10_000)
+local_cache_register(_member_l1.clear)
 # A tombstone outlives every access token issued before the revocation.
 TOMBSTONE_TTL = 60 * 60 * 24
 
@@ -102,56 +108,33 @@ def member_key(organization_id: Any, user_id: Any) -> str:
     return f"auth:member:{organization_id}:{user_id}"
 
 
-def cache_get_many(keys: list[str]) -> dict[str, Any] | None:
-    """Return the cached values (one round trip), or None when the cache is unreachable."""
-    try:
-        return cache.get_many(keys)
-    except Exception as exc:
-        metrics.CACHE_FAILURES.labels(operation="get").inc()
-        logger.warning("auth_cache_unreachable", error_type=type(exc).__name__)
-        return None
-
-
-def cache_write(operation: str, func: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a cache write; when the cache is unreachable, log and count it and return None."""
-    try:
-        return func(*args, **kwargs)
-    except Exception as exc:
-        metrics.CACHE_FAILURES.labels(operation=operation).inc()
-        logger.warning(
-            "auth_cache_write_failed", operation=operation, error_type=type(exc).__name__
-        )
-        return None
-
-
 # --- Invalidation (called by services, effective after commit) --------------
 
 
 def organization_changed(organization_id: Any) -> None:
     """Make every cached member view of this organization stale once the change commits."""
 
-    def bump() -> None:
-        cache_write("set", cache.set, generation_key(organization_id), uuid.uuid4().hex, None)
-
-    transaction.on_commit(bump)
+    key = generation_key(organization_id)
+    transaction.on_commit(
+        lambda: invalidation_publish(key, lambda: cache.set(key, uuid.uuid4().hex, None))
+    )
 
 
 def session_changed(session: Session) -> None:
     """Replace the session's cached state once the change commits (e.g. another organization)."""
-    state = session_state(session)
-    # Unreachable: the stale entry expires within SESSION_TTL.
+    state, key = session_state(session), session_key(session.id)
     transaction.on_commit(
-        lambda: cache_write("set", cache.set, session_key(session.id), state, SESSION_TTL)
+        lambda: invalidation_publish(key, lambda: cache.set(key, state, SESSION_TTL))
     )
 
 
 def session_revoked(session_id: Any) -> None:
     """Refuse this session everywhere from the next request on, once the revocation commits."""
 
-    def tombstone() -> None:
-        cache_write("set", cache.set, session_key(session_id), {"revoked": True}, TOMBSTONE_TTL)
-
-    transaction.on_commit(tombstone)
+    key = session_key(session_id)
+    transaction.on_commit(
+        lambda: invalidation_publish(key, lambda: cache.set(key, {"revoked": True}, TOMBSTONE_TTL))
+    )
 
 
 # --- Session state ------------------------------------------------------------

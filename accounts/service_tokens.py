@@ -32,8 +32,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.invalidations import cache_write, invalidation_publish
 from accounts.models import ServiceToken, TokenUsageDay
-from accounts.principal import cache_write
 from config.lru import BoundedLRU
 
 logger = structlog.get_logger("vantage.tokens")
@@ -115,11 +115,8 @@ def token_changed(token: ServiceToken) -> None:
     revoked = token.revoked_at is not None and token.revoked_at <= timezone.now()
     ttl = TOMBSTONE_TTL if revoked else RECORD_TTL
 
-    # Unreachable: readers go to the database meanwhile, and an entry they
-    # may find later expires within RECORD_TTL.
-    transaction.on_commit(
-        lambda: cache_write("set", cache.set, record_key(token.digest), record, ttl)
-    )
+    key = record_key(token.digest)
+    transaction.on_commit(lambda: invalidation_publish(key, lambda: cache.set(key, record, ttl)))
 
 
 # --- Usage ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from accounts.invalidations import invalidations_replay
 from accounts.lockout import login_failures_prune
 from accounts.service_tokens import token_usage_flush
 from accounts.services.tokens import token_expiry_notify
@@ -25,3 +26,9 @@ def token_expiry_notify_task() -> int:
 def login_failures_prune_task() -> int:
     """Forget failed sign-ins older than the lockout window."""
     return login_failures_prune()
+
+
+@shared_task(name="accounts.cache_invalidations_replay")
+def cache_invalidations_replay_task() -> bool:
+    """Drop cache entries whose invalidation failed while the cache was unreachable."""
+    return invalidations_replay()

@@ -458,6 +458,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "token-usage-flush": {"task": "accounts.token_usage_flush", "schedule": 60.0},
     "token-expiry-notify": {"task": "accounts.token_expiry_notify", "schedule": 6 * 3600.0},
     "login-failures-prune": {"task": "accounts.login_failures_prune", "schedule": 3600.0},
+    "cache-invalidations-replay": {
+        "task": "accounts.cache_invalidations_replay",
+        "schedule": 15.0,
+    },
 }
 CELERY_TIMEZONE = "UTC"
 

@@ -14,8 +14,8 @@ from accounts.api.views import _principal
 from accounts.authorization import Decision, decision_check
 from accounts.authorization_health import authorization_health
 from accounts.errors import PermissionDenied
+from accounts.invalidations import cache_get_many
 from accounts.principal import (
-    cache_get_many,
     generation_key,
     member_key,
     member_view,

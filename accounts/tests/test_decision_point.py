@@ -17,7 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from accounts.decision_cache import decision_key
-from accounts.models import Membership
+from accounts.models import CacheInvalidation, Membership
+from accounts.principal import session_key
+from accounts.tasks import cache_invalidations_replay_task
 from audit.models import AuditEvent
 from conftest import _member_of, assert_problem, login_client
 
@@ -167,6 +169,53 @@ def test_a_removed_member_is_refused_on_the_next_request(admin_client, member, m
 
     assert_problem(member_client.get("/api/v1/auth/me"), status=401, code="TOKEN_REVOKED")
     assert not Membership.objects.filter(user=member).exists()
+
+
+def _redis_cache(settings, url):
+    settings.CACHES = {"default": {
+        "BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "t",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+    }}  # fmt: skip
+
+
+def test_a_revocation_the_cache_missed_is_replayed_once_it_is_back(
+    settings, throwaway_redis, member
+):
+    _redis_cache(settings, throwaway_redis.url)
+    laptop, phone = login_client(member), login_client(member)
+    for _ in range(2):  # the laptop's live session state is now in the shared cache
+        assert laptop.get("/api/v1/auth/me").status_code == 200
+    key = session_key(laptop.sign_in.session.id)
+    assert cache.get(key) == {**cache.get(key), "revoked": False}
+    throwaway_redis.kill()
+
+    ended = phone.delete(f"/api/v1/auth/sessions/{laptop.sign_in.session.id}")
+    assert ended.status_code == 204
+    assert list(CacheInvalidation.objects.values_list("key", flat=True)) == [key]
+    throwaway_redis.start()  # back, still holding the live state
+    assert cache.get(key)["revoked"] is False
+
+    assert cache_invalidations_replay_task() is True
+    assert cache.get(key) is None
+    assert not CacheInvalidation.objects.exists()
+    assert_problem(laptop.get("/api/v1/auth/me"), status=401, code="TOKEN_REVOKED")
+
+
+def test_a_process_that_saw_the_cache_fail_replays_before_trusting_it(
+    settings, throwaway_redis, member
+):
+    _redis_cache(settings, throwaway_redis.url)
+    laptop, phone = login_client(member), login_client(member)
+    for _ in range(2):
+        assert laptop.get("/api/v1/auth/me").status_code == 200
+    throwaway_redis.kill()
+    assert phone.delete(f"/api/v1/auth/sessions/{laptop.sign_in.session.id}").status_code == 204
+    throwaway_redis.start()
+
+    # The first read after the outage replays the missed revocation, then reads again.
+    assert_problem(laptop.get("/api/v1/auth/me"), status=401, code="TOKEN_REVOKED")
+    assert not CacheInvalidation.objects.exists()
+    assert phone.get("/api/v1/auth/me").status_code == 200
 
 
 # --- 5. Organization isolation --------------------------------------------------------

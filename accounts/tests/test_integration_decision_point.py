@@ -732,14 +732,6 @@ def test_with_redis_killed_the_servers_keep_deciding_correctly_from_the_database
     assert _get(first, TOKENS, phone["access"]).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="invalidations written while Redis was down are lost: once it is back, the cached "
-    "live session state (SESSION_TTL 60 s) and the unchanged organization generation let the "
-    "other process serve a revoked session and a removed group grant (accounts/principal.py "
-    "session_revoked/organization_changed drop the failed write; principal_for_session and "
-    "member_view trust the cache again)",
-)
 def test_changes_made_while_redis_was_down_are_enforced_after_it_comes_back(
     server_processes, acme, throwaway_redis
 ):
