@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
@@ -21,6 +22,7 @@ from accounts.models import (
 )
 from accounts.principal import organization_changed
 from accounts.services.organizations import (
+    LIMIT_CEILINGS,
     member_remove,
     organization_limits_set,
     user_deactivate,
@@ -82,8 +84,27 @@ class UserAdmin(DjangoUserAdmin):
         self.message_user(request, f"{ended} session(s) ended.")
 
 
+class OrganizationAdminForm(forms.ModelForm):
+    """The organization's form, refusing a limit override the service would refuse."""
+
+    class Meta:
+        model = Organization
+        fields = ("name", "slug", "tier", "is_active", "token_max_lifetime_days", *LIMIT_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        for name in LIMIT_FIELDS:
+            value = cleaned.get(name)
+            if value is not None and not 1 <= value <= LIMIT_CEILINGS[name]:
+                self.add_error(
+                    name, f"Between 1 and {LIMIT_CEILINGS[name]:,}, or empty for the tier's figure."
+                )
+        return cleaned
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
+    form = OrganizationAdminForm
     list_display = ("slug", "name", "tier", "is_active", "created_at")
     list_filter = ("tier", "is_active")
     search_fields = ("slug", "name")
