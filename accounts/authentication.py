@@ -8,7 +8,7 @@ no database query.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -42,15 +42,19 @@ from accounts.service_tokens import (
     token_record_cache,
     token_record_load,
     token_use_count,
+    token_use_increment,
     token_well_formed,
 )
 from accounts.services.sessions import session_revoke
+from accounts.throttling import RequestCounter
 from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.throttle import audit_first_in_interval
 from config.request_context import Actor, bind_principal, current_client
 
 BROWSER_SESSION_KEY = "vantage_session_id"
+
+CacheRead = Callable[[list[str]], dict[str, Any] | None]
 
 
 def _revoke_idle(session_id: str) -> None:
@@ -60,14 +64,19 @@ def _revoke_idle(session_id: str) -> None:
 
 
 def principal_for_session(
-    *, session_id: str, user_id: str | None, organization_id: str | None
+    *,
+    session_id: str,
+    user_id: str | None,
+    organization_id: str | None,
+    read: CacheRead = cache_get_many,
 ) -> Principal:
     """Resolve a live session to its principal, or raise a 401 domain error.
 
     `user_id` and `organization_id` are what the credential claims (None for
-    a browser session, which takes them from the session itself).
+    a browser session, which takes them from the session itself). `read`
+    reads the cache (a request's counter may count the request in the same trip).
     """
-    cached = cache_get_many(
+    cached = read(
         [session_key(session_id)]
         + ([generation_key(organization_id), member_key(organization_id, user_id)]
            if organization_id and user_id else [])
@@ -128,16 +137,20 @@ class JWTAuthentication(authentication.BaseAuthentication):
         raw = raw.strip()
         if scheme.lower() != "bearer" or not raw or raw.startswith("sk_"):
             return None
+        counter = RequestCounter(request)
         try:
             claims = access_claims(raw)
+            user_id, org_id = str(claims["sub"]), str(claims["org_id"])
+            counter.plan(kind="user", principal_id=user_id, organization_id=org_id, user_id=user_id)
             principal = principal_for_session(
-                session_id=str(claims["sid"]),
-                user_id=str(claims["sub"]),
-                organization_id=str(claims["org_id"]),
-            )
+                session_id=str(claims["sid"]), user_id=user_id, organization_id=org_id,
+                read=counter.read,
+            )  # fmt: skip
         except AuthenticationFailed as exc:
             metrics.AUTH_FAILURES.labels(code=exc.code).inc()
+            counter.settle(None)
             raise
+        counter.settle(principal)
         _bind(principal)
         return user_from_principal(principal), principal
 
@@ -165,10 +178,11 @@ def _audit_refused_token(record: dict[str, Any], reason: str) -> None:
         )
 
 
-def principal_for_token(raw: str) -> Principal:
+def principal_for_token(raw: str, counter: RequestCounter | None = None) -> Principal:
     """Resolve a service token to its principal, or raise a 401 domain error.
 
-    A malformed token (shape or checksum) is refused before any lookup.
+    A malformed token (shape or checksum) is refused before any lookup. A
+    request's `counter` counts the request and the token's use in the same trip.
     """
     if not token_well_formed(raw):
         raise AuthenticationFailed("The service token is malformed (bad shape or checksum).")
@@ -179,7 +193,11 @@ def principal_for_token(raw: str) -> Principal:
     keys = [record_key(digest)]
     if owner is not None:
         keys += [generation_key(owner[0]), member_key(owner[0], owner[1])]
-    cached = cache_get_many(keys)
+        if counter is not None:
+            counter.plan(kind="service_token", principal_id=owner[2], organization_id=owner[0],
+                         user_id=owner[1])  # fmt: skip
+            counter.increments.append(token_use_increment(owner[2]))
+    cached = counter.read(keys) if counter is not None else cache_get_many(keys)
     record = cached.get(record_key(digest)) if cached is not None else None
     if record is None:
         record = token_record_load(raw, digest)
@@ -197,8 +215,8 @@ def principal_for_token(raw: str) -> Principal:
     org_id, creator_id = record["organization_id"], record["created_by_id"]
     if creator_id is None:
         raise AuthenticationFailed("The token's creator no longer exists; create a new token.")
-    if owner != (org_id, creator_id):
-        token_owners.put(digest, (org_id, creator_id))
+    if owner != (org_id, creator_id, record["id"]):
+        token_owners.put(digest, (org_id, creator_id, record["id"]))
         cached = cache_get_many([generation_key(org_id), member_key(org_id, creator_id)])
     view, source, generation = member_view(
         organization_id=org_id, user_id=creator_id, cached=cached
@@ -283,12 +301,16 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         raw = _presented_service_token(request)
         if raw is None:
             return None
+        counter = RequestCounter(request)
         try:
-            principal = principal_for_token(raw)
+            principal = principal_for_token(raw, counter)
         except AuthenticationFailed as exc:
             metrics.AUTH_FAILURES.labels(code=exc.code).inc()
+            counter.increments_undo()
+            counter.settle(None)
             raise
-        token_use_count(principal.id, current_client().ip)
+        counter.settle(principal)
+        token_use_count(principal.id, current_client().ip, counted=counter.incremented)
         _bind(principal)
         return ServiceTokenUser(principal), principal
 
@@ -305,4 +327,5 @@ class SessionAuthentication(authentication.SessionAuthentication):
         result = super().authenticate(request)
         if result is None or principal.user_id != str(result[0].pk):
             return None
+        RequestCounter(request).settle(principal)
         return result[0], principal

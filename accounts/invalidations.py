@@ -49,8 +49,18 @@ def cache_get_many(keys: list[str]) -> dict[str, Any] | None:
     try:
         found = cache.get_many(keys)
     except Exception as exc:
-        _failed("get", exc)
+        cache_read_failed(exc)
         return None
+    return cache_read_settled(keys, found)
+
+
+def cache_read_failed(exc: Exception) -> None:
+    """Note that a read of the cache failed (the database answers instead)."""
+    _failed("get", exc)
+
+
+def cache_read_settled(keys: list[str], found: dict[str, Any]) -> dict[str, Any] | None:
+    """Return what a successful read of `keys` found, or what is true after an outage."""
     if not _outage_seen.is_set():
         return found
     # The first read after an outage: what it found may predate changes the

@@ -243,6 +243,12 @@ def member_view(
     )
 
 
+def member_view_known(*, organization_id: Any, user_id: Any) -> dict[str, Any] | None:
+    """Return this process's copy of an 'ok' member view, whatever its generation: a guess."""
+    local = _member_l1.get((str(organization_id), str(user_id)))
+    return local[1] if local is not None and local[1].get("status") == "ok" else None
+
+
 def member_view_reload(
     *, organization_id: Any, user_id: Any, generation: str | None
 ) -> MemberLookup:

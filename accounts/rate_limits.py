@@ -24,14 +24,11 @@ import structlog
 from django.conf import settings
 from django.core.cache import cache
 from django_redis import get_redis_connection
-from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
 
 from accounts import metrics
 from accounts.principal import Principal
 from accounts.tiers import tier_limits
 from config.errors import DomainError
-from config.request_context import client_ip
 
 logger = structlog.get_logger("vantage.ratelimit")
 
@@ -135,37 +132,75 @@ def request_windows(
     if principal is None:
         per_minute = rule.per_minute or _share(tier_limits("anonymous"), rule)
         return "anonymous", [Window("client", f"rl:{rule.group}:ip:{client_ip}", per_minute)]
-    limits = principal.limits or tier_limits(principal.organization_tier)
+    return principal.organization_tier, principal_windows(
+        rule,
+        kind=principal.kind,
+        principal_id=principal.id,
+        organization_id=principal.organization_id,
+        limits=principal.limits or tier_limits(principal.organization_tier),
+    )
+
+
+def principal_windows(
+    rule: RateLimitRule,
+    *,
+    kind: str,
+    principal_id: str,
+    organization_id: str,
+    limits: dict[str, int],
+) -> list[Window]:
+    """Return the principal's and its organization's windows for `rule` under `limits`."""
     per_minute = rule.per_minute or _share(limits, rule)
     org_limit = per_minute * settings.RATE_LIMIT_ORGANIZATION_FACTOR
-    return principal.organization_tier, [
-        Window("principal", f"rl:{rule.group}:{principal.kind}:{principal.id}", per_minute),
-        Window("organization", f"rl:{rule.group}:org:{principal.organization_id}", org_limit),
-    ]
+    return [
+        Window("principal", f"rl:{rule.group}:{kind}:{principal_id}", per_minute),
+        Window("organization", f"rl:{rule.group}:org:{organization_id}", org_limit),
+    ]  # fmt: skip
 
 
 def _share(limits: dict[str, int], rule: RateLimitRule) -> int:
     return max(1, math.floor(limits["requests_per_minute"] * rule.share))
 
 
-def rate_limit_hit(*, tier: str, windows: list[Window]) -> RateLimitOutcome:
-    """Count one request in `windows` if each has room; say whether it was allowed."""
+def rate_limit_hit(
+    *, tier: str, windows: list[Window], member: str | None = None
+) -> RateLimitOutcome:
+    """Count one request (named `member`) in `windows` if each has room; say if it was allowed."""
     if settings.REDIS_URL:
         try:
-            return _redis_hit(tier, windows)
+            return _redis_hit(tier, windows, member)
         except Exception as exc:
-            _fallback_noticed(exc)
-            divisor = max(1, settings.RATE_LIMIT_FALLBACK_PROCESSES)
-            windows = [Window(w.name, w.key, max(1, w.limit // divisor)) for w in windows]
+            return _fallback_hit(tier, windows, exc)
     return _local.hit(tier, windows, int(time.time() * 1000))
 
 
-def _redis_hit(tier: str, windows: list[Window]) -> RateLimitOutcome:
-    client = get_redis_connection("default")
+def _redis_hit(tier: str, windows: list[Window], member: str | None) -> RateLimitOutcome:
+    reply = window_script_queue(get_redis_connection("default"), windows, member)
+    return window_script_outcome(tier, windows, reply)
+
+
+def window_script_queue(client: Any, windows: list[Window], member: str | None = None) -> Any:
+    """Run the moving-window script on `client` (a connection, or a pipeline to queue it on).
+
+    `member` names the request in the windows: counting it again under the same
+    name (against corrected limits) does not count it twice.
+    """
     keys = [cache.make_key(window.key) for window in windows]
-    args = [WINDOW_SECONDS * 1000, uuid.uuid4().hex, *(window.limit for window in windows)]
-    reply = client.eval(MOVING_WINDOW_LUA, len(keys), *keys, *args)
+    args = [WINDOW_SECONDS * 1000, member or uuid.uuid4().hex, *(w.limit for w in windows)]
+    return client.eval(MOVING_WINDOW_LUA, len(keys), *keys, *args)
+
+
+def window_script_outcome(tier: str, windows: list[Window], reply: Any) -> RateLimitOutcome:
+    """Read the moving-window script's reply."""
     return _outcome(tier, windows, bool(reply[0]), reply[2:], int(reply[1]))
+
+
+def _fallback_hit(tier: str, windows: list[Window], exc: Exception) -> RateLimitOutcome:
+    """Count in this process alone, the limits divided by the processes, Redis being down."""
+    _fallback_noticed(exc)
+    divisor = max(1, settings.RATE_LIMIT_FALLBACK_PROCESSES)
+    windows = [Window(w.name, w.key, max(1, w.limit // divisor)) for w in windows]
+    return _local.hit(tier, windows, int(time.time() * 1000))
 
 
 def _outcome(
@@ -253,29 +288,3 @@ class RateLimitExceeded(DomainError):
             f"try again in {max(1, binding.reset)} seconds.",
             headers=outcome.headers(),
         )
-
-
-class TierRateLimit(BaseThrottle):
-    """DRF's throttle step: count the request by its view's rule, refuse it past its limit.
-
-    A view sets `rate_limit` to a `RateLimitRule` of its own, or to None to be
-    exempt (health and metrics). The outcome is kept on the request so its
-    headers go out with the response, whatever the response.
-    """
-
-    def allow_request(self, request: Request, view: Any) -> bool:
-        rule = getattr(view, "rate_limit", DEFAULT_RULE)
-        if rule is None or not settings.RATE_LIMIT_ENABLED:
-            return True
-        principal = request.auth if isinstance(request.auth, Principal) else None
-        tier, windows = request_windows(
-            rule=rule, principal=principal, client_ip=client_ip(request._request)
-        )
-        outcome = rate_limit_hit(tier=tier, windows=windows)
-        request._request.rate_limit = outcome  # type: ignore[attr-defined]
-        if not outcome.allowed:
-            metrics.RATE_LIMIT_REJECTIONS.labels(
-                tier=tier, reason=outcome.binding.window.name
-            ).inc()
-            raise RateLimitExceeded(outcome)
-        return True

@@ -75,7 +75,7 @@ def token_prefix(value: str) -> str:
 # --- The cached record -----------------------------------------------------------
 
 # digest -> (organization id, creator id): facts of a token that never change.
-token_owners: BoundedLRU[tuple[str, str]] = BoundedLRU(size=10_000)
+token_owners: BoundedLRU[tuple[str, str, str]] = BoundedLRU(size=10_000)
 
 
 def record_key(digest: str) -> str:
@@ -135,16 +135,22 @@ _last_flush = {"at": time.monotonic()}
 _flush_lock = threading.Lock()
 
 
-def token_use_count(token_id: str, ip: str | None) -> None:
-    """Count one use of the token (and, at most once a minute per process, its last use)."""
+def token_use_increment(token_id: str) -> tuple[str, int]:
+    """Return the counter of the token's uses today and its TTL, for a caller to add one to."""
+    return _usage_key(token_id, datetime.now(UTC).date()), USAGE_TTL
+
+
+def token_use_count(token_id: str, ip: str | None, *, counted: bool = False) -> None:
+    """Count one use of the token unless `counted` (and, at most once a minute, its last use)."""
     now = time.time()
     key = _usage_key(token_id, datetime.fromtimestamp(now, UTC).date())
     try:
-        try:
-            cache.incr(key)
-        except ValueError:  # the day's first use
-            if not cache.add(key, 1, USAGE_TTL):
+        if not counted:
+            try:
                 cache.incr(key)
+            except ValueError:  # the day's first use
+                if not cache.add(key, 1, USAGE_TTL):
+                    cache.incr(key)
         if now - _last_use_written.get(token_id, 0) >= LAST_USE_INTERVAL:
             cache.set(_last_use_key(token_id), {"at": now, "ip": ip}, USAGE_TTL)
             _last_use_written[token_id] = now

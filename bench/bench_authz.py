@@ -42,9 +42,9 @@ def _decisions(org_id: str, user_id: str) -> dict[str, Callable[[], Any]]:
     the in-process case is handed its result, as a request's would be.
     """
     from accounts.authorization import decision_check
+    from accounts.invalidations import cache_get_many
     from accounts.principal import (
         _member_l1,
-        cache_get_many,
         generation_key,
         member_key,
         member_view,

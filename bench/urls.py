@@ -12,6 +12,7 @@ class BareApi(APIView):
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    throttle_classes: list[type] = []
 
     def get(self, request: Request) -> Response:
         return Response({"ok": True})

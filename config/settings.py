@@ -339,6 +339,10 @@ RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 IMAGE_MIN_DIMENSION = env.int("IMAGE_MIN_DIMENSION", default=32)
 IMAGE_MAX_DIMENSION = env.int("IMAGE_MAX_DIMENSION", default=8192)
 IMAGE_ALLOWED_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")
+# Animations (GIF, WebP, APNG): at most this many frames, and this many pixels
+# across all frames, since each frame is decoded in full.
+IMAGE_MAX_FRAMES = env.int("IMAGE_MAX_FRAMES", default=100)
+IMAGE_MAX_TOTAL_PIXELS = env.int("IMAGE_MAX_TOTAL_PIXELS", default=100_000_000)
 # An organization as a whole may make this many times its tier's per-principal
 # figure of requests per minute.
 RATE_LIMIT_ORGANIZATION_FACTOR = env.int("RATE_LIMIT_ORGANIZATION_FACTOR", default=5)
@@ -369,10 +373,12 @@ REST_FRAMEWORK = {
         "accounts.authentication.ServiceTokenAuthentication",
         "accounts.authentication.JWTAuthentication",
         "accounts.authentication.SessionAuthentication",
+        # Last: a request without credentials is counted by its client address.
+        "accounts.throttling.AnonymousRateLimit",
     ],
     # Deny by default: a view names the permission it needs (required_permission).
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RequiredPermission"],
-    "DEFAULT_THROTTLE_CLASSES": ["accounts.rate_limits.TierRateLimit"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.TierRateLimit"],
     "DEFAULT_RENDERER_CLASSES": (
         ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
         if DEBUG
@@ -399,6 +405,12 @@ SPECTACULAR_SETTINGS = {
         "Every error is RFC 9457 problem details with a stable `code`."
     ),
     "VERSION": VERSION,
+    # The credentials a caller may present (the last authentication step only counts).
+    "AUTHENTICATION_WHITELIST": [
+        "accounts.authentication.ServiceTokenAuthentication",
+        "accounts.authentication.JWTAuthentication",
+        "accounts.authentication.SessionAuthentication",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

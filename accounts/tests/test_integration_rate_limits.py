@@ -129,3 +129,42 @@ def test_with_redis_down_requests_are_still_answered_and_limited_per_process(
     assert warnings, server.log_path.read_text()[-4000:]
     assert warnings[0]["level"] == "warning"
     assert warnings[0]["fallback_processes"] == 2
+
+
+# --- One round trip to Redis per authenticated request --------------------------------
+@pytest.fixture
+def round_trips(monkeypatch):
+    """Count the round trips this process makes to Redis (a pipeline is one)."""
+    from redis.connection import AbstractConnection
+
+    sent = []
+    original = AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
+def test_a_warm_request_costs_one_round_trip_to_redis(settings, round_trips):
+    from rest_framework.test import APIClient
+
+    from conftest import login_client
+
+    settings.RATE_LIMIT_ENABLED = True
+    org = OrganizationFactory(tier="pro")
+    user = MembershipFactory(organization=org, role="admin").user
+    person = login_client(user)
+    machine = APIClient(HTTP_AUTHORIZATION=f"Bearer {service_token(org)}")
+    for client in (person, machine):
+        for _ in range(3):  # the first calls learn the caller's limits and permissions
+            assert client.get(LIMITS).status_code == 200
+        round_trips.clear()
+
+        answer = client.get(LIMITS)
+
+        assert answer.status_code == 200
+        assert answer["X-RateLimit-Remaining"] == "56"
+        assert len(round_trips) == 1, round_trips

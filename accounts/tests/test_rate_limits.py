@@ -404,11 +404,6 @@ def test_an_override_reaches_the_organizations_service_tokens_at_once(org, admin
 
 
 # --- Requests refused before the limit is reached -----------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="DRF runs throttles after permissions, so a request refused 403 by "
-    "RequiredPermission (after asking the decision point) is never counted",
-)
 def test_requests_refused_for_lack_of_permission_count_against_the_limit(viewer_client):
     forbidden = viewer_client.get(TOKENS)
     assert forbidden.status_code == 403
@@ -416,11 +411,6 @@ def test_requests_refused_for_lack_of_permission_count_against_the_limit(viewer_
     assert viewer_client.get(ME)["X-RateLimit-Remaining"] == "58"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DRF runs throttles after authentication and permissions, so anonymous or "
-    "badly authenticated calls outside the sign-in views are never counted per address",
-)
 def test_unauthenticated_api_calls_are_limited_per_client_address():
     client = APIClient(HTTP_AUTHORIZATION="Bearer sk_" + "0" * 64)
     responses = [client.get(ME) for _ in range(11)]

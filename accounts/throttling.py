@@ -1,0 +1,160 @@
+"""Counting each API request against its limits: early, once, and in the credential's round trip.
+
+A request is counted while it is authenticated, before its permissions are
+checked, so calls refused 401 or 403 count as well: a credential's calls
+against its windows, a failed or missing credential's against its client
+address. When this process already knows the caller's limits (its copy of the
+member view), the count rides in the same Redis pipeline as the credential's
+cache read (and a service token's usage counter): one round trip per request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+from django.conf import settings
+from django.core.cache import cache
+from django_redis import get_redis_connection
+from rest_framework import authentication
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from accounts import metrics
+from accounts.invalidations import cache_get_many, cache_read_failed, cache_read_settled
+from accounts.principal import Principal, member_view_known
+from accounts.rate_limits import (
+    DEFAULT_RULE,
+    RateLimitExceeded,
+    RateLimitOutcome,
+    RateLimitRule,
+    Window,
+    principal_windows,
+    rate_limit_hit,
+    request_windows,
+    window_script_outcome,
+    window_script_queue,
+)
+from accounts.tiers import tier_limits
+from config.request_context import client_ip
+
+
+def view_rule(request: Request) -> RateLimitRule | None:
+    """Return the rule of the view answering `request` (None: exempt or limits off)."""
+    if not settings.RATE_LIMIT_ENABLED:
+        return None
+    view = (request.parser_context or {}).get("view")
+    rule: RateLimitRule | None = getattr(view, "rate_limit", DEFAULT_RULE)
+    return rule
+
+
+class RequestCounter:
+    """Counts one request once, folding the count into the credential's cache read if it can."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.rule = view_rule(request)
+        self.planned: tuple[str, list[Window]] | None = None
+        self.outcome: RateLimitOutcome | None = None
+        # Counters (key, ttl) to add one to in the same round trip.
+        self.increments: list[tuple[str, int]] = []
+        self.incremented = False
+        self.member = uuid.uuid4().hex
+
+    @property
+    def settled(self) -> bool:
+        return bool(getattr(self.request._request, "rate_limit_counted", False))
+
+    def plan(self, *, kind: str, principal_id: str, organization_id: str, user_id: str) -> None:
+        """Guess the caller's windows from this process's copy of its member view."""
+        if self.rule is None or self.settled:
+            return
+        view = member_view_known(organization_id=organization_id, user_id=user_id)
+        if view is None:  # first call in this process: counted after the read
+            return
+        org = view["organization"]
+        limits = org.get("limits") or tier_limits(org["tier"])
+        windows = principal_windows(
+            self.rule, kind=kind, principal_id=principal_id, organization_id=organization_id,
+            limits=limits,
+        )  # fmt: skip
+        self.planned = (org["tier"], windows)
+
+    def read(self, keys: list[str]) -> dict[str, Any] | None:
+        """Read `keys` from the cache, with the planned count and increments in the same trip."""
+        if (self.planned is None and not self.increments) or not settings.REDIS_URL:
+            return cache_get_many(keys)
+        try:
+            client = get_redis_connection("default")
+            pipe = client.pipeline(transaction=False)
+            pipe.mget([cache.make_key(key) for key in keys])
+            if self.planned is not None:
+                window_script_queue(pipe, self.planned[1], self.member)
+            for key, ttl in self.increments:
+                pipe.incr(cache.make_key(key))
+                pipe.expire(cache.make_key(key), ttl)
+            replies = pipe.execute()
+        except Exception as exc:
+            cache_read_failed(exc)  # the request is counted by the fallback when settled
+            return None
+        self.incremented = bool(self.increments)
+        if self.planned is not None:
+            self.outcome = window_script_outcome(*self.planned, replies[1])
+        decode = cast(Any, cache).client.decode
+        found = {key: decode(value) for key, value in zip(keys, replies[0], strict=True)
+                 if value is not None}  # fmt: skip
+        return cache_read_settled(keys, found)
+
+    def increments_undo(self) -> None:
+        """Take back the increments made in the read (the credential was then refused)."""
+        if not self.incremented:
+            return
+        self.incremented = False
+        try:
+            for key, _ in self.increments:
+                cache.decr(key)
+        except Exception as exc:
+            cache_read_failed(exc)
+
+    def settle(self, principal: Principal | None) -> None:
+        """Count the request (unless counted already) and raise `RateLimitExceeded` past a limit."""
+        if self.settled:
+            return
+        self.request._request.rate_limit_counted = True  # type: ignore[attr-defined]
+        if self.rule is None:
+            return
+        tier, windows = request_windows(
+            rule=self.rule, principal=principal, client_ip=client_ip(self.request._request)
+        )
+        outcome = self.outcome if principal is not None else None
+        # Counted against stale limits (changed since): counted again, under the
+        # same name, against the real ones.
+        if outcome is None or self.planned != (tier, windows):
+            outcome = rate_limit_hit(tier=tier, windows=windows, member=self.member)
+        self.request._request.rate_limit = outcome  # type: ignore[attr-defined]
+        if not outcome.allowed:
+            metrics.RATE_LIMIT_REJECTIONS.labels(
+                tier=tier, reason=outcome.binding.window.name
+            ).inc()
+            raise RateLimitExceeded(outcome)
+
+
+class AnonymousRateLimit(authentication.BaseAuthentication):
+    """The last authentication step: a request without credentials is counted by its address."""
+
+    def authenticate(self, request: Request) -> None:
+        RequestCounter(request).settle(None)
+
+
+class TierRateLimit(BaseThrottle):
+    """DRF's throttle step: counts what authentication did not (views without authentication).
+
+    A view sets `rate_limit` to a `RateLimitRule` of its own, or to None to be
+    exempt (health and metrics). The outcome is kept on the request so its
+    headers go out with the response, whatever the response.
+    """
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        principal = request.auth if isinstance(request.auth, Principal) else None
+        RequestCounter(request).settle(principal)
+        return True
