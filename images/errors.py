@@ -1,0 +1,152 @@
+"""Images' domain errors, each with its status, stable code and a detail naming the limit."""
+
+from __future__ import annotations
+
+from config.errors import DomainError
+
+
+def _size_text(size_bytes: int) -> str:
+    """Return a byte count as people read it, e.g. "12.3 MB (12,345,678 bytes)"."""
+    for unit, scale in (("MB", 1_000_000), ("KB", 1_000)):
+        if size_bytes >= scale:
+            # Tiers are set in decimal megabytes, so the figures match the published limits;
+            # the exact count follows because 5.0 MB may still be a byte over 5 MB.
+            rounded = f"{size_bytes / scale:.1f}".removesuffix(".0")
+            return f"{rounded} {unit} ({size_bytes:,} bytes)"
+    return f"{size_bytes:,} bytes"
+
+
+def _pixels_text(pixels: int) -> str:
+    """Return a pixel count as people read it, e.g. "67.1 megapixels" or "12,000 pixels"."""
+    if pixels >= 100_000:
+        return f"{pixels / 1_000_000:.1f}".removesuffix(".0") + " megapixels"
+    return f"{pixels:,} pixels"
+
+
+def _alternatives(names: list[str]) -> str:
+    """Return names joined for a sentence: "A, B or C"."""
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+
+
+class FileTooLarge(DomainError):
+    status = 413
+    code = "FILE_TOO_LARGE"
+    title = "File too large"
+
+    def __init__(self, *, size_bytes: int | None, limit_bytes: int) -> None:
+        limit = f"the largest file accepted is {_size_text(limit_bytes)}"
+        if size_bytes is None:
+            super().__init__(f"The file is larger than the limit: {limit}.")
+        else:
+            super().__init__(f"The file is {_size_text(size_bytes)}; {limit}.")
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    title = "Unsupported media type"
+
+    def __init__(self, *, accepted: list[str]) -> None:
+        super().__init__(
+            "The file is not an image in an accepted format; send a "
+            f"{_alternatives(accepted)} image. The format is read from the file's contents, "
+            "not from its name."
+        )
+
+
+class ExtensionMismatch(DomainError):
+    """The file's name promises another format than its contents hold."""
+
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    title = "File name does not match its format"
+
+    def __init__(self, *, extension: str | None, label: str, expected: list[str]) -> None:
+        names = _alternatives([f".{name}" for name in expected])
+        if extension is None:
+            super().__init__(
+                f"The file name has no extension; a {label} image must end in {names}."
+            )
+        else:
+            super().__init__(
+                f"The file name ends in .{extension} but the file holds a {label} image; "
+                f"a {label} image must end in {names}."
+            )
+
+
+class InvalidImage(DomainError):
+    status = 400
+    code = "INVALID_IMAGE"
+    title = "Invalid image"
+
+    def __init__(self, *, label: str | None = None) -> None:
+        what = f"a {label} image" if label else "an image"
+        super().__init__(
+            f"The file could not be read as {what}: it is empty, truncated or damaged. "
+            "Save it again and send it once more."
+        )
+
+
+class ImageDimensionsOutOfRange(DomainError):
+    status = 400
+    code = "IMAGE_DIMENSIONS_OUT_OF_RANGE"
+    title = "Image dimensions out of range"
+
+    def __init__(self, *, width: int, height: int, minimum: int, maximum: int) -> None:
+        super().__init__(
+            f"The image is {width}x{height} pixels; each side must be between "
+            f"{minimum} and {maximum} pixels."
+        )
+
+
+class DecompressionBomb(DomainError):
+    """The header claims more pixels than the largest accepted image has."""
+
+    status = 400
+    code = "IMAGE_DIMENSIONS_OUT_OF_RANGE"
+    title = "Image dimensions out of range"
+
+    def __init__(self, *, maximum: int) -> None:
+        super().__init__(
+            "The image claims more pixels than the largest accepted image "
+            f"({maximum}x{maximum}, {_pixels_text(maximum * maximum)}); it is "
+            "refused as a possible decompression bomb."
+        )
+
+
+class TooManyFrames(DomainError):
+    status = 400
+    code = "IMAGE_DIMENSIONS_OUT_OF_RANGE"
+    title = "Too many frames"
+
+    def __init__(self, *, frames: int, limit: int) -> None:
+        super().__init__(f"The animation has {frames} frames; at most {limit} are accepted.")
+
+
+class AnimationTooLarge(DomainError):
+    """An animation whose frames hold more pixels in all than accepted."""
+
+    status = 400
+    code = "IMAGE_DIMENSIONS_OUT_OF_RANGE"
+    title = "Animation too large"
+
+    def __init__(self, *, frames: int, pixels: int, limit: int) -> None:
+        super().__init__(
+            f"The animation's {frames} frames hold {_pixels_text(pixels)} in all; at most "
+            f"{_pixels_text(limit)} are accepted."
+        )
+
+
+class UpscaleTooLarge(DomainError):
+    """Upscaling would give an image larger than the largest accepted one."""
+
+    status = 400
+    code = "IMAGE_DIMENSIONS_OUT_OF_RANGE"
+    title = "Upscaled image too large"
+
+    def __init__(self, *, width: int, height: int, factor: int, maximum: int) -> None:
+        super().__init__(
+            f"Upscaling the {width}x{height} image {factor} times would give "
+            f"{width * factor}x{height * factor} pixels; each side may be at most {maximum} "
+            "pixels. Choose a smaller scale or a smaller image."
+        )
