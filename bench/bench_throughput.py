@@ -68,9 +68,14 @@ def _setup() -> dict[str, str]:
 def _server(redis: bool) -> Any:
     from conftest import server_spawn
 
-    env = {"DJANGO_SETTINGS_MODULE": "bench.settings", "RATE_LIMIT_ENABLED": "true",
-           "REDIS_URL": REDIS_URL if redis else "", "LOG_LEVEL": "INFO"}  # fmt: skip
-    server = server_spawn(log_path=settings.VAR_DIR / "bench-throughput.log", workers=2, **env)
+    server = server_spawn(
+        log_path=settings.VAR_DIR / "bench-throughput.log",
+        workers=2,
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        RATE_LIMIT_ENABLED="true",
+        REDIS_URL=REDIS_URL if redis else "",
+        LOG_LEVEL="INFO",
+    )
     server.wait_until_ready()
     return server
 
