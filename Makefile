@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The classifier's model, exported from its pretrained weights when missing.
+MODEL_FILE ?= $(or $(CLASSIFIER_MODEL_PATH),var/models/efficientnet-lite0.onnx)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint format bench lock clean
@@ -20,17 +22,24 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-model.txt \
+		requirements-model-nodeps.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt \
+		-r requirements-dev.txt -r requirements-model.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-model-nodeps.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+$(MODEL_FILE): export DJANGO_DEBUG ?= true
+$(MODEL_FILE): | $(VENV)/.installed
+	$(MANAGE) classifier_export_model --output $@
 
 # The embedded default: SQLite, in-process cache and a filesystem broker under
 # var/, one web process (its cache is in-process), a worker and beat.
 run: export DJANGO_DEBUG ?= true
 run: export GUNICORN_BIND ?= $(HOST):$(PORT)
-run: install
+run: install $(MODEL_FILE)
 	$(MANAGE) migrate --no-input
 	$(MANAGE) collectstatic --no-input --verbosity 0
 	$(MANAGE) seed_demo 2>/dev/null | grep -v '^{'
@@ -42,7 +51,7 @@ run: install
 	@echo
 	$(BIN)/honcho start --procfile Procfile
 
-test: install
+test: install $(MODEL_FILE)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

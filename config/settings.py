@@ -474,6 +474,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "accounts.cache_invalidations_replay",
         "schedule": 15.0,
     },
+    "classifier-providers-probe": {"task": "classifier.providers_probe", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -485,6 +486,25 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
 AUDIT_SINK_URL = env.str("AUDIT_SINK_URL", default="")
 AUDIT_SINK_TOKEN = env.str("AUDIT_SINK_TOKEN", default="")
 AUDIT_SINK_TIMEOUT = env.float("AUDIT_SINK_TIMEOUT", default=5.0)
+
+# --- Classifier ---------------------------------------------------------------
+
+# The ONNX model `manage.py classifier_export_model` writes, with its metadata
+# JSON beside it; `make run` and `make test` export it when it is missing.
+CLASSIFIER_MODEL_PATH = Path(
+    env.str("CLASSIFIER_MODEL_PATH", default=str(BASE_DIR / "var/models/efficientnet-lite0.onnx"))
+)
+# The failover chain, tried in order: `onnx`, `remote` or dotted paths of provider classes.
+CLASSIFIER_PROVIDERS = env.list("CLASSIFIER_PROVIDERS", default=["onnx"])
+# An image is a vehicle when its vehicle classes together reach this probability.
+CLASSIFIER_VEHICLE_THRESHOLD = env.float("CLASSIFIER_VEHICLE_THRESHOLD", default=0.3)
+# The `remote` provider: another deployment's classify-batch API, called with a
+# service token of that deployment holding image:upload.
+CLASSIFIER_REMOTE_URL = env.str("CLASSIFIER_REMOTE_URL", default="")
+CLASSIFIER_REMOTE_TOKEN = env.str("CLASSIFIER_REMOTE_TOKEN", default="")
+CLASSIFIER_REMOTE_TIMEOUT = env.float("CLASSIFIER_REMOTE_TIMEOUT", default=10.0)
+# Threads one inference may use: several web and worker processes share the cores.
+CLASSIFIER_ONNX_THREADS = env.int("CLASSIFIER_ONNX_THREADS", default=2)
 
 # --- Observability ------------------------------------------------------------
 

@@ -1,0 +1,124 @@
+"""A provider's health record in the shared cache, in process memory while the cache fails."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import structlog
+from django.core.cache import cache
+
+from classifier import metrics
+
+logger = structlog.get_logger("vantage.classifier")
+
+T = TypeVar("T")
+
+# Counters change with the cache's atomic increment, so processes never lose
+# each other's counts; the other fields are plain values.
+COUNTERS = (
+    "requests",
+    "failures",
+    "consecutive_failures",
+    "consecutive_successes",
+    "response_us",
+)
+FIELDS = (
+    *COUNTERS,
+    "state",
+    "last_success_at",
+    "last_failure_at",
+    "last_error",
+    "ejected_at",
+    "ejected_until",
+    "ejections",
+)
+# Longer than any transition takes; a process that died holding the claim
+# blocks the others' transitions no longer than this.
+CLAIM_SECONDS = 5
+
+
+class HealthStore:
+    """The fields of one provider's health, shared by every process through the cache.
+
+    Every write also goes to this process's memory, which answers whenever the
+    cache raises: during an outage each process goes on from what it last knew.
+    """
+
+    def __init__(self, provider: str) -> None:
+        self._prefix = f"classifier:health:{provider}"
+        self._memory: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._claimed = False
+
+    def _key(self, field: str) -> str:
+        return f"{self._prefix}:{field}"
+
+    def _shared(self, operation: Callable[[], T], fallback: Callable[[], T]) -> T:
+        try:
+            return operation()
+        except Exception as exc:
+            metrics.HEALTH_CACHE_FAILURES.inc()
+            logger.warning("classifier_health_cache_failed", error_type=type(exc).__name__)
+            return fallback()
+
+    def read(self) -> dict[str, Any]:
+        """Return every field that has a value."""
+
+        def shared() -> dict[str, Any]:
+            values = cache.get_many([self._key(field) for field in FIELDS])
+            return {
+                field: values[self._key(field)] for field in FIELDS if self._key(field) in values
+            }
+
+        def memory() -> dict[str, Any]:
+            with self._lock:
+                return dict(self._memory)
+
+        return self._shared(shared, memory)
+
+    def increment(self, field: str, delta: int = 1) -> int:
+        """Add `delta` to a counter and return its new value."""
+
+        def shared() -> int:
+            try:
+                value = int(cache.incr(self._key(field), delta))
+            except ValueError:  # the first count: the key does not exist yet
+                cache.add(self._key(field), 0, None)
+                value = int(cache.incr(self._key(field), delta))
+            with self._lock:
+                self._memory[field] = value
+            return value
+
+        def memory() -> int:
+            with self._lock:
+                self._memory[field] = int(self._memory.get(field, 0)) + delta
+                return int(self._memory[field])
+
+        return self._shared(shared, memory)
+
+    def write(self, **values: Any) -> None:
+        """Set fields to the given values."""
+        with self._lock:
+            self._memory.update(values)
+        shared = {self._key(name): value for name, value in values.items()}
+        self._shared(lambda: cache.set_many(shared, None), list)
+
+    def claim(self) -> bool:
+        """Take the right to change the provider's state; False while another process has it."""
+
+        def memory() -> bool:
+            with self._lock:
+                if self._claimed:
+                    return False
+                self._claimed = True
+                return True
+
+        return self._shared(lambda: bool(cache.add(self._key("claim"), 1, CLAIM_SECONDS)), memory)
+
+    def release(self) -> None:
+        """Give the claim back."""
+        with self._lock:
+            self._claimed = False
+        self._shared(lambda: cache.delete(self._key("claim")), lambda: False)
