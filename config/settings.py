@@ -343,6 +343,12 @@ IMAGE_ALLOWED_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "im
 # across all frames, since each frame is decoded in full.
 IMAGE_MAX_FRAMES = env.int("IMAGE_MAX_FRAMES", default=100)
 IMAGE_MAX_TOTAL_PIXELS = env.int("IMAGE_MAX_TOTAL_PIXELS", default=100_000_000)
+# Jobs: attempts before a job fails for good; a job queued longer than this
+# (its message lost, the broker down) or running longer (its worker died) is
+# handed to the queue again by the periodic check.
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=5)
+JOB_QUEUED_TIMEOUT = env.int("JOB_QUEUED_TIMEOUT", default=120)
+JOB_RUNNING_TIMEOUT = env.int("JOB_RUNNING_TIMEOUT", default=600)
 # An organization as a whole may make this many times its tier's per-principal
 # figure of requests per minute.
 RATE_LIMIT_ORGANIZATION_FACTOR = env.int("RATE_LIMIT_ORGANIZATION_FACTOR", default=5)
@@ -470,6 +476,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "token-usage-flush": {"task": "accounts.token_usage_flush", "schedule": 60.0},
     "token-expiry-notify": {"task": "accounts.token_expiry_notify", "schedule": 6 * 3600.0},
     "login-failures-prune": {"task": "accounts.login_failures_prune", "schedule": 3600.0},
+    "jobs-requeue-stuck": {"task": "images.jobs_requeue_stuck", "schedule": 30.0},
     "cache-invalidations-replay": {
         "task": "accounts.cache_invalidations_replay",
         "schedule": 15.0,

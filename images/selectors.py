@@ -1,0 +1,42 @@
+"""Reads of images and jobs, always within one organization."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from config.errors import NotFound
+from images.models import Image, Job
+
+
+def images_for(*, organization_id: Any, filters: dict[str, Any]) -> QuerySet[Image]:
+    """Return the organization's images, newest first, narrowed by the list's filters."""
+    images = Image.objects.filter(organization_id=organization_id).order_by("-created_at", "-id")
+    for field, lookup in (("bucket", "bucket"), ("label", "label"), ("status", "status")):
+        if filters.get(field):
+            images = images.filter(**{lookup: filters[field]})
+    after: datetime | None = filters.get("uploaded_after")
+    before: datetime | None = filters.get("uploaded_before")
+    if after:
+        images = images.filter(created_at__gte=after)
+    if before:
+        images = images.filter(created_at__lt=before)
+    return images
+
+
+def image_get(*, organization_id: Any, image_id: Any) -> Image:
+    """Return one of the organization's images, or raise 404 (another's is never revealed)."""
+    image = Image.objects.filter(organization_id=organization_id, id=image_id).first()
+    if image is None:
+        raise NotFound("This organization has no image with that id.")
+    return image
+
+
+def job_get(*, organization_id: Any, job_id: Any) -> Job:
+    """Return one of the organization's jobs, or raise 404."""
+    job = Job.objects.filter(organization_id=organization_id, id=job_id).first()
+    if job is None:
+        raise NotFound("This organization has no job with that id.")
+    return job

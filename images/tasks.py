@@ -1,0 +1,31 @@
+"""Images' Celery tasks: thin entry points that call the pipeline with a job id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from images.pipeline import TransientJobError, job_run, jobs_requeue_stuck
+
+
+@shared_task(
+    name="images.job_run",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,  # the job counts its own attempts
+)
+def job_run_task(self: Any, job_id: str) -> None:
+    """Run one attempt of a job; a transient failure is retried with exponential backoff."""
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    try:
+        job_run(job_id, redelivered=redelivered)
+    except TransientJobError as exc:
+        raise self.retry(exc=exc, countdown=2 ** min(self.request.retries, 6)) from exc
+
+
+@shared_task(name="images.jobs_requeue_stuck")
+def jobs_requeue_stuck_task() -> int:
+    """Hand again the jobs whose message was lost or whose worker died."""
+    return jobs_requeue_stuck()
