@@ -92,6 +92,11 @@ class Principal:
     def actor(self) -> Actor:
         return Actor(self.kind, self.id, self.display)
 
+    @property
+    def ref(self) -> str:
+        """Return "<kind>:<id>", how records name who made them."""
+        return f"{self.kind}:{self.id}"
+
 
 # --- Cache keys and safe access ---------------------------------------------
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from django.db.models import QuerySet
 
 from classifier import metrics
 from classifier.health import STATE_VALUE, provider_health
+from classifier.models import Classification, VehicleReport
 from classifier.providers import ProviderError, configured_providers
+from config.errors import NotFound
 
 logger = structlog.get_logger("vantage.classifier")
 
@@ -37,3 +40,20 @@ def models_metadata() -> dict[str, Any]:
                 "classifier_models_unavailable", provider=provider.name, error=exc.message
             )
     return {"models": models}
+
+
+def classification_get(*, organization_id: Any, classification_id: Any) -> Classification:
+    """Return one of the organization's classifications, or raise 404."""
+    found = Classification.objects.filter(
+        organization_id=organization_id, id=classification_id
+    ).first()
+    if found is None:
+        raise NotFound("This organization has no classification with that id.")
+    return found
+
+
+def vehicle_reports_for(*, organization_id: Any, vehicle_id: str) -> QuerySet[VehicleReport]:
+    """Return the organization's reports about one vehicle, newest first."""
+    return VehicleReport.objects.filter(
+        organization_id=organization_id, vehicle_id=vehicle_id
+    ).order_by("-created_at", "-id")

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("audit.api.urls")),
     path("api/v1/", include("images.api.urls")),
+    path("api/v1/", include("classifier.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",

@@ -20,6 +20,7 @@ from PIL import Image as PILImage
 
 from classifier.chain import classify_with_failover
 from classifier.providers.base import ProviderError
+from classifier.services import classification_record
 from config.errors import DomainError
 from images import metrics
 from images.models import Image, Job
@@ -136,11 +137,18 @@ def _classify(job: Job, data: bytes) -> dict[str, Any]:
     thumbnail = storage_path_for(organization_id=image.organization_id, image_id=image.id,
                                  variant="thumbnail", extension="jpg")  # fmt: skip
     _store(thumbnail, thumbnail_make(data))
-    classification = classify_with_failover([decoded.convert("RGB")])[0].to_dict()
-    Image.objects.filter(id=image.id).update(
-        thumbnail_path=thumbnail, classification=classification,
-        label=classification["top_label"], status=Image.Status.READY,
-    )  # fmt: skip
+    result = classify_with_failover([decoded.convert("RGB")])[0]
+    with transaction.atomic():
+        stored = classification_record(
+            organization_id=image.organization_id, principal_ref=image.uploaded_by,
+            principal_display=image.uploaded_by_display, result=result,
+            upload_sha256=image.sha256, image=image, job=job,
+        )  # fmt: skip
+        classification = {"classification_id": str(stored.id), **result.to_dict()}
+        Image.objects.filter(id=image.id).update(
+            thumbnail_path=thumbnail, classification=classification,
+            label=classification["top_label"], status=Image.Status.READY,
+        )  # fmt: skip
     return {"classification": classification, "thumbnail": True}
 
 

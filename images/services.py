@@ -59,8 +59,15 @@ class UploadAnswer:
     replayed: bool
 
 
-def principal_ref(principal: Principal) -> str:
-    return f"{principal.kind}:{principal.id}"
+def upload_checked(*, principal: Principal, file: IO[bytes], filename: str) -> ValidatedUpload:
+    """Return the upload validated within the principal's limits; a refusal is counted."""
+    try:
+        return upload_validate(
+            file=file, filename=filename, max_bytes=principal.limits["max_file_size_bytes"]
+        )
+    except DomainError as exc:
+        metrics.VALIDATION_REJECTIONS.labels(code=exc.code).inc()
+        raise
 
 
 def image_upload(
@@ -73,19 +80,17 @@ def image_upload(
     scale: int | None = None,
 ) -> UploadAnswer:
     """Validate and store an upload and queue its job (upscale when `scale` is given)."""
-    try:
-        upload = upload_validate(
-            file=file, filename=filename, max_bytes=principal.limits["max_file_size_bytes"]
-        )
-        if scale is not None:
+    upload = upload_checked(principal=principal, file=file, filename=filename)
+    if scale is not None:
+        try:
             _upscale_check(upload, scale)
-    except DomainError as exc:
-        metrics.VALIDATION_REJECTIONS.labels(code=exc.code).inc()
-        raise
+        except DomainError as exc:
+            metrics.VALIDATION_REJECTIONS.labels(code=exc.code).inc()
+            raise
     if not idempotency_key:
         return UploadAnswer(_image_create(principal, upload, bucket, scale, None), False)
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
-    lock = f"images:idem:{principal_ref(principal)}:{digest}"
+    lock = f"images:idem:{principal.ref}:{digest}"
     if not _lock_take(lock):
         raise IdempotencyKeyInFlight()
     try:
@@ -134,7 +139,7 @@ def _first_answer(principal: Principal, digest: str, sha256: str) -> Job | None:
     """Return the job first answered for this key, None if there is none (or it expired)."""
     record = (
         IdempotentUpload.objects.select_related("job")
-        .filter(principal=principal_ref(principal), key_digest=digest)
+        .filter(principal=principal.ref, key_digest=digest)
         .first()
     )
     if record is None:
@@ -186,7 +191,7 @@ def _records_create(
     )
     image = Image.objects.create(
         id=image_id, organization_id=principal.organization_id,
-        uploaded_by=principal_ref(principal), uploaded_by_display=principal.display,
+        uploaded_by=principal.ref, uploaded_by_display=principal.display,
         filename=upload.filename, bucket=bucket, content_type=upload.content_type,
         size_bytes=upload.size_bytes, width=upload.width, height=upload.height,
         sha256=upload.sha256, original_path=stored,
@@ -195,7 +200,7 @@ def _records_create(
     job = Job.objects.create(organization_id=principal.organization_id, image=image, kind=kind,
                              scale=scale, request_id=current_request_id() or "")  # fmt: skip
     if key_digest is not None:
-        IdempotentUpload.objects.create(principal=principal_ref(principal), key_digest=key_digest,
+        IdempotentUpload.objects.create(principal=principal.ref, key_digest=key_digest,
                                         file_sha256=upload.sha256, job=job)  # fmt: skip
     audit_record(
         action="image.uploaded", organization_id=principal.organization_id,

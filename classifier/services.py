@@ -1,0 +1,147 @@
+"""Classify images on request, keep every classification, and file vehicle reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import structlog
+from django.db import transaction
+
+from accounts.principal import Principal
+from classifier import categories
+from classifier.chain import classify_with_failover
+from classifier.models import Classification, VehicleReport
+from classifier.providers import ProviderError
+from config.errors import DomainError, InvalidInput, ServiceUnavailable
+from images.models import Image, Job
+from images.services import upload_checked
+from images.validation import ValidatedUpload, image_open
+
+logger = structlog.get_logger("vantage.classifier")
+
+MAX_BATCH_FILES = 32
+# When to ask again after every provider failed: about one health probe's interval.
+RETRY_AFTER_SECONDS = 30
+
+
+class ClassifierUnavailable(ServiceUnavailable):
+    title = "Classifier unavailable"
+    default_detail = "No classifier provider could classify the image now; try again shortly."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """One file of a batch: its classification, or the error that refused it."""
+
+    filename: str
+    classification: Classification | None = None
+    error: DomainError | None = None
+
+
+def classification_record(
+    *,
+    organization_id: Any,
+    principal_ref: str,
+    principal_display: str,
+    result: categories.Classification,
+    upload_sha256: str,
+    image: Image | None = None,
+    job: Job | None = None,
+) -> Classification:
+    """Keep what a provider concluded; for a job, once however often the job runs."""
+    fields = {
+        "organization_id": organization_id,
+        "principal": principal_ref,
+        "principal_display": principal_display,
+        "image": image,
+        "upload_sha256": upload_sha256,
+        "is_vehicle": result.is_vehicle,
+        "top_label": result.top_label,
+        "predictions": {
+            "categories": [prediction.to_dict() for prediction in result.predictions],
+            "imagenet": [prediction.to_dict() for prediction in result.imagenet],
+        },
+        "vehicle_probability": result.vehicle_probability,
+        "provider": result.provider,
+        "model": result.model,
+        "processing_time_ms": result.processing_time_ms,
+    }
+    if job is not None:
+        stored, _ = Classification.objects.update_or_create(job=job, defaults=fields)
+        return stored
+    return Classification.objects.create(**fields)
+
+
+def _classified(uploads: Sequence[ValidatedUpload]) -> list[categories.Classification]:
+    """Return one classification per upload from the provider chain, or raise 503."""
+    try:
+        return classify_with_failover([image_open(upload.data) for upload in uploads])
+    except ProviderError as exc:
+        logger.warning("classification_unavailable", error=exc.message[:200])
+        raise ClassifierUnavailable() from exc
+
+
+def vehicle_classify(*, principal: Principal, file: IO[bytes], filename: str) -> Classification:
+    """Classify one uploaded file now and keep the classification (not the file)."""
+    upload = upload_checked(principal=principal, file=file, filename=filename)
+    result = _classified([upload])[0]
+    return classification_record(
+        organization_id=principal.organization_id, principal_ref=principal.ref,
+        principal_display=principal.display, result=result, upload_sha256=upload.sha256,
+    )  # fmt: skip
+
+
+def vehicle_classify_batch(
+    *, principal: Principal, files: Sequence[tuple[IO[bytes], str]]
+) -> list[BatchOutcome]:
+    """Classify up to MAX_BATCH_FILES files in one pass of the chain.
+
+    Each file is validated on its own; one refused file does not fail the others.
+    """
+    if not 1 <= len(files) <= MAX_BATCH_FILES:
+        raise InvalidInput(
+            f"Send 1 to {MAX_BATCH_FILES} files in `files`; this request has {len(files)}.",
+            field="files",
+        )
+    outcomes: list[BatchOutcome | None] = []
+    accepted: list[tuple[int, ValidatedUpload]] = []
+    for index, (file, filename) in enumerate(files):
+        try:
+            upload = upload_checked(principal=principal, file=file, filename=filename)
+        except DomainError as exc:
+            outcomes.append(BatchOutcome(filename=filename, error=exc))
+            continue
+        outcomes.append(None)
+        accepted.append((index, upload))
+    if accepted:
+        results = _classified([upload for _, upload in accepted])
+        with transaction.atomic():
+            for (index, upload), result in zip(accepted, results, strict=True):
+                stored = classification_record(
+                    organization_id=principal.organization_id, principal_ref=principal.ref,
+                    principal_display=principal.display, result=result,
+                    upload_sha256=upload.sha256,
+                )  # fmt: skip
+                outcomes[index] = BatchOutcome(filename=files[index][1], classification=stored)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def vehicle_report_create(
+    *,
+    principal: Principal,
+    vehicle_id: str,
+    data: dict[str, Any],
+    classification: Classification | None = None,
+    image: Image | None = None,
+) -> VehicleReport:
+    """File a report about a vehicle; what it cites belongs to the principal's organization."""
+    return VehicleReport.objects.create(
+        organization_id=principal.organization_id, vehicle_id=vehicle_id,
+        classification=classification, image=image, data=data,
+        reported_by=principal.ref, reported_by_display=principal.display,
+    )  # fmt: skip
