@@ -52,6 +52,32 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _skipped_integration and _integration_required():
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if integration_services_configured():
+        _unit_jobs_purge()
+
+
+# Jobs queued by tests other than integration ones go to a queue no worker
+# consumes (a test runs its jobs itself); the integration tests' real worker,
+# which runs with its own settings and files, never takes them.
+UNIT_JOBS_QUEUE = f"vantage-unit-tests-{os.getpid()}"
+
+
+@pytest.fixture(autouse=True)
+def _unit_jobs_apart(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("integration") is None:
+        request.getfixturevalue("settings").JOB_QUEUE = UNIT_JOBS_QUEUE
+
+
+def _unit_jobs_purge() -> None:
+    from kombu import Queue
+
+    from config.celery import app
+
+    try:
+        with app.connection_for_write() as connection:
+            Queue(UNIT_JOBS_QUEUE)(connection.default_channel).purge()
+    except Exception:  # noqa: S110 - the queue may never have been made
+        pass
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -349,6 +349,9 @@ IMAGE_MAX_TOTAL_PIXELS = env.int("IMAGE_MAX_TOTAL_PIXELS", default=100_000_000)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=5)
 JOB_QUEUED_TIMEOUT = env.int("JOB_QUEUED_TIMEOUT", default=120)
 JOB_RUNNING_TIMEOUT = env.int("JOB_RUNNING_TIMEOUT", default=600)
+# The queue image jobs are sent to; empty: Celery's default queue. Workers given
+# `-Q <name>` then do image work apart from the rest.
+JOB_QUEUE = env.str("JOB_QUEUE", default="")
 # An organization as a whole may make this many times its tier's per-principal
 # figure of requests per minute.
 RATE_LIMIT_ORGANIZATION_FACTOR = env.int("RATE_LIMIT_ORGANIZATION_FACTOR", default=5)

@@ -218,7 +218,8 @@ def job_enqueue(job_id: uuid.UUID | str) -> bool:
     from images.tasks import job_run_task
 
     try:
-        job_run_task.apply_async(args=(str(job_id),), retry=False)
+        options = {"queue": settings.JOB_QUEUE} if settings.JOB_QUEUE else {}
+        job_run_task.apply_async(args=(str(job_id),), retry=False, **options)
     except Exception as exc:
         logger.warning("job_enqueue_failed", job_id=str(job_id), error_type=type(exc).__name__)
         return False
