@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
@@ -28,7 +29,7 @@ from accounts.services.organizations import (
     user_deactivate,
 )
 from accounts.services.sessions import session_revoke, sessions_revoke_all
-from accounts.services.tokens import token_revoke
+from accounts.services.tokens import token_policy_set, token_revoke
 from accounts.tiers import LIMIT_FIELDS
 from config.errors import DomainError
 from config.request_context import Actor, bind_principal
@@ -84,12 +85,16 @@ class UserAdmin(DjangoUserAdmin):
         self.message_user(request, f"{ended} session(s) ended.")
 
 
+POLICY_FIELDS = ("token_max_lifetime_days", "require_allowed_ips")
+
+
 class OrganizationAdminForm(forms.ModelForm):
     """The organization's form, refusing a limit override the service would refuse."""
 
     class Meta:
         model = Organization
-        fields = ("name", "slug", "tier", "is_active", "token_max_lifetime_days", *LIMIT_FIELDS)
+        fields = ("name", "slug", "tier", "is_active", "token_max_lifetime_days",
+                  "require_allowed_ips", *LIMIT_FIELDS)  # fmt: skip
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
@@ -99,6 +104,13 @@ class OrganizationAdminForm(forms.ModelForm):
                 self.add_error(
                     name, f"Between 1 and {LIMIT_CEILINGS[name]:,}, or empty for the tier's figure."
                 )
+        lifetime = cleaned.get("token_max_lifetime_days")
+        if lifetime is not None and not 1 <= lifetime <= settings.TOKEN_MAX_LIFETIME_DAYS:
+            self.add_error(
+                "token_max_lifetime_days",
+                f"Between 1 and {settings.TOKEN_MAX_LIFETIME_DAYS}, or empty for no bound "
+                "beyond the service's.",
+            )
         return cleaned
 
 
@@ -112,15 +124,18 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         limits = {name: getattr(obj, name) for name in LIMIT_FIELDS}
-        if change:  # the limits change through the service, which audits them
+        policy = {"max_lifetime_days": obj.token_max_lifetime_days,
+                  "require_allowed_ips": obj.require_allowed_ips}  # fmt: skip
+        if change:  # limits and token policy change through the services, which audit them
             original = Organization.objects.get(pk=obj.pk)
-            for name in LIMIT_FIELDS:
+            for name in (*LIMIT_FIELDS, *POLICY_FIELDS):
                 setattr(obj, name, getattr(original, name))
         super().save_model(request, obj, form, change)
         # Tier or state changes reach every member's next request.
         organization_changed(obj.id)
         _staff_actor(request)
         organization_limits_set(organization=obj, reset=True, **limits)
+        token_policy_set(organization=obj, **policy)
 
 
 @admin.register(Membership)

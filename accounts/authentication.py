@@ -13,14 +13,16 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication
 from rest_framework.request import Request
 
 from accounts import metrics
-from accounts.errors import AuthenticationFailed, TokenExpired, TokenRevoked
+from accounts.errors import AuthenticationFailed, IpNotAllowed, TokenExpired, TokenRevoked
 from accounts.invalidations import cache_get_many
+from accounts.ip_allow_lists import ip_allowed
 from accounts.jwt_tokens import access_claims
 from accounts.models import Session, User
 from accounts.principal import (
@@ -35,6 +37,7 @@ from accounts.principal import (
     session_state_cache,
     session_state_load,
 )
+from accounts.roles import scope_held
 from accounts.service_tokens import (
     record_key,
     token_digest,
@@ -51,6 +54,8 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.throttle import audit_first_in_interval
 from config.request_context import Actor, bind_principal, current_client
+
+logger = structlog.get_logger("vantage.auth")
 
 BROWSER_SESSION_KEY = "vantage_session_id"
 
@@ -178,6 +183,24 @@ def _audit_refused_token(record: dict[str, Any], reason: str) -> None:
         )
 
 
+def _ip_denied(principal: Principal, ip: str | None) -> None:
+    metrics.AUTH_FAILURES.labels(code=IpNotAllowed.code).inc()
+    logger.warning("token_ip_denied", token_id=principal.id, ip=ip)
+    # Once a minute per token: a leaked token tried from elsewhere cannot flood the log.
+    if audit_first_in_interval(f"token-ip-denied:{principal.id}"):
+        audit_record(
+            action="token.ip_denied",
+            outcome=AuditEvent.Outcome.DENIED,
+            organization_id=principal.organization_id,
+            organization_display=principal.organization_slug,
+            actor=principal.actor,
+            resource_type="service_token",
+            resource_id=principal.id,
+            details={"ip": ip, "prefix": principal.token_prefix,
+                     "allowed_ips": list(principal.allowed_ips)},
+        )  # fmt: skip
+
+
 def principal_for_token(raw: str, counter: RequestCounter | None = None) -> Principal:
     """Resolve a service token to its principal, or raise a 401 domain error.
 
@@ -247,6 +270,8 @@ def token_principal(creator: Principal, record: dict[str, Any]) -> Principal:
         token_prefix=record["prefix"],
         delegated_by=creator.id,
         scopes=scopes,
+        allowed_ips=tuple(record.get("allowed_ips") or ()),
+        token_family=record.get("family_id") or record["id"],
     )
 
 
@@ -272,7 +297,7 @@ def principal_refreshed(principal: Principal) -> Principal:
 
 def effective_scopes(scopes: Iterable[str], creator_permissions: frozenset[str]) -> frozenset[str]:
     """Return what a token may do: its scopes that its creator may still do."""
-    return frozenset(scope for scope in scopes if scope in creator_permissions)
+    return frozenset(scope for scope in scopes if scope_held(scope, creator_permissions))
 
 
 class ServiceTokenUser(AnonymousUser):
@@ -309,8 +334,15 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
             counter.increments_undo()
             counter.settle(None)
             raise
+        ip = current_client().ip
+        if not ip_allowed(principal.allowed_ips, ip):
+            # Refused before any permission check; counted by address, not as the token's use.
+            counter.increments_undo()
+            counter.settle(None)
+            _ip_denied(principal, ip)
+            raise IpNotAllowed(ip)
         counter.settle(principal)
-        token_use_count(principal.id, current_client().ip, counted=counter.incremented)
+        token_use_count(principal.id, ip, counted=counter.incremented)
         _bind(principal)
         return ServiceTokenUser(principal), principal
 

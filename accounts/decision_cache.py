@@ -21,7 +21,9 @@ from accounts.invalidations import cache_get_many, cache_write, local_cache_regi
 from config.lru import BoundedLRU
 
 # Permissions whose loss must be noticed soonest, even if an invalidation was lost.
-ADMIN_PERMISSIONS = frozenset({"org:admin", "token:manage", "image:admin", "authz:check"})
+ADMIN_PERMISSIONS = frozenset(
+    {"org:admin", "token:manage", "image:admin", "authz:check", "token:self_rotate"}
+)
 
 
 @dataclass(frozen=True)

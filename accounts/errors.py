@@ -64,3 +64,15 @@ class AuthorizationUnavailable(DomainError):
             f"Try again in {retry_after} seconds.",
             headers={"Retry-After": str(retry_after)},
         )
+
+
+class IpNotAllowed(DomainError):
+    status = 403
+    code = "IP_NOT_ALLOWED"
+    title = "Client address not allowed"
+
+    def __init__(self, ip: str | None) -> None:
+        super().__init__(
+            f"This token may not be used from {ip or 'an unknown address'}: "
+            "the address is not in its allow-list."
+        )

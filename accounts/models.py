@@ -52,6 +52,8 @@ class Organization(models.Model):
     is_active = models.BooleanField(default=True)
     # The organization may allow its service tokens less than the 365 days maximum.
     token_max_lifetime_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Every service token must then name the client addresses it may be used from.
+    require_allowed_ips = models.BooleanField(default=False)
     # Overrides of the tier's limits, one by one (a negotiated contract, a load
     # test); empty means the tier's number.
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
@@ -194,6 +196,15 @@ class ServiceToken(models.Model):
     rotated_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="successors"
     )
+    # The first token of its rotation family: every successor carries it.
+    family_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # Who made this token by rotating its predecessor ("user:<id>" or
+    # "service_token:<id>"), and whether the predecessor rotated itself.
+    rotated_by = models.CharField(max_length=80, blank=True)
+    rotated_by_display = models.CharField(max_length=200, blank=True)
+    self_rotated = models.BooleanField(default=False)
+    # The client addresses (IPv4/IPv6 networks, canonical) it may be used from; empty: any.
+    allowed_ips = models.JSONField(default=list, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     usage_count = models.BigIntegerField(default=0)
@@ -204,6 +215,14 @@ class ServiceToken(models.Model):
         indexes = [
             models.Index(
                 fields=["organization", "revoked_at", "expires_at"], name="token_org_live"
+            ),
+        ]
+        constraints = [
+            # A token has at most one successor, however many requests rotate it at once.
+            models.UniqueConstraint(
+                fields=["rotated_from"],
+                condition=models.Q(rotated_from__isnull=False),
+                name="token_one_successor",
             ),
         ]
 

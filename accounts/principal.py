@@ -87,6 +87,9 @@ class Principal:
     generation: str | None = None
     # The organization's effective limits (its tier's, with its overrides).
     limits: dict[str, int] = field(default_factory=dict)
+    # A token's allow-list of client networks (empty: any address) and rotation family.
+    allowed_ips: tuple[str, ...] = ()
+    token_family: str | None = None
 
     @property
     def actor(self) -> Actor:

@@ -22,6 +22,17 @@ PERMISSION_MIN_ROLE: dict[str, str] = {
 }
 PERMISSIONS: tuple[str, ...] = tuple(PERMISSION_MIN_ROLE)
 
+# Scopes only a service token carries, never a role or a group, each with the
+# permission it stands for: a token keeps such a scope only while its creator
+# holds that permission, and only a holder of it may grant the scope.
+TOKEN_ONLY_SCOPES: dict[str, str] = {"token:self_rotate": "token:manage"}
+SCOPES: tuple[str, ...] = (*PERMISSIONS, *TOKEN_ONLY_SCOPES)
+
+
+def scope_held(scope: str, permissions: frozenset[str]) -> bool:
+    """Tell whether someone holding `permissions` holds (or may grant) `scope`."""
+    return scope in permissions or TOKEN_ONLY_SCOPES.get(scope, "") in permissions
+
 
 def role_grants(role: str, permission: str) -> bool:
     """Tell whether `role` holds `permission` through the hierarchy."""

@@ -428,6 +428,7 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["healthy", "degraded", "unhealthy"],
         "CheckStatusEnum": ["ok", "error"],
         "PermissionEnum": "accounts.roles.PERMISSIONS",
+        "ScopeEnum": "accounts.roles.SCOPES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -1,7 +1,9 @@
-"""The service token API (`token:manage`): list, create, narrow, rotate, revoke, usage."""
+"""The service token API: list, create, narrow, rotate, revoke, usage (`token:manage`); a
+token about itself; the organization's token policy (`org:admin`)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from django.db.models import QuerySet
@@ -13,6 +15,8 @@ from rest_framework.views import APIView
 
 from accounts.api import token_serializers as s
 from accounts.api.views import _organization, _principal
+from accounts.authorization import ANY_PRINCIPAL
+from accounts.errors import PermissionDenied
 from accounts.models import ServiceToken, TokenUsageDay, User
 from accounts.principal import Principal
 from accounts.service_tokens import token_usage_flush
@@ -71,6 +75,7 @@ class TokenCollectionApi(APIView):
             expires_in_days=data.validated_data.get("expires_in_days"),
             created_by=_creator(principal),
             grantor=principal,
+            allowed_ips=data.validated_data.get("allowed_ips", ()),
         )
         issued.token.token = issued.secret  # type: ignore[attr-defined]
         body = s.IssuedTokenSerializer(issued.token).data
@@ -88,13 +93,15 @@ class TokenDetailApi(APIView):
     @extend_schema(request=s.TokenUpdateSerializer, responses=s.ServiceTokenSerializer,
                    tags=["tokens"])  # fmt: skip
     def patch(self, request: Request, token_id: str) -> Response:
-        """Rename a token or narrow its scopes; effective on its next request."""
+        """Rename a token, narrow its scopes or replace its allow-list; effective on its next
+        request."""
         token = _token(_principal(request), token_id)
         data = s.TokenUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token = token_services.token_update(
             token=token, name=data.validated_data.get("name"),
             scopes=data.validated_data.get("scopes"),
+            allowed_ips=data.validated_data.get("allowed_ips"),
         )  # fmt: skip
         return Response(s.ServiceTokenSerializer(token).data)
 
@@ -188,3 +195,68 @@ class TokenExpiringApi(APIView):
             days=query.validated_data.get("days", 7),
         )
         return Response(s.ServiceTokenSerializer(tokens, many=True).data)
+
+
+def _presenting_token(principal: Principal) -> ServiceToken:
+    if principal.kind != "service_token":
+        raise PermissionDenied(
+            "Only a service token has a record of its own here; a person reads theirs at "
+            "/api/v1/auth/me."
+        )
+    return ServiceToken.objects.select_related("created_by", "organization").get(id=principal.id)
+
+
+class TokenSelfApi(APIView):
+    required_permission = ANY_PRINCIPAL
+
+    @extend_schema(responses=s.SelfTokenSerializer, tags=["tokens"])
+    def get(self, request: Request) -> Response:
+        """The presenting service token's own record, and what it may do at this moment."""
+        principal = _principal(request)
+        token = _presenting_token(principal)
+        context = {"permissions": principal.permissions}
+        return Response(s.SelfTokenSerializer(token, context=context).data)
+
+
+class TokenSelfRotateApi(APIView):
+    required_permission = "token:self_rotate"
+
+    @extend_schema(request=s.TokenRotateSerializer, responses={201: s.IssuedTokenSerializer},
+                   tags=["tokens"])  # fmt: skip
+    def post(self, request: Request) -> Response:
+        """The presenting token's successor (its secret shown once); the presenting token
+        works until its grace ends. Only the newest token of a rotation family may rotate:
+        an older one presented here revokes the whole family."""
+        presented_at = time.time()
+        principal = _principal(request)
+        _presenting_token(principal)
+        data = s.TokenRotateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = token_services.token_self_rotate(
+            principal=principal,
+            grace_seconds=data.validated_data["grace_seconds"],
+            presented_at=presented_at,
+        )
+        issued.token.token = issued.secret  # type: ignore[attr-defined]
+        return Response(s.IssuedTokenSerializer(issued.token).data, status=201, headers=NO_STORE)
+
+
+class TokenPolicyApi(APIView):
+    required_permission = "org:admin"
+
+    @extend_schema(responses=s.TokenPolicySerializer, tags=["tokens"])
+    def get(self, request: Request) -> Response:
+        """The organization's token policy: bounds on every token created or rotated."""
+        organization = _organization(_principal(request))
+        return Response(token_services.token_policy(organization))
+
+    @extend_schema(request=s.TokenPolicySerializer, responses=s.TokenPolicySerializer,
+                   tags=["tokens"])  # fmt: skip
+    def patch(self, request: Request) -> Response:
+        """Change the token policy; it applies to tokens created or rotated from now on."""
+        data = s.TokenPolicySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        organization = token_services.token_policy_set(
+            organization=_organization(_principal(request)), **data.validated_data
+        )
+        return Response(token_services.token_policy(organization))

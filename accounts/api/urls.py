@@ -16,6 +16,8 @@ urlpatterns = [
     path("tokens", token_views.TokenCollectionApi.as_view(), name="tokens"),
     path("tokens/revoke-all", token_views.TokenRevokeAllApi.as_view(), name="tokens-revoke-all"),
     path("tokens/expiring", token_views.TokenExpiringApi.as_view(), name="tokens-expiring"),
+    path("tokens/self", token_views.TokenSelfApi.as_view(), name="token-self"),
+    path("tokens/self/rotate", token_views.TokenSelfRotateApi.as_view(), name="token-self-rotate"),
     path("tokens/<uuid:token_id>", token_views.TokenDetailApi.as_view(), name="token-detail"),
     path(
         "tokens/<uuid:token_id>/rotate", token_views.TokenRotateApi.as_view(), name="token-rotate"
@@ -39,6 +41,9 @@ urlpatterns = [
     ),
     path("orgs/current", views.OrgCurrentApi.as_view(), name="org-current"),
     path("orgs/current/members", views.MemberCollectionApi.as_view(), name="org-members"),
+    path(
+        "orgs/current/token-policy", token_views.TokenPolicyApi.as_view(), name="org-token-policy"
+    ),
     path(
         "orgs/current/members/<uuid:user_id>",
         views.MemberDetailApi.as_view(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,19 +14,37 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.errors import TokenRevoked
+from accounts.ip_allow_lists import allowed_ips_clean
 from accounts.models import Membership, Organization, Role, ServiceToken, TokenExpiryNotice, User
 from accounts.principal import Principal
-from accounts.roles import PERMISSIONS
+from accounts.roles import SCOPES, scope_held
 from accounts.service_tokens import (
     token_changed,
     token_digest,
     token_generate,
     token_prefix,
 )
+from audit.models import AuditEvent
 from audit.services import audit_record
-from config.errors import InvalidInput
+from config.errors import Conflict, InvalidInput
 
 logger = structlog.get_logger("vantage.tokens")
+
+MAX_GRACE_SECONDS = 86400
+# Requests presenting a token this close to its rotation overlapped with it (the second
+# waited for the first's lock, or was sent twice): they are not a reuse of an old token.
+CONCURRENT_ROTATION_SECONDS = 5
+# A keyword argument not given, as distinct from one given as None.
+UNCHANGED: Any = object()
+
+
+class RotationInProgress(Conflict):
+    title = "Rotation in progress"
+    default_detail = (
+        "Another request is rotating this token at the same moment; only one successor is "
+        "made. Use the successor that request received."
+    )
 
 
 @dataclass(frozen=True)
@@ -58,11 +77,11 @@ def _checked_scopes(scopes: Iterable[str], grantor: Principal | None) -> list[st
     chosen = sorted(set(scopes))
     if not chosen:
         raise InvalidInput("A token needs at least one scope.", field="scopes")
-    unknown = [scope for scope in chosen if scope not in PERMISSIONS]
+    unknown = [scope for scope in chosen if scope not in SCOPES]
     if unknown:
         raise InvalidInput(f"Unknown scope {', '.join(unknown)}.", field="scopes")
     if grantor is not None:
-        lacking = [scope for scope in chosen if scope not in grantor.permissions]
+        lacking = [scope for scope in chosen if not scope_held(scope, grantor.permissions)]
         if lacking:
             raise InvalidInput(
                 f"You cannot grant a scope you lack: {', '.join(lacking)}.", field="scopes"
@@ -80,20 +99,49 @@ def _checked_lifetime(organization: Organization, days: int) -> int:
     return days
 
 
+def _checked_allowed_ips(organization: Organization, values: Iterable[str]) -> list[str]:
+    cleaned = allowed_ips_clean(values)
+    if organization.require_allowed_ips and not cleaned:
+        raise InvalidInput(
+            "This organization's token policy requires allowed_ips: name the client "
+            "networks the token may be used from.",
+            field="allowed_ips",
+        )
+    return cleaned
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Who made a successor, by rotating which token."""
+
+    predecessor: ServiceToken
+    by: str
+    by_display: str
+    self_rotated: bool = False
+
+
 def _issue(
     *, organization: Organization, name: str, scopes: list[str], created_by: User | None,
-    lifetime: timedelta, rotated_from: ServiceToken | None = None,
+    lifetime: timedelta, allowed_ips: list[str], rotation: Rotation | None = None,
 ) -> IssuedToken:  # fmt: skip
     secret = token_generate()
     now = timezone.now()
+    token_id = uuid.uuid4()
+    predecessor = rotation.predecessor if rotation else None
     token = ServiceToken.objects.create(
+        id=token_id,
         organization=organization,
         name=name,
         scopes=scopes,
         created_by=created_by,
         created_at=now,
         expires_at=now + lifetime,
-        rotated_from=rotated_from,
+        rotated_from=predecessor,
+        family_id=(predecessor.family_id or predecessor.id) if predecessor else token_id,
+        rotated_by=rotation.by if rotation else "",
+        rotated_by_display=rotation.by_display if rotation else "",
+        self_rotated=rotation.self_rotated if rotation else False,
+        allowed_ips=allowed_ips,
         prefix=token_prefix(secret),
         digest=token_digest(secret),
     )
@@ -104,9 +152,12 @@ def _issue(
 def token_create(
     *, organization: Organization, name: str, scopes: Iterable[str],
     expires_in_days: int | None = None, created_by: User | None,
-    grantor: Principal | None = None,
+    grantor: Principal | None = None, allowed_ips: Iterable[str] = (),
 ) -> IssuedToken:  # fmt: skip
-    """Create a token; `grantor` (the caller) cannot grant scopes it lacks."""
+    """Create a token; `grantor` (the caller) cannot grant scopes it lacks.
+
+    The organization's token policy bounds its lifetime and may require an allow-list.
+    """
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise InvalidInput("The name must have 1 to 100 characters.", field="name")
@@ -117,20 +168,28 @@ def token_create(
         if expires_in_days is None
         else expires_in_days,
     )
+    networks = _checked_allowed_ips(organization, allowed_ips)
     issued = _issue(
         organization=organization, name=name, scopes=chosen, created_by=created_by,
-        lifetime=timedelta(days=days),
+        lifetime=timedelta(days=days), allowed_ips=networks,
     )  # fmt: skip
-    _audit(issued.token, "token.created", scopes=chosen, expires_in_days=days)
+    _audit(issued.token, "token.created", scopes=chosen, expires_in_days=days,
+           allowed_ips=networks)  # fmt: skip
     return issued
 
 
 @transaction.atomic
 def token_update(
-    *, token: ServiceToken, name: str | None = None, scopes: Iterable[str] | None = None
-) -> ServiceToken:
-    """Rename a token or narrow its scopes (never widen them)."""
+    *, token: ServiceToken, name: str | None = None, scopes: Iterable[str] | None = None,
+    allowed_ips: Iterable[str] | None = None,
+) -> ServiceToken:  # fmt: skip
+    """Rename a token, narrow its scopes (never widen them) or replace its allow-list."""
     changes: dict[str, Any] = {}
+    if allowed_ips is not None:
+        networks = _checked_allowed_ips(token.organization, allowed_ips)
+        if networks != list(token.allowed_ips or ()):
+            changes["allowed_ips"] = {"from": list(token.allowed_ips or ()), "to": networks}
+            token.allowed_ips = networks
     if name is not None and name.strip() != token.name:
         if not 1 <= len(name.strip()) <= 100:
             raise InvalidInput("The name must have 1 to 100 characters.", field="name")
@@ -148,7 +207,7 @@ def token_update(
             changes["scopes"] = {"from": sorted(token.scopes), "to": chosen}
             token.scopes = chosen
     if changes:
-        token.save(update_fields=["name", "scopes"])
+        token.save(update_fields=["name", "scopes", "allowed_ips"])
         token_changed(token)
         _audit(token, "token.updated", **changes)
     return token
@@ -169,6 +228,41 @@ def token_revoke(*, token: ServiceToken, reason: str = "") -> bool:
     return True
 
 
+def _grace_checked(grace_seconds: int) -> int:
+    if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+        raise InvalidInput(
+            f"grace_seconds must be between 0 and {MAX_GRACE_SECONDS}.", field="grace_seconds"
+        )
+    return grace_seconds
+
+
+def _successor_issue(token: ServiceToken, grace_seconds: int, rotation: Rotation) -> IssuedToken:
+    """Issue the token's successor (same name, scopes and allow-list; its lifetime again,
+    within the policy) and let the token work until its grace ends."""
+    now = timezone.now()
+    networks = _checked_allowed_ips(token.organization, token.allowed_ips or ())
+    lifetime = min(token.expires_at - token.created_at,
+                   timedelta(days=_max_lifetime(token.organization)))  # fmt: skip
+    try:
+        with transaction.atomic():
+            issued = _issue(
+                organization=token.organization, name=token.name, scopes=list(token.scopes),
+                created_by=token.created_by, lifetime=lifetime, allowed_ips=networks,
+                rotation=rotation,
+            )  # fmt: skip
+    except IntegrityError:
+        # Another request gave the token its successor meanwhile.
+        raise RotationInProgress() from None
+    token.revoked_at = now + timedelta(seconds=grace_seconds)
+    token.revoked_reason = "rotated"
+    token.save(update_fields=["revoked_at", "revoked_reason"])
+    token_changed(token)
+    _audit(token, "token.rotated", successor_id=str(issued.token.id),
+           grace_until=token.revoked_at.isoformat(), by=rotation.by_display,
+           self_rotated=rotation.self_rotated)  # fmt: skip
+    return issued
+
+
 @transaction.atomic
 def token_rotate(
     *, token: ServiceToken, grace_seconds: int, grantor: Principal | None = None
@@ -178,27 +272,135 @@ def token_rotate(
     `grantor` (the caller) must hold every scope of the token: rotating is
     issuing a new secret, and nobody may obtain one with more than they have.
     """
-    if not 0 <= grace_seconds <= 86400:
-        raise InvalidInput("grace_seconds must be between 0 and 86400.", field="grace_seconds")
+    _grace_checked(grace_seconds)
     token = ServiceToken.objects.select_for_update().select_related("organization").get(id=token.id)
-    now = timezone.now()
-    status = token.status_at(now)
+    status = token.status_at(timezone.now())
     if status != ServiceToken.Status.ACTIVE:
         raise InvalidInput(f"Only an active token can be rotated; this one is {status}.")
     _checked_scopes(token.scopes, grantor)
-    lifetime = min(token.expires_at - token.created_at,
-                   timedelta(days=_max_lifetime(token.organization)))  # fmt: skip
-    issued = _issue(
-        organization=token.organization, name=token.name, scopes=list(token.scopes),
-        created_by=token.created_by, lifetime=lifetime, rotated_from=token,
+    by = grantor.ref if grantor else "system"
+    by_display = grantor.display if grantor else "system"
+    return _successor_issue(token, grace_seconds, Rotation(token, by, by_display))
+
+
+def token_self_rotate(
+    *, principal: Principal, grace_seconds: int, presented_at: float
+) -> IssuedToken:
+    """Rotate the presenting token itself: only the newest token of its family may.
+
+    An older member of the family presented here means a copy of a rotated
+    token is in someone's hands: the whole family is revoked. A successor made
+    less than CONCURRENT_ROTATION_SECONDS before this request arrived
+    (`presented_at`, epoch seconds) comes from a concurrent rotation of the
+    same token, a retried request say, and is answered 409 instead.
+    """
+    _grace_checked(grace_seconds)
+    with transaction.atomic():
+        token = (
+            ServiceToken.objects.select_for_update(of=("self",))
+            .select_related("organization", "created_by")
+            .get(id=principal.id)
+        )
+        successor = ServiceToken.objects.filter(rotated_from=token).first()
+        if successor is None:
+            rotation = Rotation(token, principal.ref, principal.display, self_rotated=True)
+            return _successor_issue(token, grace_seconds, rotation)
+        if presented_at - successor.created_at.timestamp() < CONCURRENT_ROTATION_SECONDS:
+            raise RotationInProgress()
+    family_revoke(token=token, reason="rotation reuse detected")
+    raise TokenRevoked(
+        "This token was rotated already and only its newest successor may rotate: presenting "
+        "it again revoked every token of its rotation family. Create a new token."
+    )
+
+
+@transaction.atomic
+def family_revoke(*, token: ServiceToken, reason: str) -> int:
+    """Revoke now every token of the token's rotation family; returns how many were live."""
+    now = timezone.now()
+    family = token.family_id or token.id
+    members = (
+        ServiceToken.objects.select_for_update()
+        .select_related("organization")
+        .filter(family_id=family)
+        .order_by("created_at")
+    )
+    revoked = []
+    for member in members:
+        if member.revoked_at is not None and member.revoked_at <= now:
+            continue
+        member.revoked_at, member.revoked_reason = now, reason[:200]
+        member.save(update_fields=["revoked_at", "revoked_reason"])
+        token_changed(member)
+        revoked.append(str(member.id))
+    audit_record(
+        action="token.rotation_reuse_detected",
+        outcome=AuditEvent.Outcome.DENIED,
+        organization_id=token.organization_id,
+        organization_display=token.organization.slug,
+        resource_type="service_token",
+        resource_id=str(token.id),
+        details={"name": token.name, "prefix": token.prefix, "family_id": str(family),
+                 "revoked": revoked, "reason": reason},
     )  # fmt: skip
-    token.revoked_at = now + timedelta(seconds=grace_seconds)
-    token.revoked_reason = "rotated"
-    token.save(update_fields=["revoked_at", "revoked_reason"])
-    token_changed(token)
-    _audit(token, "token.rotated", successor_id=str(issued.token.id),
-           grace_until=token.revoked_at.isoformat())  # fmt: skip
-    return issued
+    logger.warning("token_family_revoked", token_id=str(token.id), family_id=str(family),
+                   revoked=len(revoked))  # fmt: skip
+    return len(revoked)
+
+
+@transaction.atomic
+def token_policy_set(
+    *, organization: Organization, max_lifetime_days: int | object | None = UNCHANGED,
+    require_allowed_ips: bool | object = UNCHANGED,
+) -> Organization:  # fmt: skip
+    """Change the organization's token policy (None lifts the lifetime bound); audited.
+
+    It applies to tokens created or rotated from now on.
+    """
+    organization = Organization.objects.select_for_update().get(id=organization.id)
+    changes: dict[str, Any] = {}
+    if max_lifetime_days is not UNCHANGED:
+        if max_lifetime_days is not None and (
+            not isinstance(max_lifetime_days, int)
+            or not 1 <= max_lifetime_days <= settings.TOKEN_MAX_LIFETIME_DAYS
+        ):
+            raise InvalidInput(
+                f"max_lifetime_days must be between 1 and {settings.TOKEN_MAX_LIFETIME_DAYS}, "
+                "or null for no bound beyond the service's.",
+                field="max_lifetime_days",
+            )
+        if max_lifetime_days != organization.token_max_lifetime_days:
+            changes["max_lifetime_days"] = {"from": organization.token_max_lifetime_days,
+                                            "to": max_lifetime_days}  # fmt: skip
+            organization.token_max_lifetime_days = max_lifetime_days
+    if require_allowed_ips is not UNCHANGED:
+        if not isinstance(require_allowed_ips, bool):
+            raise InvalidInput("require_allowed_ips must be true or false.",
+                               field="require_allowed_ips")  # fmt: skip
+        if require_allowed_ips != organization.require_allowed_ips:
+            changes["require_allowed_ips"] = {"from": organization.require_allowed_ips,
+                                              "to": require_allowed_ips}  # fmt: skip
+            organization.require_allowed_ips = require_allowed_ips
+    if changes:
+        organization.save(update_fields=["token_max_lifetime_days", "require_allowed_ips"])
+        audit_record(
+            action="token.policy_changed",
+            organization_id=organization.id,
+            organization_display=organization.slug,
+            resource_type="organization",
+            resource_id=str(organization.id),
+            details=changes,
+        )
+    return organization
+
+
+def token_policy(organization: Organization) -> dict[str, Any]:
+    """Return the organization's token policy as the API shows it."""
+    return {
+        "max_lifetime_days": organization.token_max_lifetime_days,
+        "require_allowed_ips": organization.require_allowed_ips,
+        "service_max_lifetime_days": settings.TOKEN_MAX_LIFETIME_DAYS,
+    }
 
 
 @transaction.atomic

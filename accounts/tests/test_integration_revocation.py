@@ -1,5 +1,7 @@
 """Revocation through one server process is refused by another on the very next request."""
 
+import time
+
 import httpx
 import pytest
 
@@ -148,3 +150,41 @@ def test_token_narrowed_through_one_process_is_narrowed_in_the_other(server_proc
 
     assert _with_token(second, token["token"]).json()["code"] == "PERMISSION_DENIED"
     assert _with_token(second, token["token"], "/api/v1/orgs/current").status_code == 200
+
+
+def _self_rotate(server, secret: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/api/v1/tokens/self/rotate",
+        json={"grace_seconds": 3600},
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=10,
+    )
+
+
+def test_a_rotation_family_revoked_through_one_process_is_refused_by_the_other(server_processes):
+    from accounts.services.tokens import CONCURRENT_ROTATION_SECONDS
+
+    org = OrganizationFactory(slug="twoproc-family")
+    admin = MembershipFactory(organization=org, role="admin", user__username="kate").user
+    first, second = server_processes(count=2)
+    access = _login(first, admin.username)["access"]
+    original = _create_token(first, access, ["token:self_rotate", "image:read"])["token"]
+    rotated = _self_rotate(first, original)
+    assert rotated.status_code == 201, rotated.text
+    successor = rotated.json()["token"]
+    # Both processes serve both tokens (the original within its grace period).
+    for server in (first, second):
+        for secret in (original, successor):
+            assert _with_token(server, secret, "/api/v1/tokens/self").status_code == 200
+
+    # Later, a copy of the original is presented to rotate through the second process...
+    time.sleep(CONCURRENT_ROTATION_SECONDS + 0.5)
+    reuse = _self_rotate(second, original)
+    assert reuse.status_code == 401, reuse.text
+    assert reuse.json()["code"] == "TOKEN_REVOKED"
+
+    # ...and the first process refuses every token of the family on its next request.
+    for secret in (original, successor):
+        refused = _with_token(first, secret, "/api/v1/tokens/self")
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["code"] == "TOKEN_REVOKED"

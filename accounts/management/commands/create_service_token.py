@@ -1,4 +1,5 @@
-"""`manage.py create_service_token --org SLUG --name NAME --scopes a,b [--expires-in-days N]`."""
+"""`manage.py create_service_token --org SLUG --name NAME --scopes a,b [--expires-in-days N]
+[--allowed-ips CIDR,CIDR] [--created-by USERNAME]`."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ class Command(SystemCommand):
         parser.add_argument(
             "--created-by", help="username of the member whose permissions bound the token"
         )
+        parser.add_argument(
+            "--allowed-ips", default="",
+            help="comma-separated IPv4/IPv6 addresses or networks the token may be used from",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         org = organization_by_slug_or_id(options["org"])
@@ -41,14 +46,17 @@ class Command(SystemCommand):
                 raise CommandError(f"{org.slug} has no active admin; give --created-by.")
             creator = first.user
         scopes = [scope.strip() for scope in options["scopes"].split(",") if scope.strip()]
+        networks = [entry.strip() for entry in options["allowed_ips"].split(",") if entry.strip()]
         issued = token_create(
             organization=org, name=options["name"], scopes=scopes,
             expires_in_days=options["expires_in_days"], created_by=creator,
+            allowed_ips=networks,
         )  # fmt: skip
         token = issued.token
         self.stdout.write(
             f"Created service token {token.name} ({token.prefix}…) id {token.id} for "
-            f"{org.slug}, scopes {','.join(token.scopes)}, expires {token.expires_at:%Y-%m-%d}; "
+            f"{org.slug}, scopes {','.join(token.scopes)}, expires {token.expires_at:%Y-%m-%d}, "
+            f"usable from {', '.join(token.allowed_ips) or 'any address'}; "
             f"bounded by {creator.username}'s permissions. The token (shown once):"
         )
         self.stdout.write(issued.secret)

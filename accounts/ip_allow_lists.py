@@ -1,0 +1,71 @@
+"""A service token's allow-list of client networks: cleaned once, checked on every request.
+
+The check runs on the hot path after the token is identified: its networks
+come with the token's cached record and are parsed once per process, so it
+costs neither a database nor a cache round trip.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from config.errors import InvalidInput
+
+MAX_ALLOWED_IPS = 32
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def allowed_ips_clean(values: Iterable[object], *, field: str = "allowed_ips") -> list[str]:
+    """Return the networks in canonical form ("10.0.0.0/24", "2001:db8::/32"), or raise 400.
+
+    A bare address is a network of one; host bits under the prefix are refused,
+    since "10.0.0.7/24" most likely means a mistake rather than 10.0.0.0/24.
+    """
+    cleaned: list[str] = []
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInput(
+                "Each entry must be an IPv4 or IPv6 address or network.", field=field
+            )
+        try:
+            network = ipaddress.ip_network(value.strip(), strict=True)
+        except ValueError as exc:
+            raise InvalidInput(f"{value!r} is not a valid network: {exc}.", field=field) from None
+        if str(network) not in cleaned:
+            cleaned.append(str(network))
+    if len(cleaned) > MAX_ALLOWED_IPS:
+        raise InvalidInput(
+            f"At most {MAX_ALLOWED_IPS} networks; {len(cleaned)} were given.", field=field
+        )
+    return cleaned
+
+
+@functools.lru_cache(maxsize=4096)
+def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(entry) for entry in entries)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _address(ip: str) -> Address | None:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    # An IPv4 client seen through an IPv6 socket is still that IPv4 client.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def ip_allowed(entries: Sequence[str], ip: str | None) -> bool:
+    """Tell whether the client address lies in one of the networks (an empty list allows all)."""
+    if not entries:
+        return True
+    address = _address(ip) if ip else None
+    if address is None:
+        return False
+    return any(address in network for network in _networks(tuple(entries)))
