@@ -20,7 +20,13 @@ from rest_framework import authentication
 from rest_framework.request import Request
 
 from accounts import metrics
-from accounts.errors import AuthenticationFailed, IpNotAllowed, TokenExpired, TokenRevoked
+from accounts.errors import (
+    AuthenticationFailed,
+    IpNotAllowed,
+    RotatedTokenPresented,
+    TokenExpired,
+    TokenRevoked,
+)
 from accounts.invalidations import cache_get_many
 from accounts.ip_allow_lists import ip_allowed
 from accounts.jwt_tokens import access_claims
@@ -49,6 +55,7 @@ from accounts.service_tokens import (
     token_well_formed,
 )
 from accounts.services.sessions import session_revoke
+from accounts.services.tokens import token_rotation_reuse
 from accounts.throttling import RequestCounter
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -56,6 +63,8 @@ from audit.throttle import audit_first_in_interval
 from config.request_context import Actor, bind_principal, current_client
 
 logger = structlog.get_logger("vantage.auth")
+
+SELF_ROTATE_PATH = "/api/v1/tokens/self/rotate"
 
 BROWSER_SESSION_KEY = "vantage_session_id"
 
@@ -201,6 +210,19 @@ def _ip_denied(principal: Principal, ip: str | None) -> None:
         )  # fmt: skip
 
 
+def _refuse_if_dead(record: dict[str, Any]) -> None:
+    """Raise the 401 for a revoked or expired token (audited at most once a minute)."""
+    now = time.time()
+    if record["revoked_at"] is not None and record["revoked_at"] <= now:
+        _audit_refused_token(record, "revoked")
+        if record.get("rotated"):
+            raise RotatedTokenPresented(token_id=record["id"], revoked_at=record["revoked_at"])
+        raise TokenRevoked("The service token has been revoked.")
+    if record["expires_at"] <= now:
+        _audit_refused_token(record, "expired")
+        raise TokenExpired("The service token has expired.")
+
+
 def principal_for_token(raw: str, counter: RequestCounter | None = None) -> Principal:
     """Resolve a service token to its principal, or raise a 401 domain error.
 
@@ -228,13 +250,7 @@ def principal_for_token(raw: str, counter: RequestCounter | None = None) -> Prin
             raise AuthenticationFailed("Unknown service token.")
         if cached is not None:
             token_record_cache(digest, record)
-    now = time.time()
-    if record["revoked_at"] is not None and record["revoked_at"] <= now:
-        _audit_refused_token(record, "revoked")
-        raise TokenRevoked("The service token has been revoked.")
-    if record["expires_at"] <= now:
-        _audit_refused_token(record, "expired")
-        raise TokenExpired("The service token has expired.")
+    _refuse_if_dead(record)
     org_id, creator_id = record["organization_id"], record["created_by_id"]
     if creator_id is None:
         raise AuthenticationFailed("The token's creator no longer exists; create a new token.")
@@ -333,6 +349,9 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
             metrics.AUTH_FAILURES.labels(code=exc.code).inc()
             counter.increments_undo()
             counter.settle(None)
+            if isinstance(exc, RotatedTokenPresented) and request.path == SELF_ROTATE_PATH:
+                # Even past its grace, an old token presented to rotate again betrays a copy.
+                token_rotation_reuse(token_id=exc.token_id, revoked_at=exc.revoked_at)
             raise
         ip = current_client().ip
         if not ip_allowed(principal.allowed_ips, ip):

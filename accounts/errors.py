@@ -26,6 +26,15 @@ class TokenRevoked(AuthenticationFailed):
     default_detail = "The token has been revoked; sign in again."
 
 
+class RotatedTokenPresented(TokenRevoked):
+    """A service token rotated out (its grace over) was presented: a copy may be loose."""
+
+    def __init__(self, *, token_id: str, revoked_at: float) -> None:
+        super().__init__("The service token was rotated and its grace period is over.")
+        self.token_id = token_id
+        self.revoked_at = revoked_at
+
+
 class TooManyLoginAttempts(DomainError):
     status = 429
     code = "TOO_MANY_LOGIN_ATTEMPTS"

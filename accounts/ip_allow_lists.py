@@ -15,6 +15,8 @@ from config.errors import InvalidInput
 
 MAX_ALLOWED_IPS = 32
 
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -35,6 +37,10 @@ def allowed_ips_clean(values: Iterable[object], *, field: str = "allowed_ips") -
             network = ipaddress.ip_network(value.strip(), strict=True)
         except ValueError as exc:
             raise InvalidInput(f"{value!r} is not a valid network: {exc}.", field=field) from None
+        if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
+            # Clients are matched by their IPv4 address, as ::ffff:a.b.c.d is written.
+            mapped = network.network_address.ipv4_mapped
+            network = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
         if str(network) not in cleaned:
             cleaned.append(str(network))
     if len(cleaned) > MAX_ALLOWED_IPS:

@@ -93,6 +93,7 @@ def token_record(token: ServiceToken) -> dict[str, Any]:
         "created_by_id": str(token.created_by_id) if token.created_by_id else None,
         "expires_at": token.expires_at.timestamp(),
         "revoked_at": token.revoked_at.timestamp() if token.revoked_at else None,
+        "rotated": token.revoked_reason == "rotated",
         "allowed_ips": list(token.allowed_ips or ()),
         "family_id": str(token.family_id or token.id),
     }

@@ -254,7 +254,7 @@ class TokenPolicyApi(APIView):
                    tags=["tokens"])  # fmt: skip
     def patch(self, request: Request) -> Response:
         """Change the token policy; it applies to tokens created or rotated from now on."""
-        data = s.TokenPolicySerializer(data=request.data)
+        data = s.TokenPolicySerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         organization = token_services.token_policy_set(
             organization=_organization(_principal(request)), **data.validated_data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -303,12 +304,33 @@ def token_self_rotate(
         )
         successor = ServiceToken.objects.filter(rotated_from=token).first()
         if successor is None:
+            # Revoked while this request waited for the lock: a revocation is never undone.
+            if token.status_at(timezone.now()) != ServiceToken.Status.ACTIVE:
+                raise TokenRevoked("The service token has been revoked.")
             rotation = Rotation(token, principal.ref, principal.display, self_rotated=True)
             return _successor_issue(token, grace_seconds, rotation)
         if presented_at - successor.created_at.timestamp() < CONCURRENT_ROTATION_SECONDS:
             raise RotationInProgress()
+    raise _reuse_revoked(token)
+
+
+def token_rotation_reuse(*, token_id: str, revoked_at: float) -> None:
+    """A token rotated out, its grace over, was presented to rotate again: revoke its family.
+
+    Within CONCURRENT_ROTATION_SECONDS of its rotation (a rotation without grace and a
+    retry of the same request) it is answered 409 instead.
+    """
+    if time.time() - revoked_at < CONCURRENT_ROTATION_SECONDS:
+        raise RotationInProgress()
+    token = ServiceToken.objects.select_related("organization").filter(id=token_id).first()
+    if token is not None:
+        raise _reuse_revoked(token)
+
+
+def _reuse_revoked(token: ServiceToken) -> TokenRevoked:
+    """Revoke the token's family; return the error that answers the request."""
     family_revoke(token=token, reason="rotation reuse detected")
-    raise TokenRevoked(
+    return TokenRevoked(
         "This token was rotated already and only its newest successor may rotate: presenting "
         "it again revoked every token of its rotation family. Create a new token."
     )
