@@ -99,7 +99,14 @@ def _after_commit(event: AuditEvent) -> None:
     if settings.AUDIT_SINK_URL:
         from audit.tasks import audit_event_deliver
 
-        audit_event_deliver.delay(str(event.id))
+        try:
+            audit_event_deliver.apply_async(args=(str(event.id),), retry=False)
+        except Exception as exc:
+            # The event is committed and the request is answered as such; its copy to
+            # the sink is not sent (logged and counted for an operator to resend).
+            metrics.AUDIT_SINK_ENQUEUE_FAILURES.inc()
+            logger.warning("audit_sink_enqueue_failed", audit_id=str(event.id),
+                           error_type=type(exc).__name__)  # fmt: skip
 
 
 def audit_purge(*, older_than_days: int) -> dict[str, int]:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from classifier import metrics
 from classifier.categories import Classification
-from classifier.health import HEALTHY, ProviderStatus, provider_health
+from classifier.health import HEALTHY, STATE_VALUE, ProviderStatus, provider_health
 from classifier.providers import Provider, ProviderError, configured_providers
 
 logger = structlog.get_logger("vantage.classifier")
@@ -161,5 +161,8 @@ def providers_probe() -> list[ProbeResult]:
         except ProviderError as exc:
             error = exc.message
             logger.warning("classifier_probe_failed", provider=provider.name, error=error[:200])
-        results.append(ProbeResult(provider_health(provider.name).status(), error))
+        status = provider_health(provider.name).status()
+        # Every probe reports the state, so a provider healthy all along has its series too.
+        metrics.PROVIDER_STATE.labels(provider=status.name).set(STATE_VALUE[status.state])
+        results.append(ProbeResult(status, error))
     return results

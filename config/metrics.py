@@ -26,3 +26,7 @@ AUDIT_EVENTS = Counter(
     "Audit events recorded (committed), by action and outcome.",
     ["action", "outcome"],
 )
+AUDIT_SINK_ENQUEUE_FAILURES = Counter(
+    "vantage_audit_sink_enqueue_failures_total",
+    "Committed audit events whose delivery to the sink could not be queued (broker down).",
+)

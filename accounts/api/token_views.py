@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import token_serializers as s
+from accounts.api.serializers import RevokedCountSerializer
 from accounts.api.views import _organization, _principal
 from accounts.authorization import ANY_PRINCIPAL
 from accounts.errors import PermissionDenied
@@ -22,7 +23,7 @@ from accounts.principal import Principal
 from accounts.service_tokens import token_usage_flush
 from accounts.services import tokens as token_services
 from config.errors import NotFound
-from config.pagination import PageNumberPagination
+from config.pagination import PageNumberPagination, paginated
 
 MANAGE = "token:manage"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -54,7 +55,8 @@ def _creator(principal: Principal) -> User | None:
 class TokenCollectionApi(APIView):
     required_permission = MANAGE
 
-    @extend_schema(responses=s.ServiceTokenSerializer(many=True), tags=["tokens"])
+    @extend_schema(responses=paginated(s.ServiceTokenSerializer), tags=["tokens"],
+                   operation_id="api_v1_tokens_list")  # fmt: skip
     def get(self, request: Request) -> Response:
         """The organization's service tokens, newest first; never a secret."""
         paginator = PageNumberPagination()
@@ -138,7 +140,7 @@ class TokenRevokeAllApi(APIView):
     required_permission = MANAGE
 
     @extend_schema(request=s.RevokeAllTokensSerializer, tags=["tokens"],
-                   responses={200: s.RevokeAllTokensSerializer})  # fmt: skip
+                   responses={200: RevokedCountSerializer})  # fmt: skip
     def post(self, request: Request) -> Response:
         """Emergency: revoke every token of the organization now."""
         data = s.RevokeAllTokensSerializer(data=request.data)

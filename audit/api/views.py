@@ -27,6 +27,7 @@ from audit.api.serializers import (
     event_document,
 )
 from audit.selectors import audit_event_list
+from config.pagination import paginated
 
 CSV_COLUMNS = (
     "id", "timestamp", "organization_id", "actor_type", "actor_id", "actor_display", "action",
@@ -59,7 +60,7 @@ class AuditEventListApi(APIView):
 
     @extend_schema(
         parameters=[AuditEventFilterSerializer],
-        responses=AuditEventSerializer(many=True),
+        responses=paginated(AuditEventSerializer, cursor=True),
         tags=["audit"],
     )
     def get(self, request: Request) -> Response:

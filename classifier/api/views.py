@@ -41,7 +41,7 @@ from classifier.services import (
     vehicle_report_create,
 )
 from config.errors import InvalidInput, NotFound
-from config.pagination import PageNumberPagination
+from config.pagination import PageNumberPagination, paginated
 from images.selectors import image_get
 from images.uploads import UploadSizeLimitMixin
 
@@ -144,7 +144,7 @@ class VehicleReportListApi(APIView):
         parameters=[
             OpenApiParameter("vehicle_id", str, OpenApiParameter.PATH, pattern=VEHICLE_ID_PATTERN)
         ],
-        responses=VehicleReportSerializer(many=True),
+        responses=paginated(VehicleReportSerializer),
         tags=["classifier"],
     )
     def get(self, request: Request, vehicle_id: str) -> Response:

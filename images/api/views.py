@@ -18,9 +18,10 @@ from rest_framework.views import APIView
 
 from accounts.authorization import ANY_PRINCIPAL
 from accounts.permissions import principal_required
+from accounts.rate_limits import RateLimitRule
 from accounts.services.quotas import uploads_today
 from config.errors import InvalidInput, NotFound
-from config.pagination import PageNumberPagination
+from config.pagination import PageNumberPagination, paginated
 from images.api.serializers import (
     ImageFiltersSerializer,
     ImageSerializer,
@@ -35,6 +36,10 @@ from images.services import image_delete, image_upload
 from images.uploads import UploadSizeLimitMixin
 
 MAX_IDEMPOTENCY_KEY = 255
+# A gallery page shows dozens of thumbnails and a client polls each job it waits for:
+# these reads have windows of their own, ten times the tier's requests per minute.
+IMAGE_FILES_RATE_LIMIT = RateLimitRule(group="image-files", share=10.0)
+JOB_STATUS_RATE_LIMIT = RateLimitRule(group="job-status", share=10.0)
 
 
 class DimensionsSerializer(serializers.Serializer[Any]):
@@ -141,6 +146,7 @@ class JobDetailApi(APIView):
     """A job's status; `Retry-After` says when to ask again while it is not finished."""
 
     required_permission = "image:read"
+    rate_limit = JOB_STATUS_RATE_LIMIT
 
     @extend_schema(responses=JobSerializer, tags=["images"])
     def get(self, request: Request, job_id: uuid.UUID) -> Response:
@@ -155,8 +161,12 @@ class ImageListApi(APIView):
 
     required_permission = "image:read"
 
-    @extend_schema(parameters=[ImageFiltersSerializer], responses=ImageSerializer(many=True),
-                   tags=["images"])  # fmt: skip
+    @extend_schema(
+        parameters=[ImageFiltersSerializer],
+        responses=paginated(ImageSerializer),
+        operation_id="api_v1_images_list",
+        tags=["images"],
+    )
     def get(self, request: Request) -> Response:
         filters = ImageFiltersSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -203,8 +213,12 @@ class ImageFileApi(APIView):
     """The stored original (upright, without metadata once processed), as an attachment."""
 
     required_permission = "image:read"
+    rate_limit = IMAGE_FILES_RATE_LIMIT
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes}, tags=["images"])
+    @extend_schema(
+        responses={(200, content_type): bytes for content_type in settings.IMAGE_ALLOWED_TYPES},
+        tags=["images"],
+    )
     def get(self, request: Request, image_id: uuid.UUID) -> Any:
         principal = principal_required(request)
         image = image_get(organization_id=principal.organization_id, image_id=image_id)
@@ -216,6 +230,7 @@ class ImageThumbnailApi(APIView):
     """The 256-pixel JPEG thumbnail, once the job has made it."""
 
     required_permission = "image:read"
+    rate_limit = IMAGE_FILES_RATE_LIMIT
 
     @extend_schema(responses={(200, "image/jpeg"): bytes}, tags=["images"])
     def get(self, request: Request, image_id: uuid.UUID) -> Any:
