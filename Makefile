@@ -8,9 +8,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # The classifier's model, exported from its pretrained weights when missing.
 MODEL_FILE ?= $(or $(CLASSIFIER_MODEL_PATH),var/models/efficientnet-lite0.onnx)
+# apt-get needs root: sudo when this is not root and sudo exists.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench lock clean
+.PHONY: help install run test lint format bench lock clean browser
 
 help:
 	@echo "make run    serve the app with a worker and beat on http://$(HOST):$(PORT)"
@@ -51,7 +53,15 @@ run: install $(MODEL_FILE)
 	@echo
 	$(BIN)/honcho start --procfile Procfile
 
-test: install $(MODEL_FILE)
+# The browser tests drive Debian's Chromium; install it when the machine has none.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo "Installing Chromium (Debian's package) for the browser tests"; \
+		$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
+		echo "Chromium could not be installed: the browser tests will say so"; }
+
+test: install $(MODEL_FILE) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from accounts.models import Group, Membership, Organization, Session, User
+from accounts.models import (
+    Group,
+    Membership,
+    Organization,
+    ServiceToken,
+    Session,
+    TokenUsageDay,
+    User,
+)
 
 
 def organization_by_slug_or_id(value: str) -> Organization | None:
@@ -69,4 +79,35 @@ def session_list(*, user_id: Any) -> QuerySet[Session]:
         Session.objects.filter(user_id=user_id, revoked_at__isnull=True)
         .select_related("organization")
         .order_by("-last_activity")
+    )
+
+
+def user_memberships(*, user_id: Any) -> QuerySet[Membership]:
+    """The user's memberships in active organizations, with the organization, by its name."""
+    return (
+        Membership.objects.filter(user_id=user_id, organization__is_active=True)
+        .select_related("organization")
+        .order_by("organization__name", "organization__slug")
+    )
+
+
+def token_usage_by_day(
+    *, organization_id: Any, token_ids: Iterable[Any], since: date
+) -> dict[str, dict[date, int]]:
+    """Requests per day (UTC) since `since` of each of the organization's tokens, in one query."""
+    usage: dict[str, dict[date, int]] = {}
+    rows = TokenUsageDay.objects.filter(
+        token__organization_id=organization_id, token_id__in=list(token_ids), date__gte=since
+    ).values_list("token_id", "date", "requests")
+    for token_id, day, requests in rows:
+        usage.setdefault(str(token_id), {})[day] = requests
+    return usage
+
+
+def token_family_list(*, organization_id: Any, family_id: Any) -> QuerySet[ServiceToken]:
+    """Every token of one rotation family of the organization, oldest first."""
+    return (
+        ServiceToken.objects.filter(organization_id=organization_id, family_id=family_id)
+        .select_related("created_by")
+        .order_by("created_at")
     )

@@ -41,3 +41,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: a worker process started by a test must see the
     # same database as the test.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+# Django's test live server hands every path under MEDIA_URL to a file handler
+# of its own and cannot parse None; nothing links to this path (files go out
+# only through the permission-checked views, as in production).
+MEDIA_URL = "/test-media-never-linked/"

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts import views as account_views
 from config.health import HealthApi, VersionedHealthApi
 from config.metrics_api import MetricsApi
+from images import views as image_views
 
 urlpatterns = [
     path("health", HealthApi.as_view(), name="health"),
@@ -31,7 +32,11 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url="/static/favicon.svg", permanent=True)),
     path("login/", account_views.login_page, name="login"),
     path("logout/", account_views.logout_page, name="logout"),
-    path("", account_views.home_page, name="home"),
+    path("", image_views.home_page, name="home"),
+    path("", include("accounts.urls")),
+    path("", include("images.urls")),
+    path("", include("classifier.urls")),
+    path("", include("audit.urls")),
 ]
 
 handler400 = "config.errors.bad_request"

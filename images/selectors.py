@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from config.errors import NotFound
 from images.models import Image, Job
@@ -40,3 +40,45 @@ def job_get(*, organization_id: Any, job_id: Any) -> Job:
     if job is None:
         raise NotFound("This organization has no job with that id.")
     return job
+
+
+def image_counts_by_status(*, organization_id: Any) -> dict[str, int]:
+    """Return how many of the organization's images are in each status, every status named."""
+    counts = dict.fromkeys(Image.Status.values, 0)
+    rows = (
+        Image.objects.filter(organization_id=organization_id)
+        .values_list("status")
+        .annotate(total=Count("id"))
+        .order_by()
+    )
+    counts.update(dict(rows))
+    return counts
+
+
+def job_counts_by_status(*, organization_id: Any) -> dict[str, int]:
+    """Return how many of the organization's jobs are in each status, every status named."""
+    counts = dict.fromkeys(Job.Status.values, 0)
+    rows = (
+        Job.objects.filter(organization_id=organization_id)
+        .values_list("status")
+        .annotate(total=Count("id"))
+        .order_by()
+    )
+    counts.update(dict(rows))
+    return counts
+
+
+def jobs_recent(*, organization_id: Any, limit: int = 10) -> list[Job]:
+    """Return the organization's latest jobs, newest first, each with its image."""
+    return list(
+        Job.objects.filter(organization_id=organization_id)
+        .select_related("image")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def jobs_for_image(*, organization_id: Any, image_id: Any) -> QuerySet[Job]:
+    """Return the jobs that worked on one of the organization's images, newest first."""
+    return Job.objects.filter(organization_id=organization_id, image_id=image_id).order_by(
+        "-created_at", "-id"
+    )

@@ -111,6 +111,21 @@ def auth_login(
     return _login_succeeded(user=user, membership=membership, kind=kind)
 
 
+def password_confirm(*, user: User, password: str) -> bool:
+    """Tell whether a signed-in user's current password is right, as sign-in would.
+
+    A wrong one counts towards the sign-in lockout and is audited, so a stolen
+    session cannot be used to guess the password; while locked out this raises
+    TooManyLoginAttempts.
+    """
+    lockout_check(username=user.username, ip=current_client().ip)
+    if user.check_password(password):
+        return True
+    _login_failed(login=user.username, reason="wrong_current_password", user=user,
+                  count_failure=True)  # fmt: skip
+    return False
+
+
 @transaction.atomic
 def _login_failed(
     *, login: str, reason: str, count_failure: bool, user: User | None = None

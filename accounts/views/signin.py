@@ -1,4 +1,4 @@
-"""Dashboard sign-in and sign-out, on Django sessions tied to login Sessions."""
+"""Signing in and out of the dashboard."""
 
 from __future__ import annotations
 
@@ -79,13 +79,3 @@ def logout_page(request: HttpRequest) -> HttpResponse:
     _end_browser_session(request, reason="logout")
     logout(request)
     return redirect("/login/")
-
-
-@never_cache
-def home_page(request: HttpRequest) -> HttpResponse:
-    """The signed-in home; signed out, the sign-in page."""
-    principal = getattr(request, "principal", None)
-    if principal is None:
-        return redirect("/login/")
-    context = {"principal": principal, "permissions": sorted(principal.permissions)}
-    return render(request, "home.html", context)

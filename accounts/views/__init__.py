@@ -1,0 +1,72 @@
+"""The identity pages of the dashboard: sign-in and sign-out, the account and its password,
+sessions, the organization switch, service tokens, and members and groups.
+
+Sign-in ties a Django session to a login Session. Every other page calls the
+services and selectors the API calls and parses its forms with the API's own
+serializers; a refused change (bad input, a conflict, the last-admin rule) is
+shown on the page it came from, with nothing changed.
+"""
+
+from accounts.views.account import (
+    account_page,
+    organization_switch_page,
+    password_change_page,
+    session_revoke_page,
+    sessions_page,
+    sessions_revoke_others_page,
+)
+from accounts.views.members import (
+    group_create_page,
+    group_delete_page,
+    group_edit_page,
+    group_member_add_page,
+    group_member_remove_page,
+    group_page,
+    member_add_page,
+    member_remove_page,
+    member_role_page,
+    members_page,
+)
+from accounts.views.signin import (
+    login_page,
+    logout_page,
+)
+from accounts.views.tokens import (
+    _secret_page,
+    token_allowed_ips_page,
+    token_create_page,
+    token_page,
+    token_revoke_page,
+    token_rotate_page,
+    tokens_page,
+    tokens_revoke_all_page,
+)
+
+__all__ = [
+    "_secret_page",
+    "account_page",
+    "group_create_page",
+    "group_delete_page",
+    "group_edit_page",
+    "group_member_add_page",
+    "group_member_remove_page",
+    "group_page",
+    "login_page",
+    "logout_page",
+    "member_add_page",
+    "member_remove_page",
+    "member_role_page",
+    "members_page",
+    "organization_switch_page",
+    "password_change_page",
+    "session_revoke_page",
+    "sessions_page",
+    "sessions_revoke_others_page",
+    "token_allowed_ips_page",
+    "token_create_page",
+    "token_page",
+    "token_revoke_page",
+    "token_rotate_page",
+    "tokens_page",
+    "tokens_revoke_all_page",
+]

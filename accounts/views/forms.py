@@ -1,0 +1,144 @@
+"""What every identity page shares: form parsing with the API's serializers, refusals
+shown beside their form, and small lookups."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from rest_framework import serializers
+
+from accounts.errors import LastAdmin, PermissionDenied
+from accounts.models import User
+from accounts.principal import Principal
+from config.dashboard import page_principal
+from config.errors import Conflict, DomainError, InvalidInput, NotFound
+
+# --- What every page of this module shares -------------------------------------------
+
+SESSIONS_PER_PAGE = 25
+TOKENS_PER_PAGE = 25
+MEMBERS_PER_PAGE = 50
+GROUPS_PER_PAGE = 50
+USAGE_DAYS = 30
+GRACE_CHOICES = (
+    (0, "No grace: the old token stops working now"),
+    (900, "15 minutes"),
+    (3600, "1 hour"),
+    (21600, "6 hours"),
+    (86400, "24 hours"),
+)
+FIELD_LABELS = {
+    "name": "Name",
+    "scopes": "Scopes",
+    "expires_in_days": "Expires in (days)",
+    "allowed_ips": "Allowed IP addresses",
+    "grace_seconds": "Grace period",
+    "reason": "Reason",
+    "user": "User",
+    "role": "Role",
+    "groups": "Groups",
+    "permissions": "Permissions",
+    "members": "Member",
+    "org": "Organization",
+}
+
+
+class FormRejected(InvalidInput):
+    """A form the API's serializer refused, with every message."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(" ".join(messages))
+        self.messages = messages
+
+
+# Refusals a page shows beside the form that caused them; any other domain error
+# (another organization's id: 404) is answered as an error page.
+FORM_REFUSALS: tuple[type[DomainError], ...] = (InvalidInput, Conflict, LastAdmin)
+
+
+def error_messages(errors: Any, field: str | None = None) -> list[str]:
+    """Return a serializer's (nested) errors as sentences naming their field."""
+    if isinstance(errors, dict):
+        found: list[str] = []
+        for key, value in errors.items():
+            if isinstance(key, int):  # a list's item
+                where = f"{field} (entry {key + 1})" if field else None
+            elif key == "non_field_errors":
+                where = field
+            else:
+                where = FIELD_LABELS.get(key, key.replace("_", " ").capitalize())
+            found += error_messages(value, where)
+        return found
+    if isinstance(errors, list):
+        return [message for item in errors for message in error_messages(item, field)]
+    return [f"{field}: {errors}" if field else str(errors)]
+
+
+def refusal_messages(exc: DomainError) -> list[str]:
+    """Return what a refused change says, as sentences."""
+    return list(getattr(exc, "messages", None) or [exc.detail])
+
+
+def form_data(
+    serializer_class: type[serializers.Serializer[Any]], data: dict[str, Any], *,
+    partial: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Return `data` validated by the API's serializer, or raise FormRejected."""
+    serializer = serializer_class(data=data, partial=partial)
+    if not serializer.is_valid():
+        raise FormRejected(error_messages(serializer.errors))
+    return dict(serializer.validated_data)
+
+
+def signed_in_principal(request: HttpRequest) -> Principal:
+    """Return the page's principal (dashboard_page has made sure there is one)."""
+    principal = page_principal(request)
+    if principal is None:
+        raise PermissionDenied("Sign in first.")
+    return principal
+
+
+PageView = Callable[..., HttpResponse]
+
+
+def post_only(parent: str) -> Callable[[PageView], PageView]:
+    """Make a view a form's action: opened otherwise (after signing in again) it shows `parent`.
+
+    `parent` may name the view's arguments, e.g. "/tokens/{token_id}/".
+    """
+
+    def decorate(view: PageView) -> PageView:
+        @functools.wraps(view)
+        def action(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method != "POST":
+                return redirect(parent.format(**kwargs))
+            return view(request, *args, **kwargs)
+
+        return action
+
+    return decorate
+
+
+def page_user(principal: Principal) -> User:
+    if principal.user_id is None:
+        raise PermissionDenied("Only a person has an account.")
+    return User.objects.get(id=principal.user_id)
+
+
+def browser_session_id(principal: Principal) -> str:
+    """Return the browser's login Session id (a signed-in browser always has one)."""
+    if principal.session_id is None:
+        raise NotFound("This browser's session has ended; sign in again.")
+    return principal.session_id
+
+
+def text_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -1,0 +1,253 @@
+"""The members and groups pages (org:admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from accounts.api.serializers import (
+    GroupWriteSerializer,
+    MemberAddSerializer,
+    MemberUpdateSerializer,
+)
+from accounts.api.views import _group, _member, _organization, _user_by_reference
+from accounts.errors import LastAdmin
+from accounts.models import Group, Membership, Role
+from accounts.roles import PERMISSIONS
+from accounts.selectors import (
+    group_list,
+    member_list,
+)
+from accounts.services import organizations as org_services
+from accounts.views.forms import (
+    FORM_REFUSALS,
+    GROUPS_PER_PAGE,
+    MEMBERS_PER_PAGE,
+    form_data,
+    post_only,
+    refusal_messages,
+    signed_in_principal,
+)
+from config.dashboard import dashboard_page
+from config.errors import NotFound
+
+# --- Members and groups --------------------------------------------------------------------
+
+
+def _last_admin_explained(membership: Membership, exc: LastAdmin) -> list[str]:
+    return [
+        f"{membership.user.username} is the last admin of {membership.organization.name}, "
+        f"so they can be neither demoted nor removed. {exc.detail}"
+    ]
+
+
+def _members_render(
+    request: HttpRequest, *, status: int = 200, errors: dict[str, list[str]] | None = None,
+    values: Any = None,
+) -> HttpResponse:  # fmt: skip
+    principal = signed_in_principal(request)
+    members = member_list(organization_id=principal.organization_id)
+    groups = group_list(organization_id=principal.organization_id)
+    context = {
+        "members": Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page")),
+        "groups": Paginator(groups, GROUPS_PER_PAGE).get_page(request.GET.get("groups_page")),
+        "roles": Role.values,
+        "permissions": PERMISSIONS,
+        "errors": errors or {},
+        "values": values or {},
+    }
+    return render(request, "accounts/members.html", context, status=status)
+
+
+@dashboard_page("org:admin")
+def members_page(request: HttpRequest) -> HttpResponse:
+    """The organization's members with their roles and groups, and its groups."""
+    return _members_render(request)
+
+
+@dashboard_page("org:admin")
+@post_only("/members/")
+def member_add_page(request: HttpRequest) -> HttpResponse:
+    """Add an existing user, named by username or email, with a role."""
+    principal = signed_in_principal(request)
+    values = {
+        "user": request.POST.get("user", "").strip(),
+        "role": request.POST.get("role", ""),
+        "groups": request.POST.getlist("groups"),
+    }
+    try:
+        data = form_data(MemberAddSerializer, values)
+        membership = org_services.member_add(
+            organization=_organization(principal), user=_user_by_reference(data["user"]),
+            role=data["role"], groups=data.get("groups", []),
+        )  # fmt: skip
+    except FORM_REFUSALS as exc:
+        return _members_render(
+            request, status=exc.status, errors={"add": refusal_messages(exc)}, values=values
+        )
+    messages.success(request, f"{membership.user.username} joined as {membership.role}.")
+    return redirect("/members/")
+
+
+@dashboard_page("org:admin")
+@post_only("/members/")
+def member_role_page(request: HttpRequest, user_id: Any) -> HttpResponse:
+    """Change a member's role; the last admin keeps theirs."""
+    principal = signed_in_principal(request)
+    membership = _member(principal, str(user_id))
+    try:
+        data = form_data(MemberUpdateSerializer, {"role": request.POST.get("role", "")})
+        org_services.member_update(membership=membership, role=data["role"])
+    except LastAdmin as exc:
+        return _members_render(
+            request, status=exc.status, errors={"members": _last_admin_explained(membership, exc)}
+        )
+    except FORM_REFUSALS as exc:
+        return _members_render(
+            request, status=exc.status, errors={"members": refusal_messages(exc)}
+        )
+    messages.success(request, f"{membership.user.username} is now {membership.role}.")
+    # Demoting yourself may take this page away from you.
+    return redirect("/" if str(membership.user_id) == principal.user_id else "/members/")
+
+
+@dashboard_page("org:admin")
+@post_only("/members/")
+def member_remove_page(request: HttpRequest, user_id: Any) -> HttpResponse:
+    """Remove a member: their sessions in this organization end now."""
+    principal = signed_in_principal(request)
+    membership = _member(principal, str(user_id))
+    try:
+        org_services.member_remove(membership=membership)
+    except LastAdmin as exc:
+        return _members_render(
+            request, status=exc.status, errors={"members": _last_admin_explained(membership, exc)}
+        )
+    if str(membership.user_id) == principal.user_id:
+        logout(request)  # this browser's session in the organization has ended
+        return redirect("/login/")
+    messages.success(request, f"{membership.user.username} is no longer a member.")
+    return redirect("/members/")
+
+
+@dashboard_page("org:admin")
+@post_only("/members/")
+def group_create_page(request: HttpRequest) -> HttpResponse:
+    """Create a group granting permissions to its members."""
+    principal = signed_in_principal(request)
+    values = {
+        "name": request.POST.get("name", "").strip(),
+        "permissions": request.POST.getlist("permissions"),
+    }
+    try:
+        data = form_data(GroupWriteSerializer, values)
+        group = org_services.group_create(
+            organization=_organization(principal), name=data["name"],
+            permissions=data["permissions"],
+        )  # fmt: skip
+    except FORM_REFUSALS as exc:
+        return _members_render(
+            request, status=exc.status, errors={"group": refusal_messages(exc)},
+            values={"group": values},
+        )  # fmt: skip
+    messages.success(request, f"The group {group.name} was created.")
+    return redirect(f"/members/groups/{group.id}/")
+
+
+def _group_render(
+    request: HttpRequest, group_id: Any, *, status: int = 200,
+    errors: dict[str, list[str]] | None = None, values: Any = None,
+) -> HttpResponse:  # fmt: skip
+    principal = signed_in_principal(request)
+    group = _group(principal, str(group_id))
+    in_group = sorted(group.members.all(), key=lambda membership: membership.user.username)
+    joined = {membership.user_id for membership in in_group}
+    others = [
+        membership
+        for membership in member_list(organization_id=principal.organization_id)
+        if membership.user_id not in joined
+    ]
+    context = {
+        "group": group,
+        "in_group": in_group,
+        "others": others,
+        "permissions": PERMISSIONS,
+        "errors": errors or {},
+        "values": values or {"name": group.name, "permissions": group.permissions},
+    }
+    return render(request, "accounts/group.html", context, status=status)
+
+
+@dashboard_page("org:admin")
+def group_page(request: HttpRequest, group_id: Any) -> HttpResponse:
+    """One group: its permissions and members, and the forms that change them."""
+    return _group_render(request, group_id)
+
+
+@dashboard_page("org:admin")
+@post_only("/members/groups/{group_id}/")
+def group_edit_page(request: HttpRequest, group_id: Any) -> HttpResponse:
+    """Rename a group or change its permissions."""
+    group = _group(signed_in_principal(request), str(group_id))
+    values = {
+        "name": request.POST.get("name", "").strip(),
+        "permissions": request.POST.getlist("permissions"),
+    }
+    try:
+        data = form_data(GroupWriteSerializer, values)
+        org_services.group_update(group=group, name=data["name"], permissions=data["permissions"])
+    except FORM_REFUSALS as exc:
+        return _group_render(
+            request, group_id, status=exc.status, errors={"edit": refusal_messages(exc)},
+            values=values,
+        )  # fmt: skip
+    messages.success(request, f"The group {data['name']} was saved.")
+    return redirect(f"/members/groups/{group.id}/")
+
+
+@dashboard_page("org:admin")
+@post_only("/members/groups/{group_id}/")
+def group_delete_page(request: HttpRequest, group_id: Any) -> HttpResponse:
+    """Delete a group; its members lose what it granted on their next request."""
+    group = _group(signed_in_principal(request), str(group_id))
+    org_services.group_delete(group=group)
+    messages.success(request, f"The group {group.name} was deleted.")
+    return redirect("/members/")
+
+
+def _group_members_set(request: HttpRequest, group: Group, user_ids: list[str]) -> HttpResponse:
+    try:
+        data = form_data(GroupWriteSerializer, {"members": user_ids}, partial=True)
+        org_services.group_update(group=group, members=data["members"])
+    except FORM_REFUSALS as exc:
+        return _group_render(
+            request, group.id, status=exc.status, errors={"members": refusal_messages(exc)}
+        )
+    messages.success(request, f"The members of {group.name} were saved.")
+    return redirect(f"/members/groups/{group.id}/")
+
+
+@dashboard_page("org:admin")
+@post_only("/members/groups/{group_id}/")
+def group_member_add_page(request: HttpRequest, group_id: Any) -> HttpResponse:
+    """Add a member of the organization to the group."""
+    group = _group(signed_in_principal(request), str(group_id))
+    current = [str(membership.user_id) for membership in group.members.all()]
+    return _group_members_set(request, group, [*current, request.POST.get("user_id", "")])
+
+
+@dashboard_page("org:admin")
+@post_only("/members/groups/{group_id}/")
+def group_member_remove_page(request: HttpRequest, group_id: Any, user_id: Any) -> HttpResponse:
+    """Take a member out of the group."""
+    group = _group(signed_in_principal(request), str(group_id))
+    current = [str(membership.user_id) for membership in group.members.all()]
+    if str(user_id) not in current:
+        raise NotFound("This group has no member with that id.")
+    remaining = [member for member in current if member != str(user_id)]
+    return _group_members_set(request, group, remaining)

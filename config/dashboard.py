@@ -1,0 +1,106 @@
+"""What every dashboard page shares: who may open it, the navigation, and its error pages.
+
+Pages are server-rendered views in each app's `views.py`, signed in with the
+Django session (BrowserSessionMiddleware resolves `request.principal`). They
+call the same services and selectors as the API, and ask the same decision
+point whether the principal may do what the page does.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+
+from accounts.authorization import decision_check
+from accounts.principal import Principal
+from config.errors import DomainError
+
+View = TypeVar("View", bound=Callable[..., HttpResponse])
+
+
+@dataclass(frozen=True)
+class NavItem:
+    path: str
+    label: str
+    # The permission a principal needs to be offered the page; None: every member.
+    permission: str | None = None
+
+
+NAVIGATION = (
+    NavItem("/", "Home"),
+    NavItem("/upload/", "Upload", "image:upload"),
+    NavItem("/images/", "Gallery", "image:read"),
+    NavItem("/classify/", "Classify", "image:upload"),
+    NavItem("/tokens/", "Tokens", "token:manage"),
+    NavItem("/members/", "Members", "org:admin"),
+    NavItem("/audit/", "Audit", "audit:read"),
+    NavItem("/providers/", "Providers", "metrics:read"),
+    NavItem("/sessions/", "Sessions"),
+    NavItem("/account/", "Account"),
+)
+
+
+def page_principal(request: HttpRequest) -> Principal | None:
+    """Return the signed-in browser's principal, or None."""
+    principal: Principal | None = getattr(request, "principal", None)
+    return principal
+
+
+def may(principal: Principal, permission: str) -> bool:
+    """Tell whether the principal may do `permission` in its organization (the decision point)."""
+    decision = decision_check(
+        principal=principal, permission=permission, organization_id=principal.organization_id
+    )
+    return decision.allowed
+
+
+def error_page(request: HttpRequest, status: int, detail: str) -> HttpResponse:
+    context = {"status": status, "title": HTTPStatus(status).phrase, "detail": detail}
+    return render(request, "errors/error.html", context, status=status)
+
+
+def dashboard_page(permission: str | None = None) -> Callable[[View], View]:
+    """Make a view a dashboard page: signed in, holding `permission`, never cached.
+
+    Signed out, the browser goes to the sign-in page and comes back. A page the
+    principal may not use answers 403; a domain error (another organization's
+    image: 404; bad input: 400) answers its status as a page.
+    """
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        @never_cache
+        def page(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            principal = page_principal(request)
+            if principal is None:
+                target = request.get_full_path()
+                query = "" if target == "/" else f"?{urlencode({'next': target})}"
+                return redirect(f"/login/{query}")
+            if permission is not None and not may(principal, permission):
+                return error_page(request, 403, f"Your role may not use this page ({permission}).")
+            try:
+                return view(request, *args, **kwargs)
+            except DomainError as exc:
+                return error_page(request, exc.status, exc.detail)
+
+        return page  # type: ignore[return-value]
+
+    return decorate
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    """Template context: the pages the signed-in principal is offered, and the current one."""
+    principal = page_principal(request)
+    if principal is None:
+        return {}
+    allowed = principal.permissions
+    items = [item for item in NAVIGATION if item.permission is None or item.permission in allowed]
+    return {"principal": principal, "nav_items": items, "nav_current": request.path}

@@ -1,0 +1,266 @@
+"""The images pages of the dashboard: home, upload, the gallery, one image and its deletion.
+
+They call the same selectors and services as the images API, so a page can
+never allow or show what the API would not.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.errors import AuthenticationFailed
+from accounts.principal import Principal
+from accounts.services.quotas import quota_day_bounds, uploads_today
+from classifier.categories import LABELS, NOT_VEHICLE
+from classifier.selectors import labels_seen_since
+from config.dashboard import dashboard_page, may, page_principal
+from images.api.serializers import BUCKET_PATTERN, ImageFiltersSerializer
+from images.models import Image
+from images.selectors import (
+    image_counts_by_status,
+    image_get,
+    images_for,
+    job_counts_by_status,
+    jobs_for_image,
+    jobs_recent,
+)
+from images.services import image_delete
+from images.validation import accepted_formats
+
+GALLERY_PAGE_SIZE = 24
+RECENT_JOBS = 8
+CHART_DAYS = 7
+IMAGE_JOBS_SHOWN = 5
+QUOTA_WARNING_PERCENT = 80
+
+# What a person is told when an upload or classification is refused, by problem code;
+# the problem's own `detail` follows with the specifics (the limit, the reset time).
+REJECTION_MESSAGES: dict[str, str] = {
+    "FILE_TOO_LARGE": "File too large.",
+    "UNSUPPORTED_MEDIA_TYPE": "Unsupported format.",
+    "INVALID_IMAGE": "Unreadable image.",
+    "IMAGE_DIMENSIONS_OUT_OF_RANGE": "Dimensions out of range.",
+    "QUOTA_EXCEEDED": "Daily upload quota used up.",
+    "RATE_LIMIT_EXCEEDED": "Too many requests.",
+    "VALIDATION_ERROR": "Not accepted.",
+    "IDEMPOTENCY_KEY_REUSED": "Upload key already used for another file.",
+    "CONFLICT": "The same upload is still being answered.",
+    "NOT_AUTHENTICATED": "Signed out.",
+    "AUTHENTICATION_FAILED": "Signed out.",
+    "TOKEN_REVOKED": "Session ended.",
+    "TOKEN_EXPIRED": "Session ended.",
+    "PERMISSION_DENIED": "Not allowed.",
+    "AUTHORIZATION_UNAVAILABLE": "Permissions cannot be checked right now.",
+    "SERVICE_UNAVAILABLE": "Service unavailable right now.",
+    "INTERNAL_ERROR": "Server error.",
+    # Not a problem code: the browser could not reach the server at all.
+    "NETWORK_ERROR": "Connection failed.",
+}
+
+# What each gallery filter accepts, said for people (the API's messages are terse).
+FILTER_HINTS = {
+    "bucket": "A bucket is 1 to 64 lowercase letters, digits, '-' or '_'.",
+    "label": "A label is lowercase letters and '_', such as car or not_vehicle.",
+    "status": f"Choose one of: {', '.join(Image.Status.values)}.",
+    "uploaded_after": "Give a date (YYYY-MM-DD) or a date and time.",
+    "uploaded_before": "Give a date (YYYY-MM-DD) or a date and time.",
+}
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a chart: its label, its value as text, and its length in percent."""
+
+    label: str
+    value: str
+    percent: float
+
+
+def _principal(request: HttpRequest) -> Principal:
+    principal = page_principal(request)
+    if principal is None:  # dashboard_page lets no one in without one
+        raise AuthenticationFailed("Sign in to see this page.")
+    return principal
+
+
+def label_text(label: str) -> str:
+    """Return a classifier label as people read it: "other_vehicle" -> "other vehicle"."""
+    return label.replace("_", " ")
+
+
+def prediction_bars(predictions: Iterable[Mapping[str, Any]]) -> list[Bar]:
+    """Return a classification's predictions as bars, their length the confidence."""
+    bars = []
+    for prediction in predictions:
+        confidence = max(0.0, min(1.0, float(prediction.get("confidence", 0.0))))
+        bars.append(Bar(label_text(str(prediction.get("label", ""))),
+                        f"{confidence * 100:.1f}%", round(confidence * 100, 2)))  # fmt: skip
+    return bars
+
+
+def _count_bars(counts: Mapping[str, int]) -> list[Bar]:
+    """Return counts as bars, the largest one full length."""
+    largest = max(counts.values(), default=0) or 1
+    return [Bar(label_text(label), f"{total:,}", round(total * 100 / largest, 2))
+            for label, total in counts.items()]  # fmt: skip
+
+
+def _html_pattern(pattern: str) -> str:
+    """Return an anchored regular expression as an HTML `pattern` attribute (the `v` flag)."""
+    # The attribute is implicitly anchored, and with the `v` flag a class's literal '-'
+    # must be escaped.
+    return pattern.removeprefix("^").removesuffix("$").replace("-]", r"\-]")
+
+
+def size_text(size_bytes: int) -> str:
+    """Return a byte count in decimal units, as the tiers publish their limits: "25 MB"."""
+    for unit, scale in (("MB", 1_000_000), ("KB", 1_000)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size_bytes:,} bytes"
+
+
+def upload_rules(principal: Principal) -> dict[str, Any]:
+    """Return what an uploaded file must be for the principal, as the pages taking one say it."""
+    formats = accepted_formats()
+    labels = [image_format.label for image_format in formats]
+    return {
+        "accept": ",".join(image_format.content_type for image_format in formats),
+        "formats": f"{', '.join(labels[:-1])} or {labels[-1]}" if len(labels) > 1 else labels[0],
+        "max_bytes": principal.limits["max_file_size_bytes"],
+        "max_size": size_text(principal.limits["max_file_size_bytes"]),
+        "min_dimension": settings.IMAGE_MIN_DIMENSION,
+        "max_dimension": settings.IMAGE_MAX_DIMENSION,
+    }
+
+
+def _quota(principal: Principal) -> dict[str, Any]:
+    used = uploads_today(organization_id=principal.organization_id)
+    limit = principal.limits["uploads_per_day"]
+    _, resets_at = quota_day_bounds()
+    percent = round(min(100.0, used * 100 / limit), 2) if limit else 100.0
+    tone = "bad" if percent >= 100 else "warn" if percent >= QUOTA_WARNING_PERCENT else ""
+    return {"used": f"{used:,}", "limit": f"{limit:,}", "remaining": f"{max(0, limit - used):,}",
+            "percent": percent, "tone": tone, "resets_at": resets_at}  # fmt: skip
+
+
+@dashboard_page()
+@require_GET
+def home_page(request: HttpRequest) -> HttpResponse:
+    """The organization at a glance; without image:read, what the principal may do instead."""
+    principal = _principal(request)
+    context: dict[str, Any] = {"permissions": sorted(principal.permissions)}
+    if not may(principal, "image:read"):
+        return render(request, "images/home_limited.html", context)
+    org = principal.organization_id
+    week_ago = timezone.now() - timedelta(days=CHART_DAYS)
+    seen = labels_seen_since(organization_id=org, since=week_ago)
+    image_counts = image_counts_by_status(organization_id=org)
+    job_counts = job_counts_by_status(organization_id=org)
+    context.update(
+        image_counts={status: f"{total:,}" for status, total in image_counts.items()},
+        image_total=f"{sum(image_counts.values()):,}",
+        job_counts={status: f"{total:,}" for status, total in job_counts.items()},
+        job_total=f"{sum(job_counts.values()):,}",
+        jobs=jobs_recent(organization_id=org, limit=RECENT_JOBS),
+        quota=_quota(principal),
+        categories=_count_bars({k: v for k, v in seen.items() if k != NOT_VEHICLE}),
+        not_vehicle=f"{seen.get(NOT_VEHICLE, 0):,}",
+        chart_days=CHART_DAYS,
+        may_upload=may(principal, "image:upload"),
+    )
+    return render(request, "images/home.html", context)
+
+
+@dashboard_page("image:upload")
+@require_GET
+def upload_page(request: HttpRequest) -> HttpResponse:
+    """Drop or choose images; the page's script sends each to the upload API and follows its job."""
+    principal = _principal(request)
+    context = {
+        **upload_rules(principal),
+        "upload_url": reverse("image-upload"),
+        "bucket_pattern": _html_pattern(BUCKET_PATTERN),
+        "quota": _quota(principal),
+        "messages_by_code": REJECTION_MESSAGES,
+    }
+    return render(request, "images/upload.html", context)
+
+
+def _filter_errors(errors: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
+    """Return the filters' errors as people read them, each saying what the field accepts."""
+    found = {}
+    for field, problems in errors.items():
+        hint = FILTER_HINTS.get(field) or " ".join(str(problem) for problem in problems)
+        found[field] = f'"{values.get(field, "")}" cannot be used. {hint}'
+    return found
+
+
+@dashboard_page("image:read")
+@require_GET
+def gallery_page(request: HttpRequest) -> HttpResponse:
+    """The organization's images as thumbnails, newest first, filtered as the API filters."""
+    principal = _principal(request)
+    filters = ImageFiltersSerializer(data=request.GET)
+    context: dict[str, Any] = {
+        "values": {field: request.GET.get(field, "") for field in FILTER_HINTS},
+        "labels": [(label, label_text(label)) for label in LABELS],
+        "label_values": LABELS,
+        "statuses": Image.Status.values,
+        "filtered": any(request.GET.get(field) for field in FILTER_HINTS),
+        "may_upload": may(principal, "image:upload"),
+    }
+    if not filters.is_valid():
+        context["errors"] = _filter_errors(filters.errors, context["values"])
+        return render(request, "images/gallery.html", context, status=400)
+    images = images_for(organization_id=principal.organization_id,
+                        filters=filters.validated_data).defer("classification")  # fmt: skip
+    context["page"] = Paginator(images, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "images/gallery.html", context)
+
+
+@dashboard_page("image:read")
+@require_GET
+def image_page(request: HttpRequest, image_id: uuid.UUID) -> HttpResponse:
+    """One image: the picture, its predictions, its metadata and jobs, and its download."""
+    principal = _principal(request)
+    image = image_get(organization_id=principal.organization_id, image_id=image_id)
+    classification: dict[str, Any] = image.classification or {}
+    jobs = jobs_for_image(organization_id=principal.organization_id, image_id=image.id)
+    context = {
+        "image": image,
+        "classification": classification,
+        "top_label": label_text(classification.get("top_label", "")),
+        "predictions": prediction_bars(classification.get("predictions", [])),
+        "jobs": list(jobs[:IMAGE_JOBS_SHOWN]),
+        "size": f"{size_text(image.size_bytes)} ({image.size_bytes:,} bytes)",
+        "file_url": reverse("image-file", args=[image.id]),
+        "may_delete": may(principal, "image:delete"),
+    }
+    return render(request, "images/image.html", context)
+
+
+@dashboard_page("image:delete")
+@require_http_methods(["GET", "POST"])
+def image_delete_page(request: HttpRequest, image_id: uuid.UUID) -> HttpResponse:
+    """Ask to confirm; on the confirming POST delete the image and return to the gallery."""
+    principal = _principal(request)
+    image = image_get(organization_id=principal.organization_id, image_id=image_id)
+    if request.method == "POST":
+        image_delete(image=image)
+        messages.success(request, f"Deleted {image.filename}.")
+        return redirect("gallery-page")
+    return render(request, "images/image_delete.html", {"image": image})
