@@ -7,7 +7,15 @@ import time
 import uuid
 from typing import Any
 
-from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from django.conf import settings
+from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import (
+    ExpiredTokenError,
+    TokenBackendError,
+    TokenBackendExpiredToken,
+    TokenError,
+)
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
 from accounts.errors import AuthenticationFailed, TokenExpired
@@ -37,9 +45,38 @@ def token_pair_issue(*, session: Session, membership: Membership) -> dict[str, A
     }
 
 
+def _verified_token(token_class: type[Token], raw: str) -> Token:
+    """Return the token verified with the signing key, or with a previous one.
+
+    Tokens are signed with JWT_SIGNING_KEY only; those signed before it was
+    replaced stay valid, until they expire, while their key is listed in
+    JWT_PREVIOUS_SIGNING_KEYS: the key can be rotated without signing anyone out.
+    """
+    try:
+        return token_class(raw)  # type: ignore[arg-type]
+    except ExpiredTokenError:
+        raise
+    except TokenError:
+        for key in settings.JWT_PREVIOUS_SIGNING_KEYS:
+            backend = TokenBackend(
+                algorithm=jwt_settings.ALGORITHM, signing_key=key, leeway=jwt_settings.LEEWAY
+            )
+            try:
+                backend.decode(raw, verify=True)  # type: ignore[arg-type]
+            except TokenBackendExpiredToken as exc:
+                raise ExpiredTokenError("Token is expired") from exc
+            except TokenBackendError:
+                continue
+            # The signature is the previous key's; the rest (expiry, type) as usual.
+            token = token_class(raw, verify=False)  # type: ignore[arg-type]
+            token.verify()
+            return token
+        raise
+
+
 def _claims(token_class: type[Token], raw: str) -> dict[str, Any]:
     try:
-        payload = dict(token_class(raw).payload)  # type: ignore[arg-type]
+        payload = dict(_verified_token(token_class, raw).payload)
     except ExpiredTokenError as exc:
         raise TokenExpired() from exc
     except TokenError as exc:

@@ -287,6 +287,10 @@ SIMPLE_JWT = {
     "LEEWAY": 0,
     "UPDATE_LAST_LOGIN": False,
 }
+# Keys that signed tokens before JWT_SIGNING_KEY replaced them: such tokens are
+# still accepted until they expire (the refresh lifetime at most), then the key
+# can be dropped. New tokens are signed with JWT_SIGNING_KEY only.
+JWT_PREVIOUS_SIGNING_KEYS = env.list("JWT_PREVIOUS_SIGNING_KEYS", default=[])
 # Two refreshes of the newest refresh token this close together are taken for
 # a client's retry rather than a stolen token; 0 tolerates none.
 AUTH_REFRESH_REUSE_WINDOW_SECONDS = env.int("AUTH_REFRESH_REUSE_WINDOW_SECONDS", default=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 import uuid
 from typing import Any
 
@@ -191,3 +192,55 @@ def test_refresh_token_whose_subject_is_not_a_uuid_is_refused(pair, unchanged):
     response = APIClient().post(REFRESH_URL, {"refresh": sign(claims)}, format="json")
 
     assert_problem(response, status=401, code="AUTHENTICATION_FAILED")
+
+
+# --- Signing key rotation ------------------------------------------------------------
+
+PREVIOUS_KEY = "previous-signing-key-" + "p" * 43
+
+
+def test_a_token_signed_with_a_listed_previous_key_is_still_accepted(pair, settings):
+    settings.JWT_PREVIOUS_SIGNING_KEYS = ["another-old-key-" + "q" * 48, PREVIOUS_KEY]
+    before_rotation = sign(claims_of(pair["access"]), key=PREVIOUS_KEY)
+
+    response = me_with(before_rotation)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["username"] == "bob"
+
+
+def test_a_refresh_token_of_the_previous_key_gets_a_pair_signed_with_the_current_one(
+    pair, settings
+):
+    settings.JWT_PREVIOUS_SIGNING_KEYS = [PREVIOUS_KEY]
+    before_rotation = sign(claims_of(pair["refresh"]), key=PREVIOUS_KEY)
+
+    response = APIClient().post(REFRESH_URL, {"refresh": before_rotation}, format="json")
+
+    assert response.status_code == 200, response.content
+    fresh = response.json()["access"]
+    jwt.decode(fresh, settings.SIMPLE_JWT["SIGNING_KEY"], algorithms=["HS256"])
+    assert me_with(fresh).status_code == 200
+
+
+def test_once_the_previous_key_is_dropped_its_tokens_are_refused(pair, settings, unchanged):
+    settings.JWT_PREVIOUS_SIGNING_KEYS = []
+    before_rotation = sign(claims_of(pair["access"]), key=PREVIOUS_KEY)
+
+    assert_problem(me_with(before_rotation), status=401, code="AUTHENTICATION_FAILED")
+
+
+def test_an_expired_token_of_the_previous_key_is_expired(pair, settings, unchanged):
+    settings.JWT_PREVIOUS_SIGNING_KEYS = [PREVIOUS_KEY]
+    claims = {**claims_of(pair["access"]), "exp": int(time.time()) - 10}
+
+    response = me_with(sign(claims, key=PREVIOUS_KEY))
+
+    assert_problem(response, status=401, code="TOKEN_EXPIRED")
+
+
+def test_a_previous_key_does_not_make_a_refresh_token_an_access_token(pair, settings, unchanged):
+    settings.JWT_PREVIOUS_SIGNING_KEYS = [PREVIOUS_KEY]
+    refresh_as_access = sign(claims_of(pair["refresh"]), key=PREVIOUS_KEY)
+
+    assert_problem(me_with(refresh_as_access), status=401, code="AUTHENTICATION_FAILED")

@@ -114,3 +114,40 @@ def test_django_admin_refuses_a_lifetime_bound_out_of_range(staff_browser, org):
     assert "Between 1 and 365" in response.content.decode()
     org.refresh_from_db()
     assert org.token_max_lifetime_days is None
+
+
+# --- revoke_user_sessions ------------------------------------------------------------
+
+
+def test_revoke_user_sessions_ends_every_session_of_the_user_and_audits_each(org, member, admin):
+    from conftest import login_client
+
+    first, second = login_client(member), login_client(member)
+    bystander = login_client(admin)
+
+    out = run("revoke_user_sessions", member.email, "--reason", "laptop stolen")
+
+    assert "Ended 2 session(s) of bob." in out
+    for client in (first, second):
+        assert_problem(client.get("/api/v1/auth/me"), status=401, code="TOKEN_REVOKED")
+    assert bystander.get("/api/v1/auth/me").status_code == 200
+    revoked = events("auth.session_revoked")
+    assert len(revoked) == 2
+    assert {event.actor_type for event in revoked} == {"system"}
+    assert {event.details["reason"] for event in revoked} == {"laptop stolen"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["nobody"], "No user"), (["bob", "--reason", " "], "must not be empty")],
+    ids=["unknown-user", "empty-reason"],
+)
+def test_revoke_user_sessions_refuses_bad_input_and_ends_nothing(org, member, args, message):
+    from conftest import login_client
+
+    client = login_client(member)
+
+    with pytest.raises(CommandError, match=message):
+        run("revoke_user_sessions", *args)
+
+    assert client.get("/api/v1/auth/me").status_code == 200
