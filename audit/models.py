@@ -125,3 +125,17 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chain} cut at {self.position}"
+
+
+class SinkBacklog(models.Model):
+    """An event whose copy to the audit sink could not be queued (the broker was down).
+
+    `audit.sink_backlog_resend` (beat, every minute) queues it again and then
+    forgets it; the sink receives each event at least once.
+    """
+
+    event_id = models.UUIDField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return str(self.event_id)

@@ -8,11 +8,11 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.chain import canonical_details, event_hash
-from audit.models import SYSTEM_CHAIN, AuditChainHead, AuditCheckpoint, AuditEvent
+from audit.models import SYSTEM_CHAIN, AuditChainHead, AuditCheckpoint, AuditEvent, SinkBacklog
 from config import metrics
 from config.request_context import (
     SYSTEM,
@@ -96,17 +96,41 @@ def _after_commit(event: AuditEvent) -> None:
         resource_type=event.resource_type,
         resource_id=event.resource_id,
     )
-    if settings.AUDIT_SINK_URL:
-        from audit.tasks import audit_event_deliver
-
+    if settings.AUDIT_SINK_URL and not sink_enqueue(str(event.id)):
+        # The event is committed and the request is answered as such; its copy to
+        # the sink waits in the backlog until the broker is back.
         try:
-            audit_event_deliver.apply_async(args=(str(event.id),), retry=False)
-        except Exception as exc:
-            # The event is committed and the request is answered as such; its copy to
-            # the sink is not sent (logged and counted for an operator to resend).
-            metrics.AUDIT_SINK_ENQUEUE_FAILURES.inc()
-            logger.warning("audit_sink_enqueue_failed", audit_id=str(event.id),
-                           error_type=type(exc).__name__)  # fmt: skip
+            SinkBacklog.objects.get_or_create(event_id=event.id)
+        except DatabaseError:
+            logger.exception("audit_sink_backlog_failed", audit_id=str(event.id))
+
+
+def sink_enqueue(event_id: str) -> bool:
+    """Queue the event's delivery to the sink; False (logged, counted) if the broker is down."""
+    from audit.tasks import audit_event_deliver
+
+    try:
+        audit_event_deliver.apply_async(args=(event_id,), retry=False)
+    except Exception as exc:
+        metrics.AUDIT_SINK_ENQUEUE_FAILURES.inc()
+        logger.warning("audit_sink_enqueue_failed", audit_id=event_id,
+                       error_type=type(exc).__name__)  # fmt: skip
+        return False
+    return True
+
+
+def sink_backlog_resend(*, limit: int = 500) -> int:
+    """Queue again the sink deliveries the broker refused; returns how many were queued.
+
+    Stops at the first refusal: the broker is still down, the rest waits.
+    """
+    queued = 0
+    for entry in SinkBacklog.objects.order_by("created_at", "id")[:limit]:
+        if not sink_enqueue(str(entry.event_id)):
+            break
+        entry.delete()
+        queued += 1
+    return queued
 
 
 def audit_purge(*, older_than_days: int) -> dict[str, int]:

@@ -45,3 +45,11 @@ def audit_event_deliver(event_id: str) -> None:
         logger.error("audit_sink_refused", audit_id=event_id, status=response.status_code)
         return
     logger.info("audit_sink_delivered", audit_id=event_id, status=response.status_code)
+
+
+@shared_task(name="audit.sink_backlog_resend")
+def audit_sink_backlog_resend() -> int:
+    """Queue again the sink deliveries refused while the broker was down."""
+    from audit.services import sink_backlog_resend
+
+    return sink_backlog_resend()

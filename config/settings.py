@@ -491,6 +491,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 15.0,
     },
     "classifier-providers-probe": {"task": "classifier.providers_probe", "schedule": 60.0},
+    "audit-sink-backlog-resend": {"task": "audit.sink_backlog_resend", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"
 

@@ -592,3 +592,96 @@ def test_sink_switched_off_or_event_gone_sends_nothing(sink, sink_event, setting
     audit_event_deliver(str(uuid.uuid4()))
 
     assert sink.received == []
+
+
+# --- The sink's backlog: a broker down loses no copy --------------------------------------
+
+
+def _broker_pools_reset() -> None:
+    from config.celery import app
+
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def broker_down() -> Iterator[None]:
+    """The app's broker unreachable (a closed port on loopback), then back as it was."""
+    from config.celery import app
+    from conftest import free_port
+
+    saved = app.conf.broker_url
+    app.conf["broker_url"] = f"redis://127.0.0.1:{free_port()}/0"
+    _broker_pools_reset()
+    try:
+        yield
+    finally:
+        app.conf["broker_url"] = saved
+        _broker_pools_reset()
+
+
+@pytest.fixture
+def tasks_run_at_once() -> Iterator[None]:
+    from config.celery import app
+
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = saved
+
+
+@pytest.mark.usefixtures("org", "broker_down")
+def test_with_the_broker_down_a_login_still_succeeds_and_its_sink_copy_waits(
+    member, sink, settings, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    from accounts.tests.factories import PASSWORD
+    from audit.models import SinkBacklog
+
+    settings.AUDIT_SINK_URL = sink.url
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = APIClient().post(
+            "/api/v1/auth/token", {"username": member.username, "password": PASSWORD},
+            format="json",
+        )  # fmt: skip
+
+    assert response.status_code == 200, response.content
+    login = AuditEvent.objects.get(action="auth.login")
+    assert list(SinkBacklog.objects.values_list("event_id", flat=True)) == [login.id]
+    assert sink.received == []
+
+
+def test_the_backlog_is_sent_once_the_broker_is_back(sink, sink_event, settings,
+                                                      tasks_run_at_once):  # fmt: skip
+    from audit.models import SinkBacklog
+    from audit.tasks import audit_sink_backlog_resend
+
+    settings.AUDIT_SINK_URL = sink.url
+    events = [sink_event(), sink_event()]
+    SinkBacklog.objects.bulk_create(SinkBacklog(event_id=event.id) for event in events)
+
+    queued = audit_sink_backlog_resend.apply().get()
+
+    assert queued == 2
+    assert [request["body"]["id"] for request in sink.received] == [str(e.id) for e in events]
+    assert not SinkBacklog.objects.exists()
+
+
+def test_while_the_broker_is_still_down_the_backlog_is_kept(sink, sink_event, settings,
+                                                             broker_down):  # fmt: skip
+    from audit.models import SinkBacklog
+    from audit.services import sink_backlog_resend
+
+    settings.AUDIT_SINK_URL = sink.url
+    SinkBacklog.objects.create(event_id=sink_event().id)
+
+    assert sink_backlog_resend() == 0
+
+    assert SinkBacklog.objects.count() == 1
+    assert sink.received == []
