@@ -114,7 +114,7 @@ def sink_enqueue(event_id: str) -> bool:
     except Exception as exc:
         metrics.AUDIT_SINK_ENQUEUE_FAILURES.inc()
         logger.warning("audit_sink_enqueue_failed", audit_id=event_id,
-                       error_type=type(exc).__name__)  # fmt: skip
+                       error_type=type(exc).__name__, error=str(exc)[:300])  # fmt: skip
         return False
     return True
 

@@ -151,7 +151,8 @@ def existing_ids(admin: Any, org: Any) -> dict[str, list[str]]:
     )
     # Processed as a worker would, so the image has its thumbnail and classification.
     celery_app.loader.import_default_modules()
-    celery_app.tasks["images.job_run"].apply(args=[upload["job_id"]]).get()
+    outcome = celery_app.tasks["images.job_run"].apply(args=[upload["job_id"]])
+    assert outcome.successful(), outcome.traceback
     report = _created(
         client.post(
             "/api/v1/vehicle/report",

@@ -611,9 +611,13 @@ def _exercise(api_client: Any, admin: Any) -> None:
     # What a worker and beat do, in this process: load the tasks as a worker
     # starting does, run the job, then every periodic task.
     celery_app.loader.import_default_modules()
-    celery_app.tasks["images.job_run"].apply(args=[upload.json()["job_id"]]).get()
+    # (Outcomes are read from the result, never with .get(), which Celery refuses
+    # once anything in the process has run as a worker.)
+    outcome = celery_app.tasks["images.job_run"].apply(args=[upload.json()["job_id"]])
+    assert outcome.successful(), outcome.traceback
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
-        celery_app.tasks[str(entry["task"])].apply().get()
+        outcome = celery_app.tasks[str(entry["task"])].apply()
+        assert outcome.successful(), (entry["task"], outcome.traceback)
 
 
 def _scraped_series(api_client: Any) -> set[str]:
@@ -671,7 +675,8 @@ def test_provider_state_is_scraped_once_the_periodic_probe_has_run(api_client):
     # A value no state has, so a gauge left by an earlier test cannot pass for the probe's.
     classifier_metrics.PROVIDER_STATE.labels(provider="onnx").set(-1)
     celery_app.loader.import_default_modules()
-    celery_app.tasks["classifier.providers_probe"].apply().get()
+    outcome = celery_app.tasks["classifier.providers_probe"].apply()
+    assert outcome.successful(), outcome.traceback
 
     samples = {
         sample.labels.get("provider"): sample.value
