@@ -196,8 +196,46 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # Media is never served from a public URL: files go out through
 # permission-checked API views only.
 MEDIA_URL: str | None = None
+# Images are kept under MEDIA_ROOT unless a bucket is named: then in S3 or an
+# S3-compatible store (MinIO, Ceph, ...), with the default AWS credential chain
+# (environment, shared files, instance or pod role) when no keys are given.
+STORAGE_S3_BUCKET = env.str("STORAGE_S3_BUCKET", default="")
+_default_storage: dict[str, object] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+if STORAGE_S3_BUCKET:
+    _s3_addressing_style = env.str("STORAGE_S3_ADDRESSING_STYLE", default="") or "auto"
+    if _s3_addressing_style not in ("auto", "virtual", "path"):
+        raise ImproperlyConfigured("STORAGE_S3_ADDRESSING_STYLE must be auto, virtual or path.")
+    _s3_access_key = env.str("STORAGE_S3_ACCESS_KEY_ID", default="")
+    _s3_secret_key = env.str("STORAGE_S3_SECRET_ACCESS_KEY", default="")
+    if bool(_s3_access_key) != bool(_s3_secret_key):
+        raise ImproperlyConfigured(
+            "Set STORAGE_S3_ACCESS_KEY_ID and STORAGE_S3_SECRET_ACCESS_KEY together, "
+            "or neither to use the default AWS credential chain."
+        )
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": STORAGE_S3_BUCKET,
+            "endpoint_url": env.str("STORAGE_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("STORAGE_S3_REGION", default="") or None,
+            "access_key": _s3_access_key or None,
+            "secret_key": _s3_secret_key or None,
+            "addressing_style": _s3_addressing_style,
+            "location": env.str("STORAGE_S3_PREFIX", default="").strip("/"),
+            # No ACL is sent: objects are as private as the bucket, and files
+            # go out only through the permission-checked views.
+            "default_acl": None,
+            "querystring_auth": True,
+            # The pipeline rewrites an original at its own name: the object is
+            # replaced, never saved beside it under another name.
+            "file_overwrite": True,
+            # A download larger than this is spooled to a temporary file rather
+            # than held in memory while it is served.
+            "max_memory_size": env.int("STORAGE_S3_MAX_MEMORY_SIZE", default=8 * 1024 * 1024),
+        },
+    }
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {
         "BACKEND": env.str(
             "DJANGO_STATICFILES_STORAGE",

@@ -25,9 +25,14 @@ from config.errors import DomainError
 from images import metrics
 from images.models import Image, Job
 from images.processing import image_decode, image_sanitize, image_upscale, thumbnail_make
+from images.storage_errors import STORAGE_ERRORS
 from images.validation import format_of, storage_path_for
 
 logger = structlog.get_logger("vantage.jobs")
+
+
+# A failure of the storage or the database: worth another attempt later.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (*STORAGE_ERRORS, DatabaseError)
 
 
 class TransientJobError(Exception):
@@ -90,7 +95,7 @@ def _process(job: Job) -> dict[str, Any]:
             data = stored.read()
     except FileNotFoundError:
         raise PermanentJobError("IMAGE_MISSING", "The image's file is gone.") from None
-    except OSError as exc:
+    except STORAGE_ERRORS as exc:
         raise TransientJobError(f"the storage could not be read ({type(exc).__name__})") from exc
     try:
         if job.kind == Job.Kind.UPSCALE:
@@ -102,7 +107,7 @@ def _process(job: Job) -> dict[str, Any]:
         if exc.permanent:
             raise PermanentJobError("CLASSIFICATION_FAILED", str(exc)) from exc
         raise TransientJobError(str(exc)) from exc
-    except (OSError, DatabaseError) as exc:
+    except TRANSIENT_ERRORS as exc:
         raise TransientJobError(type(exc).__name__) from exc
 
 

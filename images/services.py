@@ -24,6 +24,7 @@ from config.request_context import current_request_id
 from images import metrics
 from images.errors import UpscaleTooLarge
 from images.models import IdempotentUpload, Image, Job
+from images.storage_errors import STORAGE_ERRORS
 from images.validation import ValidatedUpload, storage_path_for, upload_validate
 
 logger = structlog.get_logger("vantage.images")
@@ -243,5 +244,6 @@ def _files_delete(paths: list[str]) -> None:
     for path in paths:
         try:
             default_storage.delete(path)
-        except OSError as exc:
+        except STORAGE_ERRORS as exc:
+            # The image is gone from the database; a file left behind is only logged.
             logger.warning("image_file_not_deleted", path=path, error_type=type(exc).__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse
@@ -20,7 +21,7 @@ from accounts.authorization import ANY_PRINCIPAL
 from accounts.permissions import principal_required
 from accounts.rate_limits import RateLimitRule
 from accounts.services.quotas import uploads_today
-from config.errors import InvalidInput, NotFound
+from config.errors import InvalidInput, NotFound, ServiceUnavailable
 from config.pagination import PageNumberPagination, paginated
 from images.api.serializers import (
     ImageFiltersSerializer,
@@ -33,7 +34,10 @@ from images.api.serializers import (
 from images.models import Job
 from images.selectors import image_get, images_for, job_get
 from images.services import image_delete, image_upload
+from images.storage_errors import STORAGE_ERRORS
 from images.uploads import UploadSizeLimitMixin
+
+logger = structlog.get_logger("vantage.images")
 
 MAX_IDEMPOTENCY_KEY = 255
 # A gallery page shows dozens of thumbnails and a client polls each job it waits for:
@@ -202,6 +206,12 @@ def _file_response(path: str, content_type: str, filename: str, *, attachment: b
         stored = default_storage.open(path, "rb")
     except FileNotFoundError:
         raise NotFound("The image's file is not available.") from None
+    except STORAGE_ERRORS as exc:
+        logger.warning("image_file_unreadable", path=path, error_type=type(exc).__name__)
+        raise ServiceUnavailable(
+            "The image storage cannot be read now; try again shortly.",
+            headers={"Retry-After": "30"},
+        ) from exc
     response = FileResponse(stored, content_type=content_type, as_attachment=attachment,
                             filename=filename)  # fmt: skip
     response["X-Content-Type-Options"] = "nosniff"
