@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from rest_framework import exceptions as drf
@@ -49,6 +50,9 @@ TITLE_FOR_CODE: dict[str, str] = {
     "AUTHENTICATION_FAILED": "Authentication failed",
     "PERMISSION_DENIED": "Permission denied",
 }
+
+# Seconds a client is asked to wait when the database cannot be reached.
+DATABASE_RETRY_AFTER = 5
 
 INTERNAL_ERROR_DETAIL = (
     "An unexpected error occurred. It has been logged; quote the request id when reporting it."
@@ -229,6 +233,14 @@ def exception_to_problem(exc: BaseException) -> HttpResponse:
         return problem_response(
             status=400, code="VALIDATION_ERROR", detail="The request could not be accepted."
         )
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is down or unreachable: nothing was done, and a retry may succeed.
+        logger.error("database_unavailable", exc_info=exc)
+        return problem_response(
+            status=503, code="SERVICE_UNAVAILABLE",
+            detail="The database cannot be reached; try again shortly.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )  # fmt: skip
     logger.error("unhandled_exception", exc_info=exc)
     return problem_response(status=500, code="INTERNAL_ERROR", detail=INTERNAL_ERROR_DETAIL)
 

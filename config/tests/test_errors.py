@@ -274,3 +274,14 @@ def test_accept_without_json_is_406_problem_details(api_client):
 
     body = assert_problem(response, status=406, code="NOT_ACCEPTABLE")
     assert body["title"] == "Not Acceptable"
+
+
+def test_a_database_that_cannot_be_reached_answers_503_with_retry_after(api_client, log_lines):
+    response = api_client.get("/api/test/database-down")
+
+    body = assert_problem(response, status=503, code="SERVICE_UNAVAILABLE")
+    assert body["detail"] == "The database cannot be reached; try again shortly."
+    assert int(response["Retry-After"]) > 0
+    assert_no_leak(response.content)
+    assert "10.0.0.5" not in response.content.decode()
+    assert any(line["event"] == "database_unavailable" for line in log_lines())

@@ -1,6 +1,6 @@
 """The project's URLs plus views that exercise the error plumbing from inside a view."""
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views.decorators.http import require_POST
@@ -82,6 +82,17 @@ class CrashApi(APIView):
         raise RuntimeError("internal detail: password=hunter2 at /srv/secret/path.py")
 
 
+class DatabaseDownApi(APIView):
+    """What any view meets while the database server cannot be reached."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        raise OperationalError(
+            'connection to server at "10.0.0.5", port 5432 failed: Connection refused'
+        )
+
+
 class EnqueueApi(APIView):
     permission_classes = [AllowAny]
 
@@ -109,6 +120,7 @@ urlpatterns = [
     path("api/test/domain-error", DomainErrorApi.as_view()),
     path("api/test/throttled", ThrottledApi.as_view()),
     path("api/test/crash", CrashApi.as_view()),
+    path("api/test/database-down", DatabaseDownApi.as_view()),
     path("api/test/enqueue", EnqueueApi.as_view()),
     path("api/test/plain-post-only", plain_post_only),
     path("api/test/plain-crash", plain_crash),
