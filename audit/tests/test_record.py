@@ -610,17 +610,21 @@ def _broker_pools_reset() -> None:
 
 
 @pytest.fixture
-def broker_down() -> Iterator[None]:
+def broker_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The app's broker unreachable (a closed port on loopback), then back as it was."""
     from config.celery import app
     from conftest import free_port
 
-    saved = app.conf.broker_url
-    app.conf["broker_url"] = f"redis://127.0.0.1:{free_port()}/0"
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    saved = app.conf.get("broker_url")
+    # Celery reads the CELERY_BROKER_URL environment variable before its own setting.
+    monkeypatch.setenv("CELERY_BROKER_URL", unreachable)
+    app.conf["broker_url"] = unreachable
     _broker_pools_reset()
     try:
         yield
     finally:
+        monkeypatch.undo()
         app.conf["broker_url"] = saved
         _broker_pools_reset()
 
