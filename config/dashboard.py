@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 
 from accounts.authorization import decision_check
@@ -103,4 +104,18 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         return {}
     allowed = principal.permissions
     items = [item for item in NAVIGATION if item.permission is None or item.permission in allowed]
-    return {"principal": principal, "nav_items": items, "nav_current": request.path}
+    return {
+        "principal": principal,
+        "nav_items": items,
+        "nav_current": request.path,
+        # The organizations the switcher offers, read once the template asks for them.
+        "nav_memberships": SimpleLazyObject(lambda: _memberships(principal)),
+    }
+
+
+def _memberships(principal: Principal) -> list[Any]:
+    from accounts.selectors import user_memberships
+
+    if principal.user_id is None:
+        return []
+    return list(user_memberships(user_id=principal.user_id))
