@@ -106,15 +106,31 @@ class RequestCounter:
         return cache_read_settled(keys, found)
 
     def increments_undo(self) -> None:
-        """Take back the increments made in the read (the credential was then refused)."""
-        if not self.incremented:
+        """Take back what the read counted for the credential, which was then refused.
+
+        Its use counters go back down, and the request leaves the principal's
+        rate-limit windows it was planned into: a refused request (a revoked
+        token, one presented from an address not allowed) is counted by its
+        client address only, never against the credential's owner.
+        """
+        outcome, self.outcome = self.outcome, None
+        counted_windows = self.planned is not None and outcome is not None and outcome.allowed
+        if not self.incremented and not counted_windows:
             return
-        self.incremented = False
         try:
-            for key, _ in self.increments:
-                cache.decr(key)
+            if counted_windows and self.planned is not None:
+                client = get_redis_connection("default")
+                pipe = client.pipeline(transaction=False)
+                for window in self.planned[1]:
+                    pipe.zrem(cache.make_key(window.key), self.member)
+                pipe.execute()
+            if self.incremented:
+                for key, _ in self.increments:
+                    cache.decr(key)
         except Exception as exc:
             cache_read_failed(exc)
+        finally:
+            self.incremented = False
 
     def settle(self, principal: Principal | None) -> None:
         """Count the request (unless counted already) and raise `RateLimitExceeded` past a limit."""

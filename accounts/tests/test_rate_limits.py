@@ -416,3 +416,19 @@ def test_unauthenticated_api_calls_are_limited_per_client_address():
     responses = [client.get(ME) for _ in range(11)]
 
     assert [r.status_code for r in responses] == [401] * 10 + [429]
+
+
+def test_a_token_refused_for_its_address_costs_its_owner_nothing_of_the_limit(admin_client):
+    from accounts.tests.test_token_auth import create_token
+
+    token = create_token(admin_client, scopes=["image:read"], allowed_ips=["10.0.0.0/8"])
+    inside = APIClient(REMOTE_ADDR="10.1.2.3", HTTP_X_API_KEY=token["token"])
+    outside = APIClient(REMOTE_ADDR="192.0.2.9", HTTP_X_API_KEY=token["token"])
+    first = inside.get(LIMITS)
+    assert first.status_code == 200, first.content
+    remaining = int(first["X-RateLimit-Remaining"])
+
+    for _ in range(3):
+        assert_problem(outside.get(LIMITS), status=403, code="IP_NOT_ALLOWED")
+
+    assert int(inside.get(LIMITS)["X-RateLimit-Remaining"]) == remaining - 1
