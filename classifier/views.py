@@ -14,9 +14,7 @@ from django.shortcuts import render
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
-from rest_framework.request import Request
 
-from accounts.errors import AuthenticationFailed
 from accounts.principal import Principal
 from accounts.rate_limits import DEFAULT_RULE, RateLimitExceeded, rate_limit_hit, request_windows
 from classifier.api.serializers import ClassifySerializer
@@ -24,19 +22,12 @@ from classifier.health import DEGRADED_AFTER, UNHEALTHY_AFTER
 from classifier.models import Classification
 from classifier.selectors import providers_status
 from classifier.services import vehicle_classify
-from config.dashboard import dashboard_page, page_principal
+from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import DomainError, InvalidInput
 from images.uploads import upload_size_guard
 from images.views import REJECTION_MESSAGES, label_text, prediction_bars, upload_rules
 
 PROVIDER_MOMENTS = ("last_success_at", "last_failure_at", "ejected_until")
-
-
-def _principal(request: HttpRequest) -> Principal:
-    principal = page_principal(request)
-    if principal is None:  # dashboard_page lets no one in without one
-        raise AuthenticationFailed("Sign in to see this page.")
-    return principal
 
 
 def _rate_limit_count(principal: Principal) -> None:
@@ -49,13 +40,6 @@ def _rate_limit_count(principal: Principal) -> None:
         raise RateLimitExceeded(outcome)
 
 
-def _upload_guard(request: HttpRequest, principal: Principal) -> None:
-    """Apply the upload API's size guard before the form's body is read."""
-    api_request = Request(request)
-    api_request.auth = principal
-    upload_size_guard(api_request)
-
-
 def _classify_form(
     request: HttpRequest,
     *,
@@ -64,7 +48,7 @@ def _classify_form(
     error: DomainError | None = None,
 ) -> HttpResponse:
     context: dict[str, Any] = {
-        **upload_rules(_principal(request)),
+        **upload_rules(signed_in_principal(request)),
         "classification": classification,
         "filename": filename,
         "error": error,
@@ -103,12 +87,12 @@ def _classify_posted(request: HttpRequest, *, principal: Principal) -> HttpRespo
 @require_http_methods(["GET", "POST"])
 def classify_page(request: HttpRequest) -> HttpResponse:
     """Classify one uploaded image now and show the predictions; the image is not kept."""
-    principal = _principal(request)
+    principal = signed_in_principal(request)
     if request.method != "POST":
         return _classify_form(request)
     try:
         _rate_limit_count(principal)
-        _upload_guard(request, principal)
+        upload_size_guard(request, principal)
         return _classify_posted(request, principal=principal)
     except DomainError as exc:
         return _classify_form(request, error=exc)

@@ -21,6 +21,7 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 
 from accounts.authorization import decision_check
+from accounts.errors import PermissionDenied
 from accounts.principal import Principal
 from config.errors import DomainError
 
@@ -52,6 +53,14 @@ NAVIGATION = (
 def page_principal(request: HttpRequest) -> Principal | None:
     """Return the signed-in browser's principal, or None."""
     principal: Principal | None = getattr(request, "principal", None)
+    return principal
+
+
+def signed_in_principal(request: HttpRequest) -> Principal:
+    """Return the page's principal (dashboard_page has made sure there is one)."""
+    principal = page_principal(request)
+    if principal is None:
+        raise PermissionDenied("Sign in first.")
     return principal
 
 

@@ -21,13 +21,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.errors import AuthenticationFailed
 from accounts.principal import Principal
 from accounts.services.quotas import quota_day_bounds, uploads_today
 from classifier.categories import LABELS, NOT_VEHICLE
 from classifier.selectors import labels_seen_since
-from config.dashboard import dashboard_page, may, page_principal
+from config.dashboard import dashboard_page, may, signed_in_principal
 from images.api.serializers import BUCKET_PATTERN, ImageFiltersSerializer
+from images.errors import alternatives, size_text
 from images.models import Image
 from images.selectors import (
     image_counts_by_status,
@@ -89,13 +89,6 @@ class Bar:
     percent: float
 
 
-def _principal(request: HttpRequest) -> Principal:
-    principal = page_principal(request)
-    if principal is None:  # dashboard_page lets no one in without one
-        raise AuthenticationFailed("Sign in to see this page.")
-    return principal
-
-
 def label_text(label: str) -> str:
     """Return a classifier label as people read it: "other_vehicle" -> "other vehicle"."""
     return label.replace("_", " ")
@@ -125,21 +118,13 @@ def _html_pattern(pattern: str) -> str:
     return pattern.removeprefix("^").removesuffix("$").replace("-]", r"\-]")
 
 
-def size_text(size_bytes: int) -> str:
-    """Return a byte count in decimal units, as the tiers publish their limits: "25 MB"."""
-    for unit, scale in (("MB", 1_000_000), ("KB", 1_000)):
-        if size_bytes >= scale:
-            return f"{size_bytes / scale:.1f}".removesuffix(".0") + f" {unit}"
-    return f"{size_bytes:,} bytes"
-
-
 def upload_rules(principal: Principal) -> dict[str, Any]:
     """Return what an uploaded file must be for the principal, as the pages taking one say it."""
     formats = accepted_formats()
     labels = [image_format.label for image_format in formats]
     return {
         "accept": ",".join(image_format.content_type for image_format in formats),
-        "formats": f"{', '.join(labels[:-1])} or {labels[-1]}" if len(labels) > 1 else labels[0],
+        "formats": alternatives(labels),
         "max_bytes": principal.limits["max_file_size_bytes"],
         "max_size": size_text(principal.limits["max_file_size_bytes"]),
         "min_dimension": settings.IMAGE_MIN_DIMENSION,
@@ -161,7 +146,7 @@ def _quota(principal: Principal) -> dict[str, Any]:
 @require_GET
 def home_page(request: HttpRequest) -> HttpResponse:
     """The organization at a glance; without image:read, what the principal may do instead."""
-    principal = _principal(request)
+    principal = signed_in_principal(request)
     context: dict[str, Any] = {"permissions": sorted(principal.permissions)}
     if not may(principal, "image:read"):
         return render(request, "images/home_limited.html", context)
@@ -189,7 +174,7 @@ def home_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 def upload_page(request: HttpRequest) -> HttpResponse:
     """Drop or choose images; the page's script sends each to the upload API and follows its job."""
-    principal = _principal(request)
+    principal = signed_in_principal(request)
     context = {
         **upload_rules(principal),
         "upload_url": reverse("image-upload"),
@@ -213,7 +198,7 @@ def _filter_errors(errors: Mapping[str, Any], values: Mapping[str, str]) -> dict
 @require_GET
 def gallery_page(request: HttpRequest) -> HttpResponse:
     """The organization's images as thumbnails, newest first, filtered as the API filters."""
-    principal = _principal(request)
+    principal = signed_in_principal(request)
     filters = ImageFiltersSerializer(data=request.GET)
     context: dict[str, Any] = {
         "values": {field: request.GET.get(field, "") for field in FILTER_HINTS},
@@ -236,7 +221,7 @@ def gallery_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 def image_page(request: HttpRequest, image_id: uuid.UUID) -> HttpResponse:
     """One image: the picture, its predictions, its metadata and jobs, and its download."""
-    principal = _principal(request)
+    principal = signed_in_principal(request)
     image = image_get(organization_id=principal.organization_id, image_id=image_id)
     classification: dict[str, Any] = image.classification or {}
     jobs = jobs_for_image(organization_id=principal.organization_id, image_id=image.id)
@@ -257,7 +242,7 @@ def image_page(request: HttpRequest, image_id: uuid.UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def image_delete_page(request: HttpRequest, image_id: uuid.UUID) -> HttpResponse:
     """Ask to confirm; on the confirming POST delete the image and return to the gallery."""
-    principal = _principal(request)
+    principal = signed_in_principal(request)
     image = image_get(organization_id=principal.organization_id, image_id=image_id)
     if request.method == "POST":
         image_delete(image=image)

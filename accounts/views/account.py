@@ -35,9 +35,8 @@ from accounts.views.forms import (
     page_user,
     plural,
     post_only,
-    signed_in_principal,
 )
-from config.dashboard import dashboard_page
+from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import InvalidInput, NotFound
 
 # --- Account and password ------------------------------------------------------------

@@ -14,7 +14,6 @@ from rest_framework import serializers
 from accounts.errors import LastAdmin, PermissionDenied
 from accounts.models import User
 from accounts.principal import Principal
-from config.dashboard import page_principal
 from config.errors import Conflict, DomainError, InvalidInput, NotFound
 
 # --- What every page of this module shares -------------------------------------------
@@ -92,14 +91,6 @@ def form_data(
     if not serializer.is_valid():
         raise FormRejected(error_messages(serializer.errors))
     return dict(serializer.validated_data)
-
-
-def signed_in_principal(request: HttpRequest) -> Principal:
-    """Return the page's principal (dashboard_page has made sure there is one)."""
-    principal = page_principal(request)
-    if principal is None:
-        raise PermissionDenied("Sign in first.")
-    return principal
 
 
 PageView = Callable[..., HttpResponse]

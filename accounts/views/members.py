@@ -31,9 +31,8 @@ from accounts.views.forms import (
     form_data,
     post_only,
     refusal_messages,
-    signed_in_principal,
 )
-from config.dashboard import dashboard_page
+from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import NotFound
 
 # --- Members and groups --------------------------------------------------------------------

@@ -42,10 +42,9 @@ from accounts.views.forms import (
     plural,
     post_only,
     refusal_messages,
-    signed_in_principal,
     text_lines,
 )
-from config.dashboard import dashboard_page
+from config.dashboard import dashboard_page, signed_in_principal
 
 # --- Service tokens --------------------------------------------------------------------
 
