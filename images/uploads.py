@@ -59,29 +59,27 @@ def _content_length(request: HttpRequest) -> int | None:
         return None
 
 
-def _size_handler_install(request: Request, principal: Principal) -> None:
-    django_request = request._request
-    if any(isinstance(handler, FileSizeLimitHandler) for handler in django_request.upload_handlers):
+def _size_handler_install(request: HttpRequest, principal: Principal) -> None:
+    if any(isinstance(handler, FileSizeLimitHandler) for handler in request.upload_handlers):
         return
     max_bytes = principal.limits["max_file_size_bytes"]
-    django_request.upload_handlers = [
-        FileSizeLimitHandler(django_request, max_bytes=max_bytes),
-        *django_request.upload_handlers,
+    request.upload_handlers = [
+        FileSizeLimitHandler(request, max_bytes=max_bytes),
+        *request.upload_handlers,
     ]
 
 
-def upload_size_guard(request: Request, *, max_files: int = 1) -> None:
+def upload_size_guard(request: HttpRequest, principal: Principal, *, max_files: int = 1) -> None:
     """Refuse a request too large to hold `max_files` files within the principal's limit,
     and limit each file the parser will read.
 
-    Call it after authentication and before `request.data` is first read.
+    Call it once the principal is known and before the request's form is first read.
     """
-    principal = principal_required(request)
     max_bytes = principal.limits["max_file_size_bytes"]
-    length = _content_length(request._request)
+    length = _content_length(request)
     if length is not None and length > max_bytes * max_files + MULTIPART_ALLOWANCE:
         raise FileTooLarge(size_bytes=None, limit_bytes=max_bytes)
-    if not hasattr(request._request, "_files"):
+    if not hasattr(request, "_files"):
         _size_handler_install(request, principal)
 
 
@@ -95,6 +93,8 @@ class UploadSizeLimitMixin:
         # form: the file's limit must be in place before that read.
         session_principal = getattr(request._request, "principal", None)
         if session_principal is not None:
-            _size_handler_install(request, session_principal)
+            _size_handler_install(request._request, session_principal)
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
-        upload_size_guard(request, max_files=self.max_upload_files)
+        upload_size_guard(
+            request._request, principal_required(request), max_files=self.max_upload_files
+        )
