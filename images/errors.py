@@ -5,15 +5,19 @@ from __future__ import annotations
 from config.errors import DomainError
 
 
-def _size_text(size_bytes: int) -> str:
-    """Return a byte count as people read it, e.g. "12.3 MB (12,345,678 bytes)"."""
+def size_text(size_bytes: int) -> str:
+    """Return a byte count in decimal units, as the tiers publish their limits: "25 MB"."""
     for unit, scale in (("MB", 1_000_000), ("KB", 1_000)):
         if size_bytes >= scale:
-            # Tiers are set in decimal megabytes, so the figures match the published limits;
-            # the exact count follows because 5.0 MB may still be a byte over 5 MB.
-            rounded = f"{size_bytes / scale:.1f}".removesuffix(".0")
-            return f"{rounded} {unit} ({size_bytes:,} bytes)"
+            return f"{size_bytes / scale:.1f}".removesuffix(".0") + f" {unit}"
     return f"{size_bytes:,} bytes"
+
+
+def _size_text(size_bytes: int) -> str:
+    """Return a byte count as people read it, e.g. "12.3 MB (12,345,678 bytes)"."""
+    rounded = size_text(size_bytes)
+    # The exact count follows because 5.0 MB may still be a byte over 5 MB.
+    return rounded if size_bytes < 1_000 else f"{rounded} ({size_bytes:,} bytes)"
 
 
 def _pixels_text(pixels: int) -> str:
@@ -23,7 +27,7 @@ def _pixels_text(pixels: int) -> str:
     return f"{pixels:,} pixels"
 
 
-def _alternatives(names: list[str]) -> str:
+def alternatives(names: list[str]) -> str:
     """Return names joined for a sentence: "A, B or C"."""
     return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
 
@@ -49,7 +53,7 @@ class UnsupportedMediaType(DomainError):
     def __init__(self, *, accepted: list[str]) -> None:
         super().__init__(
             "The file is not an image in an accepted format; send a "
-            f"{_alternatives(accepted)} image. The format is read from the file's contents, "
+            f"{alternatives(accepted)} image. The format is read from the file's contents, "
             "not from its name."
         )
 
@@ -62,7 +66,7 @@ class ExtensionMismatch(DomainError):
     title = "File name does not match its format"
 
     def __init__(self, *, extension: str | None, label: str, expected: list[str]) -> None:
-        names = _alternatives([f".{name}" for name in expected])
+        names = alternatives([f".{name}" for name in expected])
         if extension is None:
             super().__init__(
                 f"The file name has no extension; a {label} image must end in {names}."
