@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -18,6 +19,10 @@ from accounts.models import (
     TokenUsageDay,
     User,
 )
+from config.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from accounts.principal import Principal
 
 
 def organization_by_slug_or_id(value: str) -> Organization | None:
@@ -111,3 +116,57 @@ def token_family_list(*, organization_id: Any, family_id: Any) -> QuerySet[Servi
         .select_related("created_by")
         .order_by("created_at")
     )
+
+
+# --- One record of the caller's organization, or 404 ---------------------------------
+
+
+def principal_organization(principal: Principal) -> Organization:
+    """Return the organization the principal acts in."""
+    return Organization.objects.get(id=principal.organization_id)
+
+
+def member_get(principal: Principal, user_id: str) -> Membership:
+    """Return a member of the principal's organization, or raise 404."""
+    membership = member_list(organization_id=principal.organization_id).filter(user_id=user_id)
+    found = membership.select_related("organization").first()
+    if found is None:
+        raise NotFound("No member of this organization has that id.")
+    return found
+
+
+def group_get(principal: Principal, group_id: str) -> Group:
+    """Return a group of the principal's organization, or raise 404."""
+    group = group_list(organization_id=principal.organization_id).filter(id=group_id)
+    found = group.select_related("organization").first()
+    if found is None:
+        raise NotFound("This organization has no group with that id.")
+    return found
+
+
+def active_user_by_reference(reference: str) -> User:
+    """Return the active user named by id, username or email, or raise 400 naming `user`."""
+    query = Q(username=reference) | Q(email__iexact=reference)
+    with contextlib.suppress(ValueError):  # not an id: a username or email
+        query |= Q(id=uuid.UUID(reference))
+    user = User.objects.filter(query, is_active=True).first()
+    if user is None:
+        raise InvalidInput(f"No active user {reference!r}.", field="user")
+    return user
+
+
+def tokens_of(principal: Principal) -> QuerySet[ServiceToken]:
+    """Return the service tokens of the principal's organization, newest first."""
+    return (
+        ServiceToken.objects.filter(organization_id=principal.organization_id)
+        .select_related("created_by", "organization")
+        .order_by("-created_at")
+    )
+
+
+def token_get(principal: Principal, token_id: str) -> ServiceToken:
+    """Return a service token of the principal's organization, or raise 404."""
+    token = tokens_of(principal).filter(id=token_id).first()
+    if token is None:
+        raise NotFound("This organization has no service token with that id.")
+    return token

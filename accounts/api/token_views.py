@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -15,33 +14,18 @@ from rest_framework.views import APIView
 
 from accounts.api import token_serializers as s
 from accounts.api.serializers import RevokedCountSerializer
-from accounts.api.views import _organization, _principal
+from accounts.api.views import _principal
 from accounts.authorization import ANY_PRINCIPAL
 from accounts.errors import PermissionDenied
 from accounts.models import ServiceToken, TokenUsageDay, User
 from accounts.principal import Principal
+from accounts.selectors import principal_organization, token_get, tokens_of
 from accounts.service_tokens import token_usage_flush
 from accounts.services import tokens as token_services
-from config.errors import NotFound
 from config.pagination import PageNumberPagination, paginated
 
 MANAGE = "token:manage"
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _tokens(principal: Principal) -> QuerySet[ServiceToken]:
-    return (
-        ServiceToken.objects.filter(organization_id=principal.organization_id)
-        .select_related("created_by", "organization")
-        .order_by("-created_at")
-    )
-
-
-def _token(principal: Principal, token_id: str) -> ServiceToken:
-    token = _tokens(principal).filter(id=token_id).first()
-    if token is None:
-        raise NotFound("This organization has no service token with that id.")
-    return token
 
 
 def _creator(principal: Principal) -> User | None:
@@ -60,7 +44,7 @@ class TokenCollectionApi(APIView):
     def get(self, request: Request) -> Response:
         """The organization's service tokens, newest first; never a secret."""
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(_tokens(_principal(request)), request, view=self) or []
+        page = paginator.paginate_queryset(tokens_of(_principal(request)), request, view=self) or []
         return paginator.get_paginated_response(s.ServiceTokenSerializer(page, many=True).data)
 
     @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer},
@@ -71,7 +55,7 @@ class TokenCollectionApi(APIView):
         data.is_valid(raise_exception=True)
         principal = _principal(request)
         issued = token_services.token_create(
-            organization=_organization(principal),
+            organization=principal_organization(principal),
             name=data.validated_data["name"],
             scopes=data.validated_data["scopes"],
             expires_in_days=data.validated_data.get("expires_in_days"),
@@ -90,14 +74,14 @@ class TokenDetailApi(APIView):
     @extend_schema(responses=s.ServiceTokenSerializer, tags=["tokens"])
     def get(self, request: Request, token_id: str) -> Response:
         """One service token."""
-        return Response(s.ServiceTokenSerializer(_token(_principal(request), token_id)).data)
+        return Response(s.ServiceTokenSerializer(token_get(_principal(request), token_id)).data)
 
     @extend_schema(request=s.TokenUpdateSerializer, responses=s.ServiceTokenSerializer,
                    tags=["tokens"])  # fmt: skip
     def patch(self, request: Request, token_id: str) -> Response:
         """Rename a token, narrow its scopes or replace its allow-list; effective on its next
         request."""
-        token = _token(_principal(request), token_id)
+        token = token_get(_principal(request), token_id)
         data = s.TokenUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token = token_services.token_update(
@@ -110,7 +94,7 @@ class TokenDetailApi(APIView):
     @extend_schema(request=s.TokenRevokeSerializer, responses={204: None}, tags=["tokens"])
     def delete(self, request: Request, token_id: str) -> Response:
         """Revoke a token: refused from its next request on."""
-        token = _token(_principal(request), token_id)
+        token = token_get(_principal(request), token_id)
         data = s.TokenRevokeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token_services.token_revoke(token=token, reason=data.validated_data.get("reason", ""))
@@ -124,7 +108,7 @@ class TokenRotateApi(APIView):
                    tags=["tokens"])  # fmt: skip
     def post(self, request: Request, token_id: str) -> Response:
         """A successor with the same name and scopes; the old token works for the grace period."""
-        token = _token(_principal(request), token_id)
+        token = token_get(_principal(request), token_id)
         data = s.TokenRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         issued = token_services.token_rotate(
@@ -146,7 +130,7 @@ class TokenRevokeAllApi(APIView):
         data = s.RevokeAllTokensSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         revoked = token_services.tokens_revoke_all(
-            organization=_organization(_principal(request)),
+            organization=principal_organization(_principal(request)),
             reason=data.validated_data["reason"],
         )
         return Response({"revoked": revoked})
@@ -159,7 +143,7 @@ class TokenUsageApi(APIView):
                    tags=["tokens"])  # fmt: skip
     def get(self, request: Request, token_id: str) -> Response:
         """Uses of the token: the total, the last use, and requests per day (UTC)."""
-        token = _token(_principal(request), token_id)
+        token = token_get(_principal(request), token_id)
         query = s.DaysSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         days = query.validated_data.get("days", 30)
@@ -193,7 +177,7 @@ class TokenExpiringApi(APIView):
         query = s.DaysSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         tokens = token_services.tokens_expiring(
-            organization=_organization(_principal(request)),
+            organization=principal_organization(_principal(request)),
             days=query.validated_data.get("days", 7),
         )
         return Response(s.ServiceTokenSerializer(tokens, many=True).data)
@@ -249,7 +233,7 @@ class TokenPolicyApi(APIView):
     @extend_schema(responses=s.TokenPolicySerializer, tags=["tokens"])
     def get(self, request: Request) -> Response:
         """The organization's token policy: bounds on every token created or rotated."""
-        organization = _organization(_principal(request))
+        organization = principal_organization(_principal(request))
         return Response(token_services.token_policy(organization))
 
     @extend_schema(request=s.TokenPolicySerializer, responses=s.TokenPolicySerializer,
@@ -259,6 +243,6 @@ class TokenPolicyApi(APIView):
         data = s.TokenPolicySerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         organization = token_services.token_policy_set(
-            organization=_organization(_principal(request)), **data.validated_data
+            organization=principal_organization(_principal(request)), **data.validated_data
         )
         return Response(token_services.token_policy(organization))

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from typing import Any
 
-from django.db.models import Q
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -16,15 +13,23 @@ from rest_framework.views import APIView
 from accounts.api import serializers as s
 from accounts.authorization import ANY_PRINCIPAL
 from accounts.errors import PermissionDenied
-from accounts.models import Group, Membership, Organization, Session, User
+from accounts.models import Session, User
 from accounts.permissions import principal_required
 from accounts.principal import Principal
 from accounts.rate_limits import RateLimitRule
-from accounts.selectors import group_list, member_list, session_list
+from accounts.selectors import (
+    active_user_by_reference,
+    group_get,
+    group_list,
+    member_get,
+    member_list,
+    principal_organization,
+    session_list,
+)
 from accounts.services import organizations as org_services
 from accounts.services import sessions as session_services
 from accounts.tiers import organization_limits
-from config.errors import InvalidInput, NotFound
+from config.errors import NotFound
 
 _principal = principal_required
 
@@ -45,10 +50,6 @@ def _token_pair(sign_in: session_services.SignIn) -> Response:
         "session_id": str(sign_in.session.id),
     }
     return Response(s.TokenPairSerializer(body).data, headers={"Cache-Control": "no-store"})
-
-
-def _organization(principal: Principal) -> Organization:
-    return Organization.objects.get(id=principal.organization_id)
 
 
 AUTH_RATE_LIMIT = RateLimitRule(group="auth")
@@ -206,28 +207,10 @@ class OrgCurrentApi(APIView):
 
     @extend_schema(responses=s.OrganizationSerializer, tags=["organizations"])
     def get(self, request: Request) -> Response:
-        org = _organization(_principal(request))
+        org = principal_organization(_principal(request))
         body = {"id": org.id, "name": org.name, "slug": org.slug, "tier": org.tier,
                 "limits": organization_limits(org)}  # fmt: skip
         return Response(s.OrganizationSerializer(body).data)
-
-
-def _member(principal: Principal, user_id: str) -> Membership:
-    membership = member_list(organization_id=principal.organization_id).filter(user_id=user_id)
-    found = membership.select_related("organization").first()
-    if found is None:
-        raise NotFound("No member of this organization has that id.")
-    return found
-
-
-def _user_by_reference(reference: str) -> User:
-    query = Q(username=reference) | Q(email__iexact=reference)
-    with contextlib.suppress(ValueError):  # not an id: a username or email
-        query |= Q(id=uuid.UUID(reference))
-    user = User.objects.filter(query, is_active=True).first()
-    if user is None:
-        raise InvalidInput(f"No active user {reference!r}.", field="user")
-    return user
 
 
 class MemberCollectionApi(APIView):
@@ -246,12 +229,12 @@ class MemberCollectionApi(APIView):
         data = s.MemberAddSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = org_services.member_add(
-            organization=_organization(_principal(request)),
-            user=_user_by_reference(data.validated_data["user"]),
+            organization=principal_organization(_principal(request)),
+            user=active_user_by_reference(data.validated_data["user"]),
             role=data.validated_data["role"],
             groups=data.validated_data.get("groups", []),
         )
-        fresh = _member(_principal(request), str(membership.user_id))
+        fresh = member_get(_principal(request), str(membership.user_id))
         return Response(s.MemberSerializer(fresh).data, status=201)
 
 
@@ -263,7 +246,7 @@ class MemberDetailApi(APIView):
     def patch(self, request: Request, user_id: str) -> Response:
         """Change a member's role or groups; effective on their next request."""
         principal = _principal(request)
-        membership = _member(principal, user_id)
+        membership = member_get(principal, user_id)
         data = s.MemberUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         org_services.member_update(
@@ -271,21 +254,13 @@ class MemberDetailApi(APIView):
             role=data.validated_data.get("role"),
             groups=data.validated_data.get("groups"),
         )
-        return Response(s.MemberSerializer(_member(principal, user_id)).data)
+        return Response(s.MemberSerializer(member_get(principal, user_id)).data)
 
     @extend_schema(responses={204: None}, tags=["organizations"])
     def delete(self, request: Request, user_id: str) -> Response:
         """Remove a member; their sessions in this organization end now."""
-        org_services.member_remove(membership=_member(_principal(request), user_id))
+        org_services.member_remove(membership=member_get(_principal(request), user_id))
         return Response(status=204)
-
-
-def _group(principal: Principal, group_id: str) -> Group:
-    group = group_list(organization_id=principal.organization_id).filter(id=group_id)
-    found = group.select_related("organization").first()
-    if found is None:
-        raise NotFound("This organization has no group with that id.")
-    return found
 
 
 class GroupCollectionApi(APIView):
@@ -304,12 +279,12 @@ class GroupCollectionApi(APIView):
         data = s.GroupWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         group = org_services.group_create(
-            organization=_organization(_principal(request)),
+            organization=principal_organization(_principal(request)),
             name=data.validated_data["name"],
             permissions=data.validated_data["permissions"],
             members=data.validated_data.get("members", []),
         )
-        return Response(s.GroupSerializer(_group(_principal(request), str(group.id))).data,
+        return Response(s.GroupSerializer(group_get(_principal(request), str(group.id))).data,
                         status=201)  # fmt: skip
 
 
@@ -321,7 +296,7 @@ class GroupDetailApi(APIView):
     def patch(self, request: Request, group_id: str) -> Response:
         """Rename a group, or change its permissions or members."""
         principal = _principal(request)
-        group = _group(principal, group_id)
+        group = group_get(principal, group_id)
         data = s.GroupWriteSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         values: dict[str, Any] = data.validated_data
@@ -331,10 +306,10 @@ class GroupDetailApi(APIView):
             permissions=values.get("permissions"),
             members=values.get("members"),
         )
-        return Response(s.GroupSerializer(_group(principal, group_id)).data)
+        return Response(s.GroupSerializer(group_get(principal, group_id)).data)
 
     @extend_schema(responses={204: None}, tags=["organizations"])
     def delete(self, request: Request, group_id: str) -> Response:
         """Delete a group; its members lose what it granted on their next request."""
-        org_services.group_delete(group=_group(_principal(request), group_id))
+        org_services.group_delete(group=group_get(_principal(request), group_id))
         return Response(status=204)

@@ -15,13 +15,16 @@ from accounts.api.serializers import (
     MemberAddSerializer,
     MemberUpdateSerializer,
 )
-from accounts.api.views import _group, _member, _organization, _user_by_reference
 from accounts.errors import LastAdmin
 from accounts.models import Group, Membership, Role
 from accounts.roles import PERMISSIONS
 from accounts.selectors import (
+    active_user_by_reference,
+    group_get,
     group_list,
+    member_get,
     member_list,
+    principal_organization,
 )
 from accounts.services import organizations as org_services
 from accounts.views.forms import (
@@ -82,9 +85,11 @@ def member_add_page(request: HttpRequest) -> HttpResponse:
     try:
         data = form_data(MemberAddSerializer, values)
         membership = org_services.member_add(
-            organization=_organization(principal), user=_user_by_reference(data["user"]),
-            role=data["role"], groups=data.get("groups", []),
-        )  # fmt: skip
+            organization=principal_organization(principal),
+            user=active_user_by_reference(data["user"]),
+            role=data["role"],
+            groups=data.get("groups", []),
+        )
     except FORM_REFUSALS as exc:
         return _members_render(
             request, status=exc.status, errors={"add": refusal_messages(exc)}, values=values
@@ -98,7 +103,7 @@ def member_add_page(request: HttpRequest) -> HttpResponse:
 def member_role_page(request: HttpRequest, user_id: Any) -> HttpResponse:
     """Change a member's role; the last admin keeps theirs."""
     principal = signed_in_principal(request)
-    membership = _member(principal, str(user_id))
+    membership = member_get(principal, str(user_id))
     try:
         data = form_data(MemberUpdateSerializer, {"role": request.POST.get("role", "")})
         org_services.member_update(membership=membership, role=data["role"])
@@ -120,7 +125,7 @@ def member_role_page(request: HttpRequest, user_id: Any) -> HttpResponse:
 def member_remove_page(request: HttpRequest, user_id: Any) -> HttpResponse:
     """Remove a member: their sessions in this organization end now."""
     principal = signed_in_principal(request)
-    membership = _member(principal, str(user_id))
+    membership = member_get(principal, str(user_id))
     try:
         org_services.member_remove(membership=membership)
     except LastAdmin as exc:
@@ -146,7 +151,7 @@ def group_create_page(request: HttpRequest) -> HttpResponse:
     try:
         data = form_data(GroupWriteSerializer, values)
         group = org_services.group_create(
-            organization=_organization(principal), name=data["name"],
+            organization=principal_organization(principal), name=data["name"],
             permissions=data["permissions"],
         )  # fmt: skip
     except FORM_REFUSALS as exc:
@@ -163,7 +168,7 @@ def _group_render(
     errors: dict[str, list[str]] | None = None, values: Any = None,
 ) -> HttpResponse:  # fmt: skip
     principal = signed_in_principal(request)
-    group = _group(principal, str(group_id))
+    group = group_get(principal, str(group_id))
     in_group = sorted(group.members.all(), key=lambda membership: membership.user.username)
     joined = {membership.user_id for membership in in_group}
     others = [
@@ -192,7 +197,7 @@ def group_page(request: HttpRequest, group_id: Any) -> HttpResponse:
 @post_only("/members/groups/{group_id}/")
 def group_edit_page(request: HttpRequest, group_id: Any) -> HttpResponse:
     """Rename a group or change its permissions."""
-    group = _group(signed_in_principal(request), str(group_id))
+    group = group_get(signed_in_principal(request), str(group_id))
     values = {
         "name": request.POST.get("name", "").strip(),
         "permissions": request.POST.getlist("permissions"),
@@ -213,7 +218,7 @@ def group_edit_page(request: HttpRequest, group_id: Any) -> HttpResponse:
 @post_only("/members/groups/{group_id}/")
 def group_delete_page(request: HttpRequest, group_id: Any) -> HttpResponse:
     """Delete a group; its members lose what it granted on their next request."""
-    group = _group(signed_in_principal(request), str(group_id))
+    group = group_get(signed_in_principal(request), str(group_id))
     org_services.group_delete(group=group)
     messages.success(request, f"The group {group.name} was deleted.")
     return redirect("/members/")
@@ -235,7 +240,7 @@ def _group_members_set(request: HttpRequest, group: Group, user_ids: list[str]) 
 @post_only("/members/groups/{group_id}/")
 def group_member_add_page(request: HttpRequest, group_id: Any) -> HttpResponse:
     """Add a member of the organization to the group."""
-    group = _group(signed_in_principal(request), str(group_id))
+    group = group_get(signed_in_principal(request), str(group_id))
     current = [str(membership.user_id) for membership in group.members.all()]
     return _group_members_set(request, group, [*current, request.POST.get("user_id", "")])
 
@@ -244,7 +249,7 @@ def group_member_add_page(request: HttpRequest, group_id: Any) -> HttpResponse:
 @post_only("/members/groups/{group_id}/")
 def group_member_remove_page(request: HttpRequest, group_id: Any, user_id: Any) -> HttpResponse:
     """Take a member out of the group."""
-    group = _group(signed_in_principal(request), str(group_id))
+    group = group_get(signed_in_principal(request), str(group_id))
     current = [str(membership.user_id) for membership in group.members.all()]
     if str(user_id) not in current:
         raise NotFound("This group has no member with that id.")

@@ -20,14 +20,15 @@ from accounts.api.token_serializers import (
     TokenRotateSerializer,
     TokenUpdateSerializer,
 )
-from accounts.api.token_views import _token, _tokens
-from accounts.api.views import _organization
 from accounts.models import Organization, ServiceToken
 from accounts.principal import Principal
 from accounts.roles import SCOPES, scope_held
 from accounts.selectors import (
+    principal_organization,
     token_family_list,
+    token_get,
     token_usage_by_day,
+    tokens_of,
 )
 from accounts.service_tokens import token_usage_flush
 from accounts.services import tokens as token_services
@@ -138,12 +139,12 @@ def _tokens_render(
     values: Any = None,
 ) -> HttpResponse:  # fmt: skip
     principal = signed_in_principal(request)
-    tokens = _tokens(principal).select_related("rotated_from").prefetch_related("successors")
+    tokens = tokens_of(principal).select_related("rotated_from").prefetch_related("successors")
     page = Paginator(tokens, TOKENS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         "page": page,
         "rows": _token_rows(principal, page),
-        "organization": _organization(principal),
+        "organization": principal_organization(principal),
         "errors": errors or {},
         "values": values or {},
         "usage_days": USAGE_DAYS,
@@ -162,7 +163,7 @@ def _token_render(
     errors: dict[str, list[str]] | None = None, values: Any = None,
 ) -> HttpResponse:  # fmt: skip
     principal = signed_in_principal(request)
-    token = _token(principal, str(token_id))
+    token = token_get(principal, str(token_id))
     family = token_family_list(
         organization_id=principal.organization_id, family_id=token.family_id or token.id
     )
@@ -219,7 +220,7 @@ def _token_form_render(
 def token_create_page(request: HttpRequest) -> HttpResponse:
     """The new-token form; its answer shows the secret once."""
     principal = signed_in_principal(request)
-    organization = _organization(principal)
+    organization = principal_organization(principal)
     if request.method != "POST":
         return _token_form_render(request, organization)
     values: dict[str, Any] = {
@@ -248,7 +249,7 @@ def token_create_page(request: HttpRequest) -> HttpResponse:
 def token_rotate_page(request: HttpRequest, token_id: Any) -> HttpResponse:
     """Issue the token's successor (its secret shown once); the old one works for the grace."""
     principal = signed_in_principal(request)
-    token = _token(principal, str(token_id))
+    token = token_get(principal, str(token_id))
     try:
         # Without a grace period given, the API's default applies.
         grace = (
@@ -272,7 +273,7 @@ def token_rotate_page(request: HttpRequest, token_id: Any) -> HttpResponse:
 def token_revoke_page(request: HttpRequest, token_id: Any) -> HttpResponse:
     """Revoke the token: refused from its next request on."""
     principal = signed_in_principal(request)
-    token = _token(principal, str(token_id))
+    token = token_get(principal, str(token_id))
     try:
         data = form_data(TokenRevokeSerializer, {"reason": request.POST.get("reason", "").strip()})
     except FORM_REFUSALS as exc:
@@ -291,7 +292,7 @@ def token_revoke_page(request: HttpRequest, token_id: Any) -> HttpResponse:
 def token_allowed_ips_page(request: HttpRequest, token_id: Any) -> HttpResponse:
     """Replace the token's allow-list of client networks (empty: any address)."""
     principal = signed_in_principal(request)
-    token = _token(principal, str(token_id))
+    token = token_get(principal, str(token_id))
     text = request.POST.get("allowed_ips", "")
     try:
         data = form_data(TokenUpdateSerializer, {"allowed_ips": text_lines(text)})
@@ -310,7 +311,7 @@ def token_allowed_ips_page(request: HttpRequest, token_id: Any) -> HttpResponse:
 @post_only("/tokens/")
 def tokens_revoke_all_page(request: HttpRequest) -> HttpResponse:
     """Emergency: revoke every token of the organization, once its slug is typed to confirm."""
-    organization = _organization(signed_in_principal(request))
+    organization = principal_organization(signed_in_principal(request))
     reason = request.POST.get("reason", "").strip()
     try:
         data = form_data(RevokeAllTokensSerializer, {"reason": reason})
