@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.urls import reverse
 from rest_framework import authentication
 from rest_framework.request import Request
 
@@ -64,7 +65,6 @@ from config.request_context import Actor, bind_principal, current_client
 
 logger = structlog.get_logger("vantage.auth")
 
-SELF_ROTATE_PATH = "/api/v1/tokens/self/rotate"
 
 BROWSER_SESSION_KEY = "vantage_session_id"
 
@@ -349,7 +349,8 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
             metrics.AUTH_FAILURES.labels(code=exc.code).inc()
             counter.increments_undo()
             counter.settle(None)
-            if isinstance(exc, RotatedTokenPresented) and request.path == SELF_ROTATE_PATH:
+            rotating = request.path == reverse("token-self-rotate")
+            if isinstance(exc, RotatedTokenPresented) and rotating:
                 # Even past its grace, an old token presented to rotate again betrays a copy.
                 token_rotation_reuse(token_id=exc.token_id, revoked_at=exc.revoked_at)
             raise
