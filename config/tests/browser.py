@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
+BROWSER_TIMEOUT_MS = 15_000
 
 
 def chromium_path() -> str | None:
@@ -41,7 +42,11 @@ def chromium() -> Iterator[Any]:
         if _browser_required():
             pytest.fail(message)
         pytest.skip(message)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Jobs run inside the live server while the page waits: give them the same
+    # time as every other browser action rather than assertions' 5 s default.
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
 
     # Playwright's synchronous API runs an event loop in this thread; the tests
     # still use the ORM synchronously, outside it.
@@ -76,12 +81,25 @@ def screenshots(tmp_path: Path) -> Path:
     return directory
 
 
-def new_page(chromium: Any, live_server: Any, *, width: int = 1280, height: int = 860) -> Any:
-    """A fresh browser context (no cookies) and page on the live server."""
-    context = chromium.new_context(base_url=live_server.url,
-                                   viewport={"width": width, "height": height})  # fmt: skip
-    context.set_default_timeout(15_000)
-    return context.new_page()
+@pytest.fixture
+def new_page(chromium: Any, live_server: Any) -> Iterator[Callable[..., Any]]:
+    """Open pages, each in a fresh browser context (no cookies), on the live server.
+
+    The contexts close with the test: their kept-alive connections would otherwise
+    hold the live server's threads, and those threads' database connections, open.
+    """
+    contexts: list[Any] = []
+
+    def open_page(*, width: int = 1280, height: int = 860) -> Any:
+        context = chromium.new_context(base_url=live_server.url,
+                                       viewport={"width": width, "height": height})  # fmt: skip
+        context.set_default_timeout(BROWSER_TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
 
 
 def sign_in(page: Any, username: str, password: str) -> None:

@@ -14,15 +14,13 @@ from accounts.tests.factories import PASSWORD
 from config.tests.browser import chromium, jobs_run_at_once, new_page, screenshots, sign_in
 
 # Fixtures, used by name.
-__all__ = ["chromium", "jobs_run_at_once", "screenshots"]
+__all__ = ["chromium", "jobs_run_at_once", "new_page", "screenshots"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_member_signs_in_and_is_offered_the_pages_of_their_role(
-    chromium, live_server, member, screenshots
-):
-    page = new_page(chromium, live_server)
+def test_a_member_signs_in_and_is_offered_the_pages_of_their_role(new_page, member, screenshots):
+    page = new_page()
 
     sign_in(page, member.username, PASSWORD)
 
@@ -33,8 +31,8 @@ def test_a_member_signs_in_and_is_offered_the_pages_of_their_role(
     page.screenshot(path=str(screenshots / "member-home.png"), full_page=True)
 
 
-def test_a_viewer_is_offered_no_upload(chromium, live_server, viewer, screenshots):
-    page = new_page(chromium, live_server)
+def test_a_viewer_is_offered_no_upload(new_page, viewer, screenshots):
+    page = new_page()
 
     sign_in(page, viewer.username, PASSWORD)
 
@@ -71,14 +69,16 @@ def media_root(settings, tmp_path):
 
 @pytest.mark.usefixtures("jobs_run_at_once", "media_root")
 def test_an_admin_uploads_makes_a_token_ends_a_session_and_reads_it_all_in_the_audit_log(
-    chromium, live_server, admin, tmp_path, screenshots
+    new_page, admin, tmp_path, screenshots
 ):
     laptop = auth_login(login=admin.username, password=PASSWORD)  # an API session elsewhere
-    page = new_page(chromium, live_server)
+    page = new_page()
     sign_in(page, admin.username, PASSWORD)
 
     # Upload two photos and watch both reach the end, with their labels.
     page.get_by_role("navigation", name="Pages").get_by_role("link", name="Upload").click()
+    # Until the page has loaded, its script may not be listening for chosen files yet.
+    page.wait_for_url("**/upload/", wait_until="load")
     page.locator("#upload-files").set_input_files([str(p) for p in _pictures(tmp_path)])
     rows = page.locator("#upload-list > li")
     expect(rows).to_have_count(2)
