@@ -121,6 +121,21 @@ class Rotation:
     self_rotated: bool = False
 
 
+def _issuance_locked(organization_id: Any) -> None:
+    """Serialize issuing the organization's tokens with revoking them all or by family.
+
+    Without it, a successor committed while an emergency revocation waits for its
+    predecessor's row lock is missing from that revocation's snapshot and stays
+    live. Taken before any token's row lock, always in that order. FOR NO KEY
+    UPDATE: rows referring to the organization can still be inserted meanwhile.
+    """
+    list(
+        Organization.objects.select_for_update(no_key=True)
+        .filter(id=organization_id)
+        .values_list("id", flat=True)
+    )
+
+
 def _issue(
     *, organization: Organization, name: str, scopes: list[str], created_by: User | None,
     lifetime: timedelta, allowed_ips: list[str], rotation: Rotation | None = None,
@@ -162,6 +177,7 @@ def token_create(
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise InvalidInput("The name must have 1 to 100 characters.", field="name")
+    _issuance_locked(organization.id)
     chosen = _checked_scopes(scopes, grantor)
     days = _checked_lifetime(
         organization,
@@ -217,7 +233,11 @@ def token_update(
 @transaction.atomic
 def token_revoke(*, token: ServiceToken, reason: str = "") -> bool:
     """Revoke a token now; False if it was already revoked."""
-    token = ServiceToken.objects.select_for_update().select_related("organization").get(id=token.id)
+    token = (
+        ServiceToken.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(id=token.id)
+    )
     now = timezone.now()
     if token.revoked_at is not None and token.revoked_at <= now:
         return False
@@ -274,7 +294,12 @@ def token_rotate(
     issuing a new secret, and nobody may obtain one with more than they have.
     """
     _grace_checked(grace_seconds)
-    token = ServiceToken.objects.select_for_update().select_related("organization").get(id=token.id)
+    _issuance_locked(token.organization_id)
+    token = (
+        ServiceToken.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(id=token.id)
+    )
     status = token.status_at(timezone.now())
     if status != ServiceToken.Status.ACTIVE:
         raise InvalidInput(f"Only an active token can be rotated; this one is {status}.")
@@ -297,6 +322,7 @@ def token_self_rotate(
     """
     _grace_checked(grace_seconds)
     with transaction.atomic():
+        _issuance_locked(principal.organization_id)
         token = (
             ServiceToken.objects.select_for_update(of=("self",))
             .select_related("organization", "created_by")
@@ -339,10 +365,11 @@ def _reuse_revoked(token: ServiceToken) -> TokenRevoked:
 @transaction.atomic
 def family_revoke(*, token: ServiceToken, reason: str) -> int:
     """Revoke now every token of the token's rotation family; returns how many were live."""
+    _issuance_locked(token.organization_id)
     now = timezone.now()
     family = token.family_id or token.id
     members = (
-        ServiceToken.objects.select_for_update()
+        ServiceToken.objects.select_for_update(of=("self",))
         .select_related("organization")
         .filter(family_id=family)
         .order_by("created_at")
@@ -379,7 +406,7 @@ def token_policy_set(
 
     It applies to tokens created or rotated from now on.
     """
-    organization = Organization.objects.select_for_update().get(id=organization.id)
+    organization = Organization.objects.select_for_update(no_key=True).get(id=organization.id)
     changes: dict[str, Any] = {}
     if max_lifetime_days is not UNCHANGED:
         if max_lifetime_days is not None and (
@@ -430,9 +457,10 @@ def tokens_revoke_all(*, organization: Organization, reason: str) -> int:
     """Emergency: revoke every live token of the organization now; returns how many."""
     if not reason.strip():
         raise InvalidInput("Say why every token is being revoked.", field="reason")
+    _issuance_locked(organization.id)
     now = timezone.now()
     live = (
-        ServiceToken.objects.select_for_update()
+        ServiceToken.objects.select_for_update(of=("self",))
         .select_related("organization")
         .filter(organization=organization, expires_at__gt=now)
         .exclude(revoked_at__lte=now)

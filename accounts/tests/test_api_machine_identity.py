@@ -519,6 +519,52 @@ def test_a_token_revoked_while_its_self_rotation_waits_for_it_stays_revoked(admi
     assert_problem(token_get(token["token"]), status=401, code="TOKEN_REVOKED")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_successor_committed_while_revoke_all_waits_is_revoked_too(admin_client):
+    # The self-rotation has made its successor but not committed when an emergency
+    # revocation of every token starts: the successor must not be left out of it for
+    # having been invisible when the revocation began.
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's row locks to hold the revocation behind the rotation")
+    token = rotator(admin_client)
+    assert token_get(token["token"]).status_code == 200  # warm: the token is cached
+    rotated = threading.Event()
+    commit_now = threading.Event()
+
+    def rotate_and_hold_the_commit() -> Any:
+        try:
+            with transaction.atomic():
+                response = token_post(token["token"], SELF_ROTATE, {"grace_seconds": 600})
+                rotated.set()
+                assert commit_now.wait(timeout=10)
+                return response
+        finally:
+            connections.close_all()
+
+    def revoke_all() -> Any:
+        try:
+            assert rotated.wait(timeout=10)
+            return admin_client.post(f"{TOKENS}/revoke-all", {"reason": "leak"}, format="json")
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        rotating = pool.submit(rotate_and_hold_the_commit)
+        revoking = pool.submit(revoke_all)
+        assert rotated.wait(timeout=10)
+        wait_until_a_request_waits_for_a_row_lock()
+        commit_now.set()
+        response, revoked = rotating.result(), revoking.result()
+
+    assert response.status_code == 201, response.content
+    assert revoked.status_code == 200, revoked.content
+    assert revoked.json() == {"revoked": 2}
+    successor = ServiceToken.objects.get(rotated_from_id=token["id"])
+    assert successor.revoked_reason == "emergency: leak"
+    assert_problem(token_get(response.json()["token"]), status=401, code="TOKEN_REVOKED")
+    assert_problem(token_get(token["token"]), status=401, code="TOKEN_REVOKED")
+
+
 # --- Granting token:self_rotate ---------------------------------------------------------
 
 
