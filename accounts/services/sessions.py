@@ -183,7 +183,7 @@ def auth_refresh(*, refresh: str) -> SignIn:
 @transaction.atomic
 def _refresh(claims: dict[str, Any]) -> SignIn | None:
     session = (
-        Session.objects.select_for_update()
+        Session.objects.select_for_update(of=("self",))
         .select_related("user", "organization")
         .filter(id=claims["sid"], user_id=claims["sub"])
         .first()
@@ -242,7 +242,9 @@ def org_switch(*, session: Session, org: str) -> SignIn:
 
     Tokens issued for the previous organization stop working at once.
     """
-    session = Session.objects.select_for_update().select_related("user").get(id=session.id)
+    session = (
+        Session.objects.select_for_update(of=("self",)).select_related("user").get(id=session.id)
+    )
     membership = _resolve_membership(session.user, org)
     if membership is None:
         raise NotFound("No organization of yours has that slug or id.")
