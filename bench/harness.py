@@ -17,6 +17,8 @@ class Result:
     median_us: float
     p95_us: float
     samples: int
+    # The median, over the rounds, of this case's mean against the baseline's in the same round.
+    ratio: float
 
 
 def compare(
@@ -28,25 +30,30 @@ def compare(
 ) -> list[Result]:
     """Time each case, the first being the baseline, in interleaved rounds.
 
-    Each round runs every case in turn, so a change in the machine's load
-    during the run weighs on the baseline and the cases alike. A result is
-    the median and 95th percentile of the per-round mean latencies.
+    Each round runs every case in turn, every other round in reverse order, so
+    a change in the machine's load during the run weighs on the baseline and
+    the cases alike, and no case always follows another. A result is the
+    median and 95th percentile of the per-round mean latencies, and the median
+    of its per-round ratios to the baseline.
     """
     for call in cases.values():
         for _ in range(warmup):
             call()
     means: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, call in cases.items():
+    order = list(cases.items())
+    for number in range(rounds):
+        for name, call in order if number % 2 == 0 else reversed(order):
             started = time.perf_counter_ns()
             for _ in range(per_round):
                 call()
             means[name].append((time.perf_counter_ns() - started) / per_round / 1000)
+    baseline = next(iter(means.values()))
     results = []
     for name, values in means.items():
-        values.sort()
-        p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-        results.append(Result(name, statistics.median(values), p95, rounds * per_round))
+        ratio = statistics.median(v / b for v, b in zip(values, baseline, strict=True))
+        ordered = sorted(values)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        results.append(Result(name, statistics.median(ordered), p95, rounds * per_round, ratio))
     return results
 
 
@@ -63,10 +70,11 @@ def request(client: Client, path: str, *, status: int = 200, **headers: Any) -> 
 
 
 def report(title: str, results: list[Result]) -> None:
-    """Print each result with its ratio to the first, the baseline."""
-    baseline = results[0]
+    """Print each result with its ratio to the first, the baseline (median of the rounds')."""
     print(f"\n{title}")
     print(f"{'case':<52}{'median':>12}{'p95':>12}{'ratio':>9}")
     for result in results:
-        ratio = result.median_us / baseline.median_us
-        print(f"{result.name:<44}{result.median_us:>10.1f}us{result.p95_us:>10.1f}us{ratio:>8.2f}x")
+        print(
+            f"{result.name:<44}{result.median_us:>10.1f}us{result.p95_us:>10.1f}us"
+            f"{result.ratio:>8.2f}x"
+        )
