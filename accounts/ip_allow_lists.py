@@ -17,7 +17,6 @@ MAX_ALLOWED_IPS = 32
 
 _IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -51,8 +50,10 @@ def allowed_ips_clean(values: Iterable[object], *, field: str = "allowed_ips") -
 
 
 @functools.lru_cache(maxsize=4096)
-def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(entry) for entry in entries)
+def _ranges(entries: tuple[str, ...]) -> tuple[tuple[int, int, int], ...]:
+    """Each network as integers (IP version, first address, netmask): a match is a mask."""
+    networks = (ipaddress.ip_network(entry) for entry in entries)
+    return tuple((n.version, int(n.network_address), int(n.netmask)) for n in networks)
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -74,4 +75,5 @@ def ip_allowed(entries: Sequence[str], ip: str | None) -> bool:
     address = _address(ip) if ip else None
     if address is None:
         return False
-    return any(address in network for network in _networks(tuple(entries)))
+    version, value = address.version, int(address)
+    return any(v == version and value & mask == first for v, first, mask in _ranges(tuple(entries)))
