@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -17,8 +18,24 @@ class Result:
     median_us: float
     p95_us: float
     samples: int
-    # The median, over the rounds, of this case's mean against the baseline's in the same round.
-    ratio: float
+    rounds_us: tuple[float, ...]  # the mean latency of each round, in the order they ran
+    run: int  # which call of compare() measured it
+
+
+_runs = itertools.count()
+
+
+def ratio(result: Result, baseline: Result) -> float:
+    """How much longer the case takes than the baseline.
+
+    Measured in the same rounds, it is the median of the rounds' ratios, so a
+    burst of load from elsewhere weighs on both sides of each; measured apart
+    (the data changed in between), it is the ratio of the medians.
+    """
+    if result.run == baseline.run:
+        pairs = zip(result.rounds_us, baseline.rounds_us, strict=True)
+        return statistics.median(value / base for value, base in pairs)
+    return result.median_us / baseline.median_us
 
 
 def compare(
@@ -33,8 +50,8 @@ def compare(
     Each round runs every case in turn, every other round in reverse order, so
     a change in the machine's load during the run weighs on the baseline and
     the cases alike, and no case always follows another. A result is the
-    median and 95th percentile of the per-round mean latencies, and the median
-    of its per-round ratios to the baseline.
+    median and 95th percentile of the per-round mean latencies, which `ratio`
+    sets against the baseline's round by round.
     """
     for call in cases.values():
         for _ in range(warmup):
@@ -47,13 +64,14 @@ def compare(
             for _ in range(per_round):
                 call()
             means[name].append((time.perf_counter_ns() - started) / per_round / 1000)
-    baseline = next(iter(means.values()))
+    run = next(_runs)
     results = []
     for name, values in means.items():
-        ratio = statistics.median(v / b for v, b in zip(values, baseline, strict=True))
         ordered = sorted(values)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-        results.append(Result(name, statistics.median(ordered), p95, rounds * per_round, ratio))
+        results.append(
+            Result(name, statistics.median(ordered), p95, rounds * per_round, tuple(values), run)
+        )
     return results
 
 
@@ -70,11 +88,12 @@ def request(client: Client, path: str, *, status: int = 200, **headers: Any) -> 
 
 
 def report(title: str, results: list[Result]) -> None:
-    """Print each result with its ratio to the first, the baseline (median of the rounds')."""
+    """Print each result with its ratio to the first, the baseline."""
+    baseline = results[0]
     print(f"\n{title}")
     print(f"{'case':<52}{'median':>12}{'p95':>12}{'ratio':>9}")
     for result in results:
         print(
             f"{result.name:<44}{result.median_us:>10.1f}us{result.p95_us:>10.1f}us"
-            f"{result.ratio:>8.2f}x"
+            f"{ratio(result, baseline):>8.2f}x"
         )
