@@ -110,10 +110,11 @@ def run() -> None:
                     if any(other for _, other in answers):
                         raise AssertionError(f"{name}: not every answer was 200: {answers}")
                     if cycle:
-                        rates[name].append(sum(ok for ok, _ in answers) / SECONDS)
+                        answered = sum(ok for ok, _ in answers)
+                        rates[name].append(answered / SECONDS)
                         if before.keys() == after.keys():  # no worker was replaced meanwhile
                             spent = sum(after.values()) - sum(before.values())
-                            cpu[name].append((spent, sum(ok for ok, _ in answers)))
+                            cpu[name].append((spent, answered))
     finally:
         server.process.terminate()
         server.process.wait(timeout=20)

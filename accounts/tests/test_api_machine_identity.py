@@ -10,10 +10,12 @@ after commit, so those tests run with real commits (transaction=True).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -95,6 +97,19 @@ def demote(org: Organization, user: Any, role: str) -> None:
 
 def successors_of(token_id: str) -> int:
     return ServiceToken.objects.filter(rotated_from_id=uuid.UUID(token_id)).count()
+
+
+def on_its_own_connection(work: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap work run in a pool thread: the thread's database connections close after it."""
+
+    @functools.wraps(work)
+    def run(*args: Any) -> Any:
+        try:
+            return work(*args)
+        finally:
+            connections.close_all()
+
+    return run
 
 
 def wait_until_a_request_waits_for_a_row_lock(timeout: float = 10) -> None:
@@ -444,12 +459,10 @@ def test_concurrent_self_rotations_of_the_newest_token_make_exactly_one_successo
     attempts = 4
     start_together = threading.Barrier(attempts)
 
+    @on_its_own_connection
     def rotate(_: int) -> Any:
-        try:
-            start_together.wait(timeout=10)
-            return token_post(old["token"], SELF_ROTATE, {"grace_seconds": 600})
-        finally:
-            connections.close_all()
+        start_together.wait(timeout=10)
+        return token_post(old["token"], SELF_ROTATE, {"grace_seconds": 600})
 
     with ThreadPoolExecutor(max_workers=attempts) as pool:
         responses = list(pool.map(rotate, range(attempts)))
@@ -480,24 +493,18 @@ def test_a_token_revoked_while_its_self_rotation_waits_for_it_stays_revoked(admi
     holding = threading.Event()
     revoke_now = threading.Event()
 
+    @on_its_own_connection
     def revoke_while_holding_the_row() -> Any:
-        try:
-            with transaction.atomic():
-                ServiceToken.objects.select_for_update().get(id=token["id"])
-                holding.set()
-                assert revoke_now.wait(timeout=10)
-                return admin_client.delete(
-                    detail_url(token["id"]), {"reason": "leaked"}, format="json"
-                )
-        finally:
-            connections.close_all()
+        with transaction.atomic():
+            ServiceToken.objects.select_for_update().get(id=token["id"])
+            holding.set()
+            assert revoke_now.wait(timeout=10)
+            return admin_client.delete(detail_url(token["id"]), {"reason": "leaked"}, format="json")
 
+    @on_its_own_connection
     def rotate() -> Any:
-        try:
-            assert holding.wait(timeout=10)
-            return token_post(token["token"], SELF_ROTATE, {"grace_seconds": 600})
-        finally:
-            connections.close_all()
+        assert holding.wait(timeout=10)
+        return token_post(token["token"], SELF_ROTATE, {"grace_seconds": 600})
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         revoking = pool.submit(revoke_while_holding_the_row)
@@ -531,22 +538,18 @@ def test_a_successor_committed_while_revoke_all_waits_is_revoked_too(admin_clien
     rotated = threading.Event()
     commit_now = threading.Event()
 
+    @on_its_own_connection
     def rotate_and_hold_the_commit() -> Any:
-        try:
-            with transaction.atomic():
-                response = token_post(token["token"], SELF_ROTATE, {"grace_seconds": 600})
-                rotated.set()
-                assert commit_now.wait(timeout=10)
-                return response
-        finally:
-            connections.close_all()
+        with transaction.atomic():
+            response = token_post(token["token"], SELF_ROTATE, {"grace_seconds": 600})
+            rotated.set()
+            assert commit_now.wait(timeout=10)
+            return response
 
+    @on_its_own_connection
     def revoke_all() -> Any:
-        try:
-            assert rotated.wait(timeout=10)
-            return admin_client.post(f"{TOKENS}/revoke-all", {"reason": "leak"}, format="json")
-        finally:
-            connections.close_all()
+        assert rotated.wait(timeout=10)
+        return admin_client.post(f"{TOKENS}/revoke-all", {"reason": "leak"}, format="json")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         rotating = pool.submit(rotate_and_hold_the_commit)
