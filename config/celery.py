@@ -16,6 +16,7 @@ from celery import Celery, Task, signals
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
+from config import filesystem_broker
 from config.request_context import SYSTEM, ClientInfo, begin_context
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -47,6 +48,7 @@ class VantageTask(Task):
     reject_on_worker_lost = True
 
 
+filesystem_broker.register()
 app = Celery("vantage", task_cls=VantageTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -1,0 +1,35 @@
+"""The embedded broker never hands a worker a message that is still being written."""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+from kombu import Connection
+
+from config.filesystem_broker import Transport
+
+
+def _connection(folder) -> Connection:
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    return Connection("filesystem://", transport_options=options)
+
+
+def test_filesystem_urls_use_the_atomic_transport(tmp_path):
+    with _connection(tmp_path) as connection:
+        assert isinstance(connection.transport, Transport)
+
+
+def test_a_message_being_written_is_not_read_and_a_complete_one_is(tmp_path):
+    with _connection(tmp_path) as connection:
+        jobs = connection.SimpleQueue("jobs")
+        # What a writer leaves while the payload is not yet complete.
+        (tmp_path / ".1_x.jobs.msg.partial").write_bytes(b"")
+        with pytest.raises(queue.Empty):
+            jobs.get(block=False)
+
+        jobs.put({"job": 1})
+
+        assert jobs.get(block=False).payload == {"job": 1}
+        assert sorted(path.name for path in tmp_path.iterdir()) == [".1_x.jobs.msg.partial"]
+        jobs.close()
