@@ -11,7 +11,8 @@ from config.filesystem_broker import Transport
 
 
 def _connection(folder) -> Connection:
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+               "control_folder": str(folder / "control")}  # fmt: skip
     return Connection("filesystem://", transport_options=options)
 
 
@@ -31,5 +32,6 @@ def test_a_message_being_written_is_not_read_and_a_complete_one_is(tmp_path):
         jobs.put({"job": 1})
 
         assert jobs.get(block=False).payload == {"job": 1}
-        assert sorted(path.name for path in tmp_path.iterdir()) == [".1_x.jobs.msg.partial"]
+        files = sorted(path.name for path in tmp_path.iterdir() if path.is_file())
+        assert files == [".1_x.jobs.msg.partial"]
         jobs.close()
