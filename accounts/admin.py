@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group as DjangoGroup
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -32,12 +33,10 @@ from accounts.services.sessions import session_revoke, sessions_revoke_all
 from accounts.services.tokens import token_policy_set, token_revoke
 from accounts.tiers import LIMIT_FIELDS
 from config.errors import DomainError
-from config.request_context import Actor, bind_principal
+from config.request_context import bind_staff
 
-
-def _staff_actor(request: HttpRequest) -> None:
-    user = request.user
-    bind_principal(Actor("user", str(user.pk), user.get_username()))
+# Organizations' groups are the product's own; Django's permission groups are unused.
+admin.site.unregister(DjangoGroup)
 
 
 class MembershipInline(admin.TabularInline):
@@ -73,14 +72,14 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Deactivate (and end every session of) the selected users")
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        _staff_actor(request)
+        bind_staff(request)
         for user in queryset.filter(is_active=True):
             user_deactivate(user=user)
         self.message_user(request, "The selected users are deactivated; their sessions ended.")
 
     @admin.action(description="End every session of the selected users")
     def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        _staff_actor(request)
+        bind_staff(request)
         ended = sum(sessions_revoke_all(user=u, reason="revoked_by_admin") for u in queryset)
         self.message_user(request, f"{ended} session(s) ended.")
 
@@ -133,7 +132,7 @@ class OrganizationAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         # Tier or state changes reach every member's next request.
         organization_changed(obj.id)
-        _staff_actor(request)
+        bind_staff(request)
         organization_limits_set(organization=obj, reset=True, **limits)
         token_policy_set(organization=obj, **policy)
 
@@ -154,7 +153,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove the selected members (never an organization's last admin)")
     def remove_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        _staff_actor(request)
+        bind_staff(request)
         for membership in queryset.select_related("user", "organization"):
             try:
                 member_remove(membership=membership)
@@ -192,7 +191,7 @@ class SessionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected sessions")
     def revoke_sessions(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
-        _staff_actor(request)
+        bind_staff(request)
         ended = sum(
             session_revoke(session=s, reason="revoked_by_admin")
             for s in queryset.select_related("organization")
@@ -233,7 +232,7 @@ class ServiceTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ServiceToken]) -> None:
-        _staff_actor(request)
+        bind_staff(request)
         revoked = sum(
             token_revoke(token=token, reason=f"revoked in admin by {request.user}")
             for token in queryset

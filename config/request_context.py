@@ -124,3 +124,9 @@ def bind_principal(actor: Actor, *, org: str | None = None) -> None:
     if org:
         context["org"] = org
     structlog.contextvars.bind_contextvars(**context)
+
+
+def bind_staff(request: HttpRequest) -> None:
+    """Name the staff member acting in Django admin in audit events and log lines."""
+    user = request.user
+    bind_principal(Actor("user", str(user.pk), user.get_username()))

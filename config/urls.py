@@ -27,7 +27,7 @@ urlpatterns = [
         name="api-docs",
     ),
     # Staff sign in like everyone else, so their browser session is listed and revocable.
-    path("admin/login/", RedirectView.as_view(url="/login/?next=/admin/", query_string=False)),
+    path("admin/login/", account_views.admin_login_page, name="admin-login"),
     path("admin/", admin.site.urls),
     path("favicon.ico", RedirectView.as_view(url="/static/favicon.svg", permanent=True)),
     path("login/", account_views.login_page, name="login"),

@@ -28,6 +28,7 @@ from accounts.views.members import (
     members_page,
 )
 from accounts.views.signin import (
+    admin_login_page,
     login_page,
     logout_page,
 )
@@ -45,6 +46,7 @@ from accounts.views.tokens import (
 __all__ = [
     "_secret_page",
     "account_page",
+    "admin_login_page",
     "group_create_page",
     "group_delete_page",
     "group_edit_page",

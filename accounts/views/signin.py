@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib.auth import login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -70,6 +72,30 @@ def _end_browser_session(request: HttpRequest, *, reason: str) -> None:
     )
     if session is not None:
         session_revoke(session=session, reason=reason)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def admin_login_page(request: HttpRequest) -> HttpResponse:
+    """Send admin's sign-in to the dashboard's; explain, rather than loop, to a non-staff person."""
+    user = request.user
+    if user.is_authenticated and not (user.is_active and user.is_staff):
+        context = {
+            "status": 403,
+            "title": "Django admin is for staff",
+            "detail": (
+                "Django admin is where the installation's operators manage every "
+                "organization. You are signed in as a member of an organization, not as "
+                "staff: your organization's settings, members, tokens and images are in the "
+                "dashboard. Staff accounts are made by an operator "
+                "('manage.py createsuperuser') or by another staff member in admin."
+            ),
+        }
+        return render(request, "errors/error.html", context, status=403)
+    target = request.GET.get("next") or "/admin/"
+    if not target.startswith("/admin/"):
+        target = "/admin/"
+    return redirect(f"/login/?{urlencode({'next': target})}")
 
 
 @require_POST
