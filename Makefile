@@ -41,10 +41,12 @@ $(MODEL_FILE): | $(VENV)/.installed
 # var/, one web process (its cache is in-process), a worker and beat.
 run: export DJANGO_DEBUG ?= true
 run: export GUNICORN_BIND ?= $(HOST):$(PORT)
+# The processes' output passes through honcho, so no terminal is seen: say it.
+run: export LOG_FORMAT ?= console
 run: install $(MODEL_FILE)
 	$(MANAGE) migrate --no-input
 	$(MANAGE) collectstatic --no-input --verbosity 0
-	$(MANAGE) seed_demo 2>/dev/null | grep -v '^{'
+	LOG_LEVEL=WARNING $(MANAGE) seed_demo
 	rm -rf var/prometheus
 	@echo
 	@echo "  Vantage is starting on http://$(HOST):$(PORT)/"

@@ -3,7 +3,7 @@
 import os
 
 from config.concurrency import web_workers
-from config.logs import logging_config
+from config.logs import log_format_default, logging_config
 from config.paths import prometheus_multiproc_dir
 
 # The master marks dead workers in the metrics directory, so it needs the
@@ -28,13 +28,13 @@ accesslog = None
 errorlog = "-"
 logconfig_dict = logging_config(
     level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-    fmt=os.environ.get("LOG_FORMAT", "json"),
+    fmt=log_format_default("stdout"),
 )
-# Gunicorn's own lines as JSON too, instead of its plain-text handlers; no
+# Gunicorn's own lines in the same format, instead of its plain-text handlers; no
 # access log, since the app logs every request with its id.
 logconfig_dict["loggers"].update(
     {
-        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gunicorn.error": {"handlers": ["structured"], "level": "INFO", "propagate": False},
         "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
     }
 )

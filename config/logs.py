@@ -1,9 +1,13 @@
-"""Structured logging: one JSON object a line, with the request's context and no secrets."""
+"""Structured logging: one JSON object a line, with the request's context and no secrets.
+
+At a terminal the same events are rendered as readable lines instead.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -106,7 +110,28 @@ _SHARED_PROCESSORS: list[Any] = [
 ]
 
 
-def logging_config(*, level: str, fmt: str) -> dict[str, Any]:
+LOG_STREAMS = ("stdout", "stderr")
+
+
+def log_stream_default() -> str:
+    """Return where logs go: stdout for the servers, stderr where stdout carries results.
+
+    `manage.py` sets LOG_STREAM=stderr for every command but the development
+    server, so a command's output can be read or piped without log lines in it.
+    """
+    stream = os.environ.get("LOG_STREAM", "stdout")
+    return stream if stream in LOG_STREAMS else "stdout"
+
+
+def log_format_default(stream: str) -> str:
+    """Return LOG_FORMAT, or `console` when the logs go to a terminal and `json` elsewhere."""
+    chosen = os.environ.get("LOG_FORMAT", "")
+    if chosen in ("json", "console"):
+        return chosen
+    return "console" if getattr(sys, stream).isatty() else "json"
+
+
+def logging_config(*, level: str, fmt: str, stream: str = "stdout") -> dict[str, Any]:
     """Configure structlog and return the matching `LOGGING` dict for Django."""
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False)
@@ -143,13 +168,13 @@ def logging_config(*, level: str, fmt: str) -> dict[str, Any]:
             },
         },
         "handlers": {
-            "stdout": {
+            "structured": {
                 "class": "logging.StreamHandler",
-                "stream": "ext://sys.stdout",
+                "stream": f"ext://sys.{stream}",
                 "formatter": "structured",
             },
         },
-        "root": {"handlers": ["stdout"], "level": level},
+        "root": {"handlers": ["structured"], "level": level},
         "loggers": {
             # Each request is logged once, by the request middleware; Django's
             # own per-response warnings would repeat it. Errors still pass.

@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config import __version__
 from config.concurrency import web_workers
-from config.logs import logging_config
+from config.logs import log_format_default, log_stream_default, logging_config
 from config.paths import BASE_DIR, prometheus_multiproc_dir, var_dir
 
 env = environ.Env()
@@ -570,8 +570,10 @@ PROMETHEUS_MULTIPROC_DIR = prometheus_multiproc_dir()
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # One JSON object per line on stdout for Django, Celery and gunicorn alike;
-# LOG_FORMAT=console renders the same events for a human at a terminal.
+# JSON lines, or readable lines for a human at a terminal (or with LOG_FORMAT=console).
+_log_stream = log_stream_default()
 LOGGING = logging_config(
     level=env.str("LOG_LEVEL", default="INFO").upper(),
-    fmt=env.str("LOG_FORMAT", default="json"),
+    fmt=log_format_default(_log_stream),
+    stream=_log_stream,
 )
