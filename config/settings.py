@@ -544,10 +544,13 @@ AUDIT_SINK_TIMEOUT = env.float("AUDIT_SINK_TIMEOUT", default=5.0)
 
 # --- Classifier ---------------------------------------------------------------
 
-# The ONNX model `manage.py classifier_export_model` writes, with its metadata
-# JSON beside it; `make run` and `make test` export it when it is missing.
+# The ONNX model, with its metadata JSON beside it. The product ships it in
+# classifier/weights/; `make model` makes it again from the pretrained weights.
 CLASSIFIER_MODEL_PATH = Path(
-    env.str("CLASSIFIER_MODEL_PATH", default=str(BASE_DIR / "var/models/efficientnet-lite0.onnx"))
+    env.str(
+        "CLASSIFIER_MODEL_PATH",
+        default=str(BASE_DIR / "classifier/weights/efficientnet-lite0.onnx"),
+    )
 )
 # The failover chain, tried in order: `onnx`, `remote` or dotted paths of provider classes.
 CLASSIFIER_PROVIDERS = env.list("CLASSIFIER_PROVIDERS", default=["onnx"])

@@ -257,27 +257,34 @@ def test_dockerfile_passes_hadolint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dockerfile_builds_the_model_in_its_own_stage_and_runs_without_torch_as_a_user():
+def test_dockerfile_ships_the_model_from_the_source_and_never_installs_torch():
     text = (DEPLOY / "Dockerfile").read_text()
     stages = _dockerfile_stages()
 
     assert re.search(r"ARG PYTHON_IMAGE=python:3\.11-slim", text)
-    assert list(stages) == ["base", "runtime-deps", "model", "runtime"]
-    assert "requirements-model.txt" in stages["model"]
-    assert "--no-deps -r /tmp/requirements/requirements-model-nodeps.txt" in stages["model"]
-    assert "classifier_export_model" in stages["model"]
+    assert list(stages) == ["base", "runtime-deps", "static", "runtime"]
+    assert "requirements-model" not in text
+    assert "torch" not in "".join(stages.values()).lower()
+    assert "collectstatic" in stages["static"]
     runtime = stages["runtime"]
-    assert "requirements-model" not in runtime + stages["runtime-deps"] + stages["base"]
-    assert "COPY --from=model /build/models/" in runtime
+    assert "COPY --from=static /build/static/" in runtime
+    assert "CLASSIFIER_MODEL_PATH" not in runtime  # the default: classifier/weights/ in /app
     assert re.search(r"^USER 10001:10001$", runtime, re.MULTILINE)
     assert "HEALTHCHECK" in runtime
     assert 'CMD ["gunicorn", "config.wsgi", "-c", "config/gunicorn.py"]' in runtime
 
 
+def test_the_shipped_model_is_a_file_of_the_source_tree_the_image_copies():
+    model = Path(settings.CLASSIFIER_MODEL_PATH)
+    assert model.is_relative_to(settings.BASE_DIR / "classifier")
+    assert model.is_file()
+    assert model.with_suffix(".json").is_file()
+
+
 def test_dockerfile_copies_every_app_into_the_stages_that_run_it():
     stages = _dockerfile_stages()
     needed = ["manage.py", "config/", "templates/", "static/", *(f"{a}/" for a in _local_apps())]
-    for stage in ("model", "runtime"):
+    for stage in ("static", "runtime"):
         for source in needed:
             assert re.search(rf"^COPY {re.escape(source)} ", stages[stage], re.MULTILINE), (
                 f"the {stage} stage does not copy {source}"

@@ -1,0 +1,82 @@
+"""The README's commands work exactly as written, against a real server with the demo data."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from accounts.models import User
+from conftest import database_url_for_subprocess
+
+README = Path(settings.BASE_DIR) / "README.md"
+BASH = shutil.which("bash") or "/bin/bash"
+
+
+def _blocks() -> list[str]:
+    return re.findall(r"^```sh\n(.*?)^```$", README.read_text(), re.MULTILINE | re.DOTALL)
+
+
+def _block_with(text: str) -> str:
+    (block,) = [block for block in _blocks() if text in block]
+    return block
+
+
+def _environment(**overrides: str) -> dict[str, str]:
+    # What a shell beside `make run` has: the app's settings come from the environment.
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "DATABASE_URL": database_url_for_subprocess(),
+        "VANTAGE_VAR_DIR": str(settings.VAR_DIR),
+        **overrides,
+    }
+
+
+def test_the_command_line_examples_sign_in_call_the_api_and_list_tokens(server_processes):
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    (server,) = server_processes(count=1)
+    block = _block_with("api/v1/auth/token")
+
+    done = subprocess.run(
+        [BASH, "-euo", "pipefail", "-c", block], cwd=settings.BASE_DIR,
+        env=_environment(PORT=str(server.port)), capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    me, limits, *tokens = done.stdout.splitlines()
+    assert json.loads(me)["username"] == "alice"
+    assert json.loads(limits)["tier"] == "pro"
+    assert any("demo-pipeline" in line for line in tokens), done.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_staff_account_command_asks_for_a_password_and_makes_staff():
+    command = _block_with("createsuperuser").strip()
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [BASH, "-c", command], cwd=settings.BASE_DIR, env=_environment(),
+        stdin=terminal, stdout=terminal, stderr=terminal,
+    )  # fmt: skip
+    os.close(terminal)
+    transcript = b""
+    try:
+        for _ in range(2):  # the password, then its confirmation
+            while b"assword" not in transcript.rsplit(b"\n", 1)[-1]:
+                transcript += os.read(controller, 4096)
+            os.write(controller, b"a-long-staff-passphrase-42\n")
+            transcript += os.read(controller, 4096)
+        assert process.wait(timeout=60) == 0, transcript.decode(errors="replace")
+    finally:
+        process.kill()
+        os.close(controller)
+    assert User.objects.get(username="root").is_staff
