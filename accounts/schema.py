@@ -27,6 +27,10 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.ServiceTokenAuthentication"
     name = ["serviceTokenBearer", "serviceTokenApiKey"]
 
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        # Either header carries the token: two requirements (OR), not one with both (AND).
+        return [{name: []} for name in self.name]
+
     def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
         return [
             {

@@ -39,8 +39,7 @@ def _creator(principal: Principal) -> User | None:
 class TokenCollectionApi(APIView):
     required_permission = MANAGE
 
-    @extend_schema(responses=paginated(s.ServiceTokenSerializer), tags=["tokens"],
-                   operation_id="api_v1_tokens_list")  # fmt: skip
+    @extend_schema(responses=paginated(s.ServiceTokenSerializer), tags=["tokens"])
     def get(self, request: Request) -> Response:
         """The organization's service tokens, newest first; never a secret."""
         paginator = PageNumberPagination()

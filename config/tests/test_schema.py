@@ -82,3 +82,40 @@ def test_schema_command_validates_without_warnings(tmp_path):
     document = yaml.safe_load(target.read_text())
     assert str(document["openapi"]).startswith("3.")
     assert "/health" in document["paths"]
+
+
+def test_operation_ids_are_named_by_operation(api_client):
+    schema = _fetch_schema(api_client, as_json=True)
+    ids = [operation["operationId"] for _, _, operation in _operations(schema)]
+
+    assert len(ids) == len(set(ids))
+    assert not [name for name in ids if name.startswith("api_") or name.endswith("_retrieve")]
+    assert {"images_upload", "images_list", "images_get", "tokens_rotate", "tokens_create",
+            "auth_token", "audit_events_list"} <= set(ids)  # fmt: skip
+
+
+def test_either_service_token_header_is_its_own_security_requirement(api_client):
+    schema = _fetch_schema(api_client, as_json=True)
+    operation = schema["paths"]["/api/v1/images/limits"]["get"]
+
+    assert {"serviceTokenBearer": []} in operation["security"]
+    assert {"serviceTokenApiKey": []} in operation["security"]
+    assert schema["paths"]["/api/v1/auth/token"]["post"]["security"] == []
+
+
+def test_pages_rate_limits_request_ids_and_idempotency_keys_are_documented(api_client):
+    schema = _fetch_schema(api_client, as_json=True)
+    images = schema["paths"]["/api/v1/images"]["get"]
+    upload = schema["paths"]["/api/v1/images/upload"]["post"]
+    audit = schema["paths"]["/api/v1/audit/events"]["get"]
+
+    assert {"page", "page_size"} <= {parameter["name"] for parameter in images["parameters"]}
+    assert {"cursor", "page_size"} <= {parameter["name"] for parameter in audit["parameters"]}
+    assert images["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PaginatedImageList"
+    )
+    assert "Idempotency-Key" in {parameter["name"] for parameter in upload["parameters"]}
+    assert "Location" in upload["responses"]["202"]["headers"]
+    assert {"X-Request-ID", "RateLimit"} <= set(images["responses"]["200"]["headers"])
+    assert "Retry-After" in images["responses"]["429"]["headers"]
+    assert set(schema["components"]["headers"]) >= {"Retry-After", "X-Request-ID", "Location"}

@@ -168,7 +168,6 @@ class ImageListApi(APIView):
     @extend_schema(
         parameters=[ImageFiltersSerializer],
         responses=paginated(ImageSerializer),
-        operation_id="api_v1_images_list",
         tags=["images"],
     )
     def get(self, request: Request) -> Response:
