@@ -12,7 +12,7 @@ MODEL_FILE ?= $(or $(CLASSIFIER_MODEL_PATH),var/models/efficientnet-lite0.onnx)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench lock clean browser
+.PHONY: help install run test lint format bench lock clean browser nginx
 
 help:
 	@echo "make run    serve the app with a worker and beat on http://$(HOST):$(PORT)"
@@ -61,7 +61,16 @@ browser:
 		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
 		echo "Chromium could not be installed: the browser tests will say so"; }
 
-test: install $(MODEL_FILE) browser
+# The slow-client tests put Debian's nginx in front of gunicorn, with the
+# configuration under deploy/nginx/; install it when the machine has none.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+		echo "Installing nginx (Debian's package) for the slow-client tests"; \
+		$(SUDO) apt-get install -y -q nginx >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q nginx >/dev/null; } || \
+		echo "nginx could not be installed: the slow-client tests will say so"; }
+
+test: install $(MODEL_FILE) browser nginx
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
