@@ -121,18 +121,24 @@ def assert_served_or_unavailable(response: httpx.Response) -> None:
         assert int(response.headers["Retry-After"]) > 0
 
 
-def clients(server: Any, member: Any) -> tuple[httpx.Client, httpx.Client]:
-    """Return HTTP clients of the server: one with a service token, one with a login session."""
+def bearer(server: Any, secret: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=60,
+                        headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+
+
+def clients(server: Any, member: Any) -> tuple[httpx.Client, httpx.Client, httpx.Client, str]:
+    """Return clients with a service token and with two login sessions, and the second's id."""
     organization = member.memberships.get().organization
     issued = token_create(organization=organization, name="hang test",
                           scopes=["image:upload", "image:read"], created_by=member)  # fmt: skip
-    login = httpx.post(f"{server.url}/api/v1/auth/token", timeout=10,
-                       json={"username": member.username, "password": PASSWORD})  # fmt: skip
-    assert login.status_code == 200, login.text
-    return tuple(  # type: ignore[return-value]
-        httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {secret}"})
-        for secret in (issued.secret, login.json()["access"])
-    )
+    logins = []
+    for _ in range(2):
+        login = httpx.post(f"{server.url}/api/v1/auth/token", timeout=10,
+                           json={"username": member.username, "password": PASSWORD})  # fmt: skip
+        assert login.status_code == 200, login.text
+        logins.append(login.json())
+    return (bearer(server, issued.secret), bearer(server, logins[0]["access"]),
+            bearer(server, logins[1]["access"]), logins[1]["session_id"])  # fmt: skip
 
 
 def upload(client: httpx.Client, index: int) -> httpx.Response:
@@ -160,10 +166,11 @@ def test_a_hung_redis_stalls_no_request_and_loses_no_upload(
     services = {"REDIS_URL": f"{base}/0", "CELERY_BROKER_URL": f"{base}/1"}
     (server,) = server_processes(count=1, workers=1, RATE_LIMIT_ENABLED="true", **services)
     worker_on(**services, JOB_QUEUED_TIMEOUT="1")
-    tokens, session = clients(server, member)
+    tokens, session, laptop, laptop_session = clients(server, member)
     before = upload(tokens, 0)
     assert before.status_code == 202, before.text
     assert job_wait(tokens, before.json()["job_id"], timeout=60)["status"] == "succeeded"
+    assert laptop.get("/api/v1/auth/me").status_code == 200  # its live state now cached
     health = lambda: httpx.get(f"{server.url}/health", timeout=60)  # noqa: E731
     assert health().json()["status"] == "healthy"
 
@@ -171,6 +178,8 @@ def test_a_hung_redis_stalls_no_request_and_loses_no_upload(
     probes = [timed(health)]
     answers = reads(tokens, session)
     accepted, upload_took = timed(lambda: upload(tokens, 1))
+    ended = timed(lambda: session.delete(f"/api/v1/auth/sessions/{laptop_session}"))
+    revoked = timed(lambda: laptop.get("/api/v1/auth/me"))
     # Past the time a process leaves a failed Redis alone: each tries it again.
     time.sleep(settings.REDIS_COOLDOWN_SECONDS + 0.5)
     answers += reads(tokens, session)
@@ -185,9 +194,17 @@ def test_a_hung_redis_stalls_no_request_and_loses_no_upload(
         assert_served_or_unavailable(response)
     assert upload_took < UPLOAD_SECONDS, upload_took
     assert accepted.status_code == 202, accepted.text
+    # A revocation is enforced at once, from the database, while the cache hangs.
+    assert (ended[0].status_code, revoked[0].status_code) == (204, 401), revoked[0].text
+    assert max(ended[1], revoked[1]) < READ_SECONDS
+    assert revoked[0].json()["code"] == "TOKEN_REVOKED"
+
     # Its message may never have reached the broker: the stuck-job check hands it again.
     requeue_stuck_send(services["CELERY_BROKER_URL"])
     job = job_wait(tokens, accepted.json()["job_id"], timeout=60)
     assert job["status"] == "succeeded", job
     assert Job.objects.get(id=job["id"]).status == Job.Status.SUCCEEDED
     assert health().json()["status"] == "healthy"
+    # Redis is back holding the laptop's live state from before: it is never trusted again.
+    time.sleep(settings.REDIS_COOLDOWN_SECONDS)
+    assert laptop.get("/api/v1/auth/me").status_code == 401
