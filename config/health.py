@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import redis
 import structlog
@@ -41,15 +41,22 @@ def _cache() -> None:
         finally:
             cache.delete(key)
     else:
-        # A connection of its own with the probe's timeout: the app's pool may
-        # be cooling down after a failure, and the probe must say how Redis is now.
-        client = redis.Redis.from_url(location, **_redis_timeouts())
-        with client, client.pipeline(transaction=False) as pipe:
-            full_key = cache.make_key(key)
-            _, found, _ = pipe.set(full_key, b"ok", ex=10).get(full_key).delete(full_key).execute()
-            found = found.decode() if isinstance(found, bytes) else found
+        found = _redis_probe(location, cache.make_key(key))
     if found != "ok":
         raise RuntimeError("the cache did not return the value just written")
+
+
+def _redis_probe(location: str, key: str) -> Any:
+    """Write, read and drop `key` in one round trip; return what was read."""
+    # A connection of its own with the probe's timeout: the app's pool may be
+    # cooling down after a failure, and the probe must say how Redis is now.
+    client = redis.Redis.from_url(location, **_redis_timeouts())
+    with client, client.pipeline(transaction=False) as pipe:
+        pipe.set(key, b"ok", ex=10)
+        pipe.get(key)
+        pipe.delete(key)
+        found = pipe.execute()[1]
+    return found.decode() if isinstance(found, bytes) else found
 
 
 def _redis_location() -> str | None:
@@ -78,7 +85,7 @@ def _broker() -> None:
         if conn.transport_cls in ("redis", "rediss"):
             # Connecting succeeds even when Redis hangs (the kernel accepts): a
             # command must be answered too.
-            conn.default_channel.client.ping()
+            cast(Any, conn.default_channel).client.ping()
 
 
 # A failing database makes the app unhealthy; a failing cache or broker only

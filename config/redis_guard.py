@@ -11,7 +11,6 @@ from the database (never from a copy), rate limits are counted in the process.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from typing import Any
@@ -90,12 +89,17 @@ class GuardedConnectionMixin:
             raise
 
 
-@functools.cache
+_guarded_classes: dict[type[Any], type[Any]] = {}
+
+
 def guarded(connection_class: type[Any]) -> type[Any]:
     """Return `connection_class` (plain, TLS or Unix socket) with the cooldown added."""
-    return type(
-        f"Guarded{connection_class.__name__}", (GuardedConnectionMixin, connection_class), {}
-    )
+    with _lock:
+        if connection_class not in _guarded_classes:
+            name = f"Guarded{connection_class.__name__}"
+            bases = (GuardedConnectionMixin, connection_class)
+            _guarded_classes[connection_class] = type(name, bases, {})
+        return _guarded_classes[connection_class]
 
 
 class GuardedConnectionPool(ConnectionPool):
