@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.celery import app as celery_app
+from config.celery import timed_out
 
 logger = structlog.get_logger("vantage.health")
 
@@ -112,12 +113,7 @@ def _run(name: str, probe: Callable[[], None]) -> dict[str, Any]:
 
 def _error_name(exc: BaseException) -> str:
     """Name the failure's class; `TimeoutError` for any that is, or wraps, a timeout."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, TimeoutError | redis.TimeoutError):
-            return "TimeoutError"
-        cause = cause.__cause__ or cause.__context__
-    return type(exc).__name__
+    return "TimeoutError" if timed_out(exc) else type(exc).__name__
 
 
 def health_report() -> tuple[dict[str, Any], int]:

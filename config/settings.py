@@ -514,6 +514,9 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT",
 # publish, and so the upload that makes it, forever: every command waits this
 # long at most. Longer than the Redis transport's 1 s blocking pop.
 CELERY_BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0)
+# After a publish timed out, a process sends nothing for this long (the job
+# stays queued in the database and is handed again later).
+BROKER_COOLDOWN_SECONDS = env.float("BROKER_COOLDOWN_SECONDS", default=5.0)
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://", "socket://")):
     CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "socket_timeout": CELERY_BROKER_SOCKET_TIMEOUT,

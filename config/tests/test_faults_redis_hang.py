@@ -3,7 +3,7 @@
 One redis-server of the test's own is the cache and the broker of a real
 gunicorn server and of a real Celery worker. While it is stopped, `/health`
 answers within 2 s naming what hangs, authenticated requests within 3 s and
-an upload within 5 s; once it is resumed, the upload's job runs. The
+an upload within 5 s; once it is resumed, the uploads' jobs run. The
 machine's shared Redis is never touched.
 """
 
@@ -177,7 +177,7 @@ def test_a_hung_redis_stalls_no_request_and_loses_no_upload(
     _signal(hung_redis, signal.SIGSTOP)
     probes = [timed(health)]
     answers = reads(tokens, session)
-    accepted, upload_took = timed(lambda: upload(tokens, 1))
+    uploads = [timed(lambda: upload(tokens, 1)), timed(lambda: upload(tokens, 2))]
     ended = timed(lambda: session.delete(f"/api/v1/auth/sessions/{laptop_session}"))
     revoked = timed(lambda: laptop.get("/api/v1/auth/me"))
     # Past the time a process leaves a failed Redis alone: each tries it again.
@@ -192,8 +192,11 @@ def test_a_hung_redis_stalls_no_request_and_loses_no_upload(
     for response, took in answers:
         assert took < READ_SECONDS, [took for _, took in answers]
         assert_served_or_unavailable(response)
-    assert upload_took < UPLOAD_SECONDS, upload_took
-    assert accepted.status_code == 202, accepted.text
+    for accepted, took in uploads:
+        assert took < UPLOAD_SECONDS, [took for _, took in uploads]
+        assert accepted.status_code == 202, accepted.text
+    # The first publish timed out: the next one, moments later, is not even tried.
+    assert uploads[1][1] < 1, [took for _, took in uploads]
     # A revocation is enforced at once, from the database, while the cache hangs.
     assert (ended[0].status_code, revoked[0].status_code) == (204, 401), revoked[0].text
     assert max(ended[1], revoked[1]) < READ_SECONDS
@@ -201,9 +204,10 @@ def test_a_hung_redis_stalls_no_request_and_loses_no_upload(
 
     # Its message may never have reached the broker: the stuck-job check hands it again.
     requeue_stuck_send(services["CELERY_BROKER_URL"])
-    job = job_wait(tokens, accepted.json()["job_id"], timeout=60)
-    assert job["status"] == "succeeded", job
-    assert Job.objects.get(id=job["id"]).status == Job.Status.SUCCEEDED
+    for accepted, _ in uploads:
+        job = job_wait(tokens, accepted.json()["job_id"], timeout=60)
+        assert job["status"] == "succeeded", job
+        assert Job.objects.get(id=job["id"]).status == Job.Status.SUCCEEDED
     assert health().json()["status"] == "healthy"
     # Redis is back holding the laptop's live state from before: it is never trusted again.
     time.sleep(settings.REDIS_COOLDOWN_SECONDS)
