@@ -14,7 +14,7 @@ PIP := --quiet --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run test lint format bench lock clean browser model install-report
+.PHONY: help install install-dev run test lint format bench lock clean browser model install-report nginx
 
 help:
 	@echo "make run    serve the app with a worker and beat on http://$(HOST):$(PORT)"
@@ -75,7 +75,16 @@ browser:
 		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
 		echo "Chromium could not be installed: the browser tests will say so"; }
 
-test: install-dev browser
+# The slow-client tests put Debian's nginx in front of gunicorn, with the
+# configuration under deploy/nginx/; install it when the machine has none.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+		echo "Installing nginx (Debian's package) for the slow-client tests"; \
+		$(SUDO) apt-get install -y -q nginx >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q nginx >/dev/null; } || \
+		echo "nginx could not be installed: the slow-client tests will say so"; }
+
+test: install-dev browser nginx
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install-dev

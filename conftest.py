@@ -121,9 +121,11 @@ def _isolated_cache() -> Iterator[None]:
     """Each test starts with an empty cache; on Redis only this run's keys are removed."""
     from accounts.invalidations import cache_outage_forget
     from accounts.rate_limits import local_windows_clear
+    from config.redis_guard import redis_cooldowns_forget
 
     local_windows_clear()
     cache_outage_forget()
+    redis_cooldowns_forget()
     yield
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")

@@ -36,6 +36,26 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 CONTEXT_HEADERS = ("request_id", "trace_id")
 
 
+class BrokerCoolingDown(BrokerOperationalError):
+    """Not sent: a publish to the broker timed out moments ago, so it is left alone a while."""
+
+
+# When a publish of this process last timed out, plus the cooldown.
+_broker_failed_until = [0.0]
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Tell whether `exc` is, or was caused by, a timeout (the peer hangs rather than refuses)."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, TimeoutError | RedisTimeoutError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 class VantageTask(Task):
     """Default task class: retried with capped, jittered backoff on transient errors only."""
 
@@ -46,6 +66,25 @@ class VantageTask(Task):
     retry_jitter = True
     acks_late = True
     reject_on_worker_lost = True
+
+    def apply_async(self, *args: Any, **kwargs: Any) -> Any:
+        """Publish as Celery does; fail at once while the broker's last publish timed out.
+
+        A hung broker makes each publish wait for the socket timeout: after one
+        timeout this process does not try it again for `BROKER_COOLDOWN_SECONDS`.
+        """
+        from django.conf import settings
+
+        if time.monotonic() < _broker_failed_until[0]:
+            raise BrokerCoolingDown("a publish to the broker timed out moments ago; not tried")
+        try:
+            return super().apply_async(*args, **kwargs)
+        except Exception as exc:
+            if timed_out(exc):
+                _broker_failed_until[0] = time.monotonic() + settings.BROKER_COOLDOWN_SECONDS
+                logger.warning("broker_cooling_down", error_type=type(exc).__name__,
+                               seconds=settings.BROKER_COOLDOWN_SECONDS)  # fmt: skip
+            raise
 
 
 filesystem_broker.register()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
+import redis
 import structlog
 from django.conf import settings
 from django.core.cache import cache
@@ -19,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.celery import app as celery_app
+from config.celery import timed_out
 
 logger = structlog.get_logger("vantage.health")
 
@@ -31,17 +34,59 @@ def _database() -> None:
 
 def _cache() -> None:
     key = f"health:{uuid.uuid4().hex}"
-    cache.set(key, "ok", timeout=10)
-    try:
-        if cache.get(key) != "ok":
-            raise RuntimeError("the cache did not return the value just written")
-    finally:
-        cache.delete(key)
+    location = _redis_location()
+    if location is None:
+        cache.set(key, "ok", timeout=10)
+        try:
+            found = cache.get(key)
+        finally:
+            cache.delete(key)
+    else:
+        found = _redis_probe(location, cache.make_key(key))
+    if found != "ok":
+        raise RuntimeError("the cache did not return the value just written")
+
+
+def _redis_probe(location: str, key: str) -> Any:
+    """Write, read and drop `key` in one round trip; return what was read."""
+    # A connection of its own with the probe's timeout: the app's pool may be
+    # cooling down after a failure, and the probe must say how Redis is now.
+    client = redis.Redis.from_url(location, **_redis_timeouts())
+    with client, client.pipeline(transaction=False) as pipe:
+        pipe.set(key, b"ok", ex=10)
+        pipe.get(key)
+        pipe.delete(key)
+        found = pipe.execute()[1]
+    return found.decode() if isinstance(found, bytes) else found
+
+
+def _redis_location() -> str | None:
+    """Return the URL of the cache's Redis, None when the cache is not Redis."""
+    config = settings.CACHES["default"]
+    if not config["BACKEND"].startswith("django_redis."):
+        return None
+    location = config["LOCATION"]
+    first = location[0] if isinstance(location, list | tuple) else location.split(",")[0]
+    return str(first).strip()
+
+
+def _redis_timeouts() -> dict[str, Any]:
+    seconds = settings.HEALTH_CHECK_TIMEOUT
+    return {"socket_timeout": seconds, "socket_connect_timeout": seconds, "retry": None}
 
 
 def _broker() -> None:
-    with celery_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
-        conn.ensure_connection(max_retries=0)
+    seconds = settings.HEALTH_CHECK_TIMEOUT
+    timeouts = {"socket_timeout": seconds, "socket_connect_timeout": seconds,
+                "read_timeout": seconds, "write_timeout": seconds}  # fmt: skip
+    with celery_app.connection_for_write(
+        url=settings.CELERY_BROKER_URL, connect_timeout=seconds, transport_options=timeouts
+    ) as conn:
+        conn.ensure_connection(max_retries=0, timeout=seconds)
+        if conn.transport_cls in ("redis", "rediss"):
+            # Connecting succeeds even when Redis hangs (the kernel accepts): a
+            # command must be answered too.
+            cast(Any, conn.default_channel).client.ping()
 
 
 # A failing database makes the app unhealthy; a failing cache or broker only
@@ -60,14 +105,26 @@ def _run(name: str, probe: Callable[[], None]) -> dict[str, Any]:
     except Exception as exc:
         latency = round((time.perf_counter() - started) * 1000, 2)
         # The exception's class only: its message may hold a host or a password.
-        logger.warning("health_check_failed", check=name, error_type=type(exc).__name__)
-        return {"status": "error", "latency_ms": latency, "error": type(exc).__name__}
+        error = _error_name(exc)
+        logger.warning("health_check_failed", check=name, error_type=error)
+        return {"status": "error", "latency_ms": latency, "error": error}
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _error_name(exc: BaseException) -> str:
+    """Name the failure's class; `TimeoutError` for any that is, or wraps, a timeout."""
+    return "TimeoutError" if timed_out(exc) else type(exc).__name__
 
 
 def health_report() -> tuple[dict[str, Any], int]:
     """Run every check and return the report with its HTTP status."""
-    checks = {name: _run(name, probe) for name, (probe, _critical) in CHECKS.items()}
+    # The database in this thread (its connection is this thread's); the others
+    # side by side, so each waits at most HEALTH_CHECK_TIMEOUT and not their sum.
+    others = [name for name in CHECKS if name != "database"]
+    with ThreadPoolExecutor(max_workers=len(others)) as pool:
+        pending = {name: pool.submit(_run, name, CHECKS[name][0]) for name in others}
+        checks = {"database": _run("database", CHECKS["database"][0])}
+        checks |= {name: future.result() for name, future in pending.items()}
     failed = {name for name, result in checks.items() if result["status"] != "ok"}
     if any(CHECKS[name][1] for name in failed):
         return {"status": "unhealthy", "checks": checks}, 503
@@ -77,7 +134,10 @@ def health_report() -> tuple[dict[str, Any], int]:
 class CheckResultSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=["ok", "error"])
     latency_ms = serializers.FloatField()
-    error = serializers.CharField(required=False, help_text="The failure's class, when failed.")
+    error = serializers.CharField(
+        required=False,
+        help_text="The failure's class, when failed; `TimeoutError` when the dependency hangs.",
+    )
 
 
 class ChecksSerializer(serializers.Serializer[Any]):

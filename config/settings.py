@@ -165,6 +165,9 @@ else:
 
 REDIS_URL = env.str("REDIS_URL", default="")
 CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="vantage")
+REDIS_COOLDOWN_SECONDS = env.float("REDIS_COOLDOWN_SECONDS", default=5.0)
+# How long each of /health's probes of the cache and the broker may wait.
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=0.5)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -174,6 +177,10 @@ if REDIS_URL:
             "OPTIONS": {
                 "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
                 "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=1.0),
+                # After a timeout or a lost connection, calls to that Redis fail
+                # at once for REDIS_COOLDOWN_SECONDS: a hung Redis costs a
+                # request one timeout, not one per cache call.
+                "CONNECTION_POOL_CLASS": "config.redis_guard.GuardedConnectionPool",
                 "CONNECTION_POOL_KWARGS": {"health_check_interval": 30},
             },
         }
@@ -505,8 +512,29 @@ else:
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+# A broker that accepts connections but answers nothing (hung) would hold a
+# publish, and so the upload that makes it, forever: every command waits this
+# long at most. Longer than the Redis transport's 1 s blocking pop.
+CELERY_BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0)
+# After a publish timed out, a process sends nothing for this long (the job
+# stays queued in the database and is handed again later).
+BROKER_COOLDOWN_SECONDS = env.float("BROKER_COOLDOWN_SECONDS", default=5.0)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://", "socket://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "socket_timeout": CELERY_BROKER_SOCKET_TIMEOUT,
+        "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+        "retry_on_timeout": False,
+    }
+elif CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "read_timeout": CELERY_BROKER_SOCKET_TIMEOUT,
+        "write_timeout": CELERY_BROKER_SOCKET_TIMEOUT,
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+# A Redis result backend, when one is set, waits no longer than the cache does.
+CELERY_REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=1.0)
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=1.0)
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="vantage")
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -1,0 +1,109 @@
+"""Redis connections that give up at once while their server has just failed.
+
+A Redis that hangs (alive, accepting connections, answering nothing) makes
+every command wait for the socket timeout, and a request makes several. Once
+a command to a server times out or loses its connection, every connection of
+this process to that server fails at once for `REDIS_COOLDOWN_SECONDS`; then
+the next command tries it again. A request thus waits for one timeout at most.
+Callers already take a failed command for "Redis is down": identity answers
+from the database (never from a copy), rate limits are counted in the process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import structlog
+from redis.connection import Connection, ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = structlog.get_logger("vantage.redis")
+
+DEFAULT_COOLDOWN_SECONDS = 5.0
+FAILURES = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class RedisCoolingDown(RedisConnectionError):
+    """Not sent: this Redis failed moments ago and is left alone until its cooldown ends."""
+
+
+_lock = threading.Lock()
+_failed_until: dict[tuple[Any, ...], float] = {}
+
+
+def _server(connection: Any) -> tuple[Any, ...]:
+    return tuple(getattr(connection, name, None) for name in ("host", "port", "path"))
+
+
+def _cooldown_seconds() -> float:
+    from django.conf import settings
+
+    return float(getattr(settings, "REDIS_COOLDOWN_SECONDS", DEFAULT_COOLDOWN_SECONDS))
+
+
+def _check(connection: Any) -> None:
+    until = _failed_until.get(_server(connection))
+    if until is not None and time.monotonic() < until:
+        raise RedisCoolingDown(f"Redis failed under {_cooldown_seconds():g} s ago; not tried")
+
+
+def _failed(connection: Any, exc: BaseException) -> None:
+    server, seconds = _server(connection), _cooldown_seconds()
+    with _lock:
+        cooling = time.monotonic() < _failed_until.get(server, 0.0)
+        _failed_until[server] = time.monotonic() + seconds
+    if not cooling:
+        logger.warning("redis_cooling_down", error_type=type(exc).__name__, seconds=seconds)
+
+
+def redis_cooldowns_forget() -> None:
+    """Try every Redis again at once (tests start with none cooling down)."""
+    with _lock:
+        _failed_until.clear()
+
+
+class GuardedConnectionMixin:
+    """Fails at once while its server is cooling down; a failure starts the cooldown."""
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+        _check(self)
+        return self._guarded(super().connect_check_health, *args, **kwargs)  # type: ignore[misc]
+
+    def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
+        _check(self)
+        return self._guarded(super().send_packed_command, *args, **kwargs)  # type: ignore[misc]
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        return self._guarded(super().read_response, *args, **kwargs)  # type: ignore[misc]
+
+    def _guarded(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except RedisCoolingDown:
+            raise
+        except FAILURES as exc:
+            _failed(self, exc)
+            raise
+
+
+_guarded_classes: dict[type[Any], type[Any]] = {}
+
+
+def guarded(connection_class: type[Any]) -> type[Any]:
+    """Return `connection_class` (plain, TLS or Unix socket) with the cooldown added."""
+    with _lock:
+        if connection_class not in _guarded_classes:
+            name = f"Guarded{connection_class.__name__}"
+            bases = (GuardedConnectionMixin, connection_class)
+            _guarded_classes[connection_class] = type(name, bases, {})
+        return _guarded_classes[connection_class]
+
+
+class GuardedConnectionPool(ConnectionPool):
+    """A connection pool whose connections observe the cooldown (django-redis' pool class)."""
+
+    def __init__(self, connection_class: type[Any] = Connection, **kwargs: Any) -> None:
+        super().__init__(connection_class=guarded(connection_class), **kwargs)
