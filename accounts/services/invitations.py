@@ -63,7 +63,8 @@ def invitation_create(
     chosen = _validated_groups(organization, groups)
     if Membership.objects.filter(organization=organization, user__email__iexact=address).exists():
         raise Conflict(f"{address} is a member of {organization.slug} already.")
-    expires_at = timezone.now() + timedelta(days=settings.INVITATION_EXPIRY_DAYS)
+    now = timezone.now()
+    expires_at = now + timedelta(days=settings.INVITATION_EXPIRY_DAYS)
     invitation = (
         Invitation.objects.select_for_update()
         .filter(organization=organization, email=address, state=Invitation.State.PENDING)
@@ -73,7 +74,7 @@ def invitation_create(
     if invitation is None:
         invitation = Invitation(organization=organization, email=address)
     invitation.role, invitation.invited_by, invitation.expires_at = role, invited_by, expires_at
-    invitation.created_at = timezone.now()
+    invitation.created_at = now
     invitation.save()
     invitation.groups.set(chosen)
     _audit(invitation, action, role=role, groups=[g.name for g in chosen],
