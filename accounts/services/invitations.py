@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Invitation, Membership, Organization, User
@@ -75,7 +75,11 @@ def invitation_create(
         invitation = Invitation(organization=organization, email=address)
     invitation.role, invitation.invited_by, invitation.expires_at = role, invited_by, expires_at
     invitation.created_at = now
-    invitation.save()
+    try:
+        with transaction.atomic():
+            invitation.save()
+    except IntegrityError as exc:  # the same address invited by two requests at once
+        raise Conflict(f"{address} was invited by another request just now.") from exc
     invitation.groups.set(chosen)
     _audit(invitation, action, role=role, groups=[g.name for g in chosen],
            expires_at=expires_at.isoformat())  # fmt: skip

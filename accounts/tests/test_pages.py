@@ -644,8 +644,8 @@ def test_the_new_token_form_offers_only_the_scopes_the_user_may_grant(org, membe
     page = html(client.get("/tokens/new/"))
 
     offered = set(re.findall(r'name="scopes" value="([^"]+)"', page))
-    assert offered == {"image:read", "image:upload", "image:delete", "token:manage",
-                       "token:self_rotate"}  # fmt: skip
+    assert offered == {"image:read", "image:upload", "image:delete", "member:read",
+                       "token:manage", "token:self_rotate"}  # fmt: skip
     response = post(client, "/tokens/new/", {"name": "x", "scopes": ["audit:read"]})
     assert response.status_code == 400
     assert "You cannot grant a scope you lack: audit:read." in html(response)
