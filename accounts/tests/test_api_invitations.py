@@ -340,6 +340,7 @@ def test_accepting_as_a_member_already_is_a_conflict_and_changes_nothing(org, in
 
 def test_answering_an_unknown_invitation_is_not_found(outsider):
     client = login_client(outsider)
+    assert client.get(RECEIVED).json() == []
 
     response = client.post(f"{RECEIVED}/not-a-uuid/accept")
 

@@ -125,7 +125,9 @@ def test_another_organizations_admin_cannot_see_or_revoke_the_invitation(org, ou
     invitation = _invitation(org, email="erin@example.com")
     client = signed_in_browser("mallory")
 
-    assert "erin@example.com" not in html(client.get("/members/"))
+    own = html(client.get("/members/"))
+    assert 'action="/members/invite/"' in own  # they invite to their own organization only
+    assert "erin@example.com" not in own
     response = post(client, f"/members/invitations/{invitation.id}/revoke/")
 
     assert response.status_code == 404
