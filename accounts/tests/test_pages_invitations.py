@@ -222,3 +222,28 @@ def test_every_member_is_offered_the_invitations_page(org, guest):
     page = html(signed_in_browser("dave").get("/"))
 
     assert 'href="/invitations/"' in page
+
+
+# --- Django admin: read, and revoke through the service ---------------------------------
+
+
+def test_staff_see_invitations_read_only_and_revoke_them_audited(org, staff_browser):
+    invitation = _invitation(org)
+    url = "/admin/accounts/invitation/"
+
+    listed = staff_browser.get(url)
+    detail = staff_browser.get(f"{url}{invitation.id}/change/")
+    revoked = staff_browser.post(
+        url, {"action": "revoke_invitations", "_selected_action": [str(invitation.id)]}
+    )
+
+    assert listed.status_code == 200
+    assert "mallory@example.com" in html(listed)
+    assert detail.status_code == 200
+    assert 'name="email"' not in html(detail)  # nothing to edit
+    assert staff_browser.get(f"{url}add/").status_code == 403
+    assert revoked.status_code == 302
+    invitation.refresh_from_db()
+    assert invitation.state == "revoked"
+    event = _events(org, "org.invitation_revoked").get()
+    assert event.actor_display == "root"
