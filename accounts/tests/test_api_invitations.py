@@ -6,11 +6,15 @@ the address, and nobody joins an organization without accepting.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import connection, connections
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -366,3 +370,60 @@ def test_a_user_without_an_email_address_has_no_invitations(org, invited):
 def test_the_invitation_endpoints_require_authentication(api_client, invited):
     assert_problem(api_client.get(RECEIVED), status=401, code="NOT_AUTHENTICATED")
     assert_problem(_accept(api_client, invited["id"]), status=401, code="NOT_AUTHENTICATED")
+
+
+# --- At the same moment (PostgreSQL's row locks and unique index) -----------------------
+
+
+def _at_once(attempts: int, work: Callable[[], Any]) -> list[Any]:
+    """Run `work` in `attempts` threads released together, each on its own connection."""
+    start_together = threading.Barrier(attempts)
+
+    def run(_: int) -> Any:
+        try:
+            start_together.wait(timeout=10)
+            return work()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        return list(pool.map(run, range(attempts)))
+
+
+def _postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's row locks and concurrent writers")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_invitations_of_one_address_leave_one_invitation(org, admin):
+    _postgresql_only()
+    client = login_client(admin)
+    assert client.get(INVITATIONS).status_code == 200  # warm: the client's handler is loaded
+
+    responses = _at_once(4, lambda: _invite(client, "erin@example.com"))
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses[0] == 202, [response.content for response in responses]
+    assert set(statuses) <= {202, 409}
+    for response in responses:
+        if response.status_code == 409:
+            assert_problem(response, status=409, code="CONFLICT")
+    assert Invitation.objects.filter(organization=org, email="erin@example.com").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_accepts_join_the_organization_once(org, admin, outsider):
+    _postgresql_only()
+    invited = _invite(login_client(admin), "mallory@example.com").json()
+    mallory = login_client(outsider)
+    assert mallory.get(RECEIVED).status_code == 200  # warm: the client's handler is loaded
+
+    responses = _at_once(3, lambda: _accept(mallory, invited["id"]))
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses.count(200) == 1, [response.content for response in responses]
+    assert set(statuses) <= {200, 404, 409}
+    assert Membership.objects.filter(organization=org, user=outsider).count() == 1
+    assert _events(org, "org.member_added").count() == 1
+    assert _events(org, "org.invitation_accepted").count() == 1
