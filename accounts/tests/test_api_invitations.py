@@ -19,6 +19,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Invitation, Membership, User
+from accounts.services.invitations import invitation_create
 from accounts.services.tokens import token_create
 from accounts.tests.factories import GroupFactory, MembershipFactory, UserFactory
 from audit.models import AuditEvent
@@ -206,6 +207,26 @@ def test_an_admin_lists_the_invitations_with_their_status(org, admin_client, inv
     assert mallory["role"] == "user"
     assert [i["email"] for i in pending["results"]] == ["mallory@example.com"]
     assert [i["email"] for i in expired["results"]] == ["nobody@example.com"]
+
+
+def test_listing_invitations_takes_a_bounded_number_of_queries(
+    org, admin, admin_client, outsider, django_assert_max_num_queries
+):
+    groups = [GroupFactory(organization=org, name=f"g{i}") for i in range(3)]
+    for i in range(9):
+        _invite(admin_client, f"person{i}@example.com", groups=[g.name for g in groups[: i % 3]])
+    other = GroupFactory(name="elsewhere").organization
+    for org_ in (org, other):
+        invitation_create(organization=org_, email="mallory@example.com", role="viewer")
+    mallory = login_client(outsider)
+
+    with django_assert_max_num_queries(8):
+        listed = admin_client.get(INVITATIONS)
+    with django_assert_max_num_queries(8):
+        received = mallory.get(RECEIVED)
+
+    assert listed.json()["count"] == 10
+    assert len(received.json()) == 2
 
 
 def test_listing_with_an_unknown_status_is_a_validation_error(admin_client):
