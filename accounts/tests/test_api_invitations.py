@@ -379,6 +379,8 @@ def test_a_service_token_has_no_invitations_of_its_own(org, admin, invited):
 
     assert_problem(client.get(RECEIVED), status=403, code="PERMISSION_DENIED")
     assert_problem(_accept(client, invited["id"]), status=403, code="PERMISSION_DENIED")
+    assert_problem(_decline(client, invited["id"]), status=403, code="PERMISSION_DENIED")
+    assert Invitation.objects.get(id=invited["id"]).state == "pending"
 
 
 def test_a_user_without_an_email_address_has_no_invitations(org, invited):
