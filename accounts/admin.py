@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import (
     Group,
+    Invitation,
     LoginFailure,
     Membership,
     Organization,
@@ -23,6 +24,7 @@ from accounts.models import (
     User,
 )
 from accounts.principal import organization_changed
+from accounts.services.invitations import invitation_revoke
 from accounts.services.organizations import (
     LIMIT_CEILINGS,
     member_remove,
@@ -238,3 +240,32 @@ class ServiceTokenAdmin(admin.ModelAdmin):
             for token in queryset
         )
         self.message_user(request, f"{revoked} token(s) revoked.")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ("email", "organization", "role", "status", "invited_by", "created_at",
+                    "expires_at", "responded_at")  # fmt: skip
+    list_filter = ("state", "organization")
+    search_fields = ("email", "organization__slug")
+    readonly_fields = [f.name for f in Invitation._meta.fields] + ["groups"]
+    actions = ["revoke_invitations"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by an organization's admins (API, dashboard), who audit it
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the invitation's history stays
+
+    @admin.action(description="Revoke the selected pending invitations")
+    def revoke_invitations(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        _staff_actor(request)
+        revoked = 0
+        for invitation in queryset.select_related("organization"):
+            try:
+                invitation_revoke(invitation=invitation)
+            except DomainError as exc:
+                self.message_user(request, f"{invitation}: {exc.detail}", messages.ERROR)
+            else:
+                revoked += 1
+        self.message_user(request, f"{revoked} invitation(s) revoked.")

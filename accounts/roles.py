@@ -14,6 +14,9 @@ PERMISSION_MIN_ROLE: dict[str, str] = {
     "image:upload": Role.USER,
     "image:delete": Role.USER,
     "image:admin": Role.ADMIN,
+    # Reading the member list (names and email addresses): not for guests, and a
+    # service token only when granted this scope by name.
+    "member:read": Role.VIEWER,
     "token:manage": Role.ADMIN,
     "audit:read": Role.ADMIN,
     "org:admin": Role.ADMIN,

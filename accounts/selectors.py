@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Iterable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import (
     Group,
+    Invitation,
     Membership,
     Organization,
     ServiceToken,
@@ -19,7 +20,7 @@ from accounts.models import (
     TokenUsageDay,
     User,
 )
-from config.errors import InvalidInput, NotFound
+from config.errors import NotFound
 
 if TYPE_CHECKING:
     from accounts.principal import Principal
@@ -144,17 +145,6 @@ def group_get(principal: Principal, group_id: str) -> Group:
     return found
 
 
-def active_user_by_reference(reference: str) -> User:
-    """Return the active user named by id, username or email, or raise 400 naming `user`."""
-    query = Q(username=reference) | Q(email__iexact=reference)
-    with contextlib.suppress(ValueError):  # not an id: a username or email
-        query |= Q(id=uuid.UUID(reference))
-    user = User.objects.filter(query, is_active=True).first()
-    if user is None:
-        raise InvalidInput(f"No active user {reference!r}.", field="user")
-    return user
-
-
 def tokens_of(principal: Principal) -> QuerySet[ServiceToken]:
     """Return the service tokens of the principal's organization, newest first."""
     return (
@@ -170,3 +160,56 @@ def token_get(principal: Principal, token_id: str) -> ServiceToken:
     if token is None:
         raise NotFound("This organization has no service token with that id.")
     return token
+
+
+# --- Invitations: the inviting organization's, and a person's own ----------------------
+
+
+def invitation_list(*, organization_id: Any, status: str | None = None) -> QuerySet[Invitation]:
+    """The organization's invitations, newest first, optionally of one status."""
+    invitations = (
+        Invitation.objects.filter(organization_id=organization_id)
+        .select_related("invited_by", "organization")
+        .prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name")))
+        .order_by("-created_at", "id")
+    )
+    now = timezone.now()
+    if status == Invitation.EXPIRED:
+        return invitations.filter(state=Invitation.State.PENDING, expires_at__lte=now)
+    if status == Invitation.State.PENDING:
+        return invitations.filter(state=status, expires_at__gt=now)
+    return invitations.filter(state=status) if status else invitations
+
+
+def invitation_get(principal: Principal, invitation_id: str) -> Invitation:
+    """Return an invitation of the principal's organization, or raise 404."""
+    found = invitation_list(organization_id=principal.organization_id).filter(id=invitation_id)
+    invitation = found.first()
+    if invitation is None:
+        raise NotFound("This organization has no invitation with that id.")
+    return invitation
+
+
+def invitations_received(*, user: User) -> QuerySet[Invitation]:
+    """The open invitations addressed to the user's email address, newest first."""
+    if not user.email:
+        return Invitation.objects.none()
+    return (
+        Invitation.objects.filter(
+            email=user.email.lower(),
+            state=Invitation.State.PENDING,
+            expires_at__gt=timezone.now(),
+            organization__is_active=True,
+        )
+        .select_related("organization", "invited_by")
+        .prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name")))
+        .order_by("-created_at", "id")
+    )
+
+
+def invitation_received_get(*, user: User, invitation_id: str) -> Invitation:
+    """Return an open invitation addressed to the user, or raise 404."""
+    invitation = invitations_received(user=user).filter(id=invitation_id).first()
+    if invitation is None:
+        raise NotFound("You have no open invitation with that id.")
+    return invitation

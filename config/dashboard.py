@@ -45,6 +45,7 @@ NAVIGATION = (
     NavItem("/members/", "Members", "org:admin"),
     NavItem("/audit/", "Audit", "audit:read"),
     NavItem("/providers/", "Providers", "metrics:read"),
+    NavItem("/invitations/", "Invitations"),
     NavItem("/sessions/", "Sessions"),
     NavItem("/account/", "Account"),
 )

@@ -422,6 +422,10 @@ EMAIL_BACKEND = env.str(
 EMAIL_HOST = env.str("DJANGO_EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("DJANGO_EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="Vantage <noreply@localhost>")
+# Invitations to join an organization: how long one stays open, and the
+# dashboard's address the invitation mail links to.
+INVITATION_EXPIRY_DAYS = env.int("INVITATION_EXPIRY_DAYS", default=7)
+DASHBOARD_URL = env.str("DASHBOARD_URL", default="http://127.0.0.1:8000")
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 

@@ -106,14 +106,6 @@ class MemberSerializer(serializers.ModelSerializer[Membership]):
         return [group.name for group in membership.groups.all()]
 
 
-class MemberAddSerializer(serializers.Serializer[Any]):
-    user = serializers.CharField(max_length=254, help_text="Username, email or id of a user.")
-    role = serializers.ChoiceField(choices=Role.choices)
-    groups = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=100
-    )
-
-
 class MemberUpdateSerializer(serializers.Serializer[Any]):
     role = serializers.ChoiceField(choices=Role.choices, required=False)
     groups = serializers.ListField(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts.api import authorization_views, token_views, views
+from accounts.api import authorization_views, invitation_views, token_views, views
 
 urlpatterns = [
     path(
@@ -48,6 +48,31 @@ urlpatterns = [
         "orgs/current/members/<uuid:user_id>",
         views.MemberDetailApi.as_view(),
         name="org-member-detail",
+    ),
+    path(
+        "orgs/current/invitations",
+        invitation_views.InvitationCollectionApi.as_view(),
+        name="org-invitations",
+    ),
+    path(
+        "orgs/current/invitations/<uuid:invitation_id>",
+        invitation_views.InvitationDetailApi.as_view(),
+        name="org-invitation-detail",
+    ),
+    path(
+        "invitations",
+        invitation_views.ReceivedInvitationCollectionApi.as_view(),
+        name="invitations",
+    ),
+    path(
+        "invitations/<uuid:invitation_id>/accept",
+        invitation_views.ReceivedInvitationAcceptApi.as_view(),
+        name="invitation-accept",
+    ),
+    path(
+        "invitations/<uuid:invitation_id>/decline",
+        invitation_views.ReceivedInvitationDeclineApi.as_view(),
+        name="invitation-decline",
     ),
     path("orgs/current/groups", views.GroupCollectionApi.as_view(), name="org-groups"),
     path(

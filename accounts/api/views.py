@@ -18,7 +18,6 @@ from accounts.permissions import principal_required
 from accounts.principal import Principal
 from accounts.rate_limits import RateLimitRule
 from accounts.selectors import (
-    active_user_by_reference,
     group_get,
     group_list,
     member_get,
@@ -214,28 +213,14 @@ class OrgCurrentApi(APIView):
 
 
 class MemberCollectionApi(APIView):
-    required_permission = {"GET": ANY_PRINCIPAL, "POST": "org:admin"}
+    # Members' names and addresses: not for guests, nor for tokens without this scope.
+    required_permission = {"GET": "member:read"}
 
     @extend_schema(responses=s.MemberSerializer(many=True), tags=["organizations"])
     def get(self, request: Request) -> Response:
-        """The organization's members, with their role and groups."""
+        """The organization's members, with their role and groups; people join by invitation."""
         members = member_list(organization_id=_principal(request).organization_id)
         return Response(s.MemberSerializer(members, many=True).data)
-
-    @extend_schema(request=s.MemberAddSerializer, responses={201: s.MemberSerializer},
-                   tags=["organizations"])  # fmt: skip
-    def post(self, request: Request) -> Response:
-        """Add an existing user to the organization with a role."""
-        data = s.MemberAddSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        membership = org_services.member_add(
-            organization=principal_organization(_principal(request)),
-            user=active_user_by_reference(data.validated_data["user"]),
-            role=data.validated_data["role"],
-            groups=data.validated_data.get("groups", []),
-        )
-        fresh = member_get(_principal(request), str(membership.user_id))
-        return Response(s.MemberSerializer(fresh).data, status=201)
 
 
 class MemberDetailApi(APIView):

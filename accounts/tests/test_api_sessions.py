@@ -33,9 +33,9 @@ T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 
 ALL_PERMISSIONS = [
     "audit:read", "authz:check", "image:admin", "image:delete", "image:read",
-    "image:upload", "metrics:read", "org:admin", "token:manage",
+    "image:upload", "member:read", "metrics:read", "org:admin", "token:manage",
 ]  # fmt: skip
-USER_PERMISSIONS = ["image:delete", "image:read", "image:upload"]
+USER_PERMISSIONS = ["image:delete", "image:read", "image:upload", "member:read"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -163,11 +163,11 @@ def test_me_describes_the_user_in_the_tokens_organization(org, member):
     }
 
 
-def test_viewer_has_exactly_image_read(viewer_client):
+def test_viewer_has_exactly_image_and_member_read(viewer_client):
     body = viewer_client.get(ME_URL).json()
 
     assert body["role"] == "viewer"
-    assert body["permissions"] == ["image:read"]
+    assert body["permissions"] == ["image:read", "member:read"]
 
 
 def test_admin_has_all_nine_permissions(admin_client):
@@ -191,7 +191,7 @@ def test_me_adds_the_permissions_of_the_members_groups(org, viewer):
     body = bearer(obtain("carol")["access"]).get(ME_URL).json()
 
     assert body["groups"] == ["photographers"]
-    assert body["permissions"] == ["image:read", "image:upload"]
+    assert body["permissions"] == ["image:read", "image:upload", "member:read"]
 
 
 def test_me_without_credentials_is_not_authenticated(api_client):
@@ -335,7 +335,7 @@ def test_switch_org_issues_a_pair_bound_to_the_other_organization(org, other_org
     me = bearer(switched["access"]).get(ME_URL).json()
     assert me["organization"] == {"id": str(other_org.id), "name": "Globex", "tier": "pro"}
     assert me["role"] == "viewer"
-    assert me["permissions"] == ["image:read"]
+    assert me["permissions"] == ["image:read", "member:read"]
     assert Session.objects.get(id=pair["session_id"]).organization_id == other_org.id
     # Tokens bound to the previous organization stop working at once.
     assert_problem(old.get(ME_URL), status=401, code="TOKEN_REVOKED")
@@ -400,7 +400,7 @@ def test_demotion_takes_effect_on_the_demoted_users_next_request(admin_client, m
     me = client.get(ME_URL)
     assert me.status_code == 200
     assert me.json()["role"] == "viewer"
-    assert me.json()["permissions"] == ["image:read"]
+    assert me.json()["permissions"] == ["image:read", "member:read"]
 
 
 def test_deactivated_user_token_is_refused_and_sign_in_too(org, member):

@@ -57,7 +57,10 @@ def test_a_demotion_is_seen_when_the_cache_is_down(admin, member, settings):
     settings.CACHES = UNREACHABLE_REDIS
     member_update(membership=Membership.objects.get(user=member), role="viewer")
 
-    assert client.get("/api/v1/auth/me").json()["permissions"] == ["image:read"]
+    assert client.get("/api/v1/auth/me").json()["permissions"] == [
+        "image:read",
+        "member:read",
+    ]
 
 
 def test_production_settings_hash_passwords_with_argon2id():

@@ -93,7 +93,7 @@ def test_demotion_through_one_process_is_seen_by_the_other(server_processes):
 
     me = _me(second, member_tokens["access"]).json()
     assert me["role"] == "viewer"
-    assert me["permissions"] == ["image:read"]
+    assert me["permissions"] == ["image:read", "member:read"]
 
 
 def _create_token(server, access: str, scopes: list[str]) -> dict:

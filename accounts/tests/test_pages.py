@@ -25,7 +25,7 @@ from accounts.models import Group, Membership, ServiceToken, Session, TokenUsage
 from accounts.roles import SCOPES
 from accounts.service_tokens import token_digest
 from accounts.services import tokens as token_services
-from accounts.tests.factories import PASSWORD, GroupFactory, MembershipFactory, UserFactory
+from accounts.tests.factories import PASSWORD, GroupFactory, MembershipFactory
 from accounts.tests.test_browser_login import (
     browser,
     browser_session,
@@ -131,7 +131,7 @@ def _viewer_posts(org: Any, admin: Any, member: Any) -> list[tuple[str, dict[str
         (f"/tokens/{token.id}/revoke/", {"reason": "x"}),
         (f"/tokens/{token.id}/allowed-ips/", {"allowed_ips": "10.0.0.0/8"}),
         ("/tokens/revoke-all/", {"reason": "x", "confirm": "acme"}),
-        ("/members/add/", {"user": "mallory", "role": "admin"}),
+        ("/members/invite/", {"email": "mallory@example.com", "role": "admin"}),
         (f"/members/{member.id}/role/", {"role": "admin"}),
         (f"/members/{member.id}/remove/", {}),
         ("/members/groups/new/", {"name": "sneaky", "permissions": ["org:admin"]}),
@@ -644,8 +644,8 @@ def test_the_new_token_form_offers_only_the_scopes_the_user_may_grant(org, membe
     page = html(client.get("/tokens/new/"))
 
     offered = set(re.findall(r'name="scopes" value="([^"]+)"', page))
-    assert offered == {"image:read", "image:upload", "image:delete", "token:manage",
-                       "token:self_rotate"}  # fmt: skip
+    assert offered == {"image:read", "image:upload", "image:delete", "member:read",
+                       "token:manage", "token:self_rotate"}  # fmt: skip
     response = post(client, "/tokens/new/", {"name": "x", "scopes": ["audit:read"]})
     assert response.status_code == 400
     assert "You cannot grant a scope you lack: audit:read." in html(response)
@@ -1001,54 +1001,6 @@ def test_the_members_page_shows_roles_groups_and_permissions(org, admin, member,
     assert "<li>image:delete</li>" in page
     assert f'action="/members/{member.id}/remove/"' in page
     assert f'<label class="visually-hidden" for="role-{member.id}">Role of bob</label>' in page
-
-
-@pytest.mark.parametrize("reference", ["erin", "ERIN@example.com"])
-def test_adding_an_existing_user_makes_them_a_member(org, admin, reference):
-    erin = UserFactory(username="erin")
-    GroupFactory(organization=org, name="editors", permissions=["image:delete"])
-    client = signed_in_browser("alice")
-
-    response = post(client, "/members/add/",
-                    {"user": reference, "role": "user", "groups": ["editors"]})  # fmt: skip
-
-    assert response.status_code == 302
-    membership = Membership.objects.get(user=erin, organization=org)
-    assert membership.role == "user"
-    assert [g.name for g in membership.groups.all()] == ["editors"]
-    assert "erin joined as user." in html(client.get("/members/"))
-    (event,) = actions("org.member_added")
-    assert event.details["username"] == "erin"
-    assert event.actor_display == "alice"
-
-
-@pytest.mark.parametrize(
-    ("fields", "status", "message"),
-    [
-        ({"user": "nobody", "role": "user"}, 400, "No active user &#x27;nobody&#x27;."),
-        ({"user": "bob", "role": "user"}, 409, "bob is a member of acme already."),
-        ({"user": "erin", "role": "owner"}, 400, "Role: &quot;owner&quot; is not a valid choice."),
-        ({"user": "", "role": "user"}, 400, "User: This field may not be blank."),
-        ({"user": "erin", "role": "user", "groups": ["ghosts"]}, 400,
-         "No group named ghosts in this organization."),
-    ],
-    ids=["unknown", "already", "bad-role", "blank", "unknown-group"],
-)  # fmt: skip
-@pytest.mark.usefixtures("member")
-def test_adding_a_member_with_bad_input_says_why_and_adds_nobody(
-    org, admin, fields, status, message
-):
-    UserFactory(username="erin")
-    before = list(Membership.objects.values_list("id", "role"))
-
-    response = post(signed_in_browser("alice"), "/members/add/", fields)
-
-    assert response.status_code == status
-    page = html(response)
-    assert message in page
-    assert "The member was not added:" in page
-    assert list(Membership.objects.values_list("id", "role")) == before
-    assert not actions("org.member_added")
 
 
 def test_changing_a_role_applies_from_the_members_next_request(

@@ -24,6 +24,7 @@ TABLE: dict[str, set[str]] = {
     "image:upload": {"user", "admin"},
     "image:delete": {"user", "admin"},
     "image:admin": {"admin"},
+    "member:read": {"viewer", "user", "admin"},
     "token:manage": {"admin"},
     "audit:read": {"admin"},
     "org:admin": {"admin"},

@@ -1,5 +1,5 @@
 """The identity pages of the dashboard: sign-in and sign-out, the account and its password,
-sessions, the organization switch, service tokens, and members and groups.
+sessions, the organization switch, service tokens, members, invitations and groups.
 
 Sign-in ties a Django session to a login Session. Every other page calls the
 services and selectors the API calls and parses its forms with the API's own
@@ -15,6 +15,11 @@ from accounts.views.account import (
     sessions_page,
     sessions_revoke_others_page,
 )
+from accounts.views.invitations import (
+    invitation_accept_page,
+    invitation_decline_page,
+    invitations_page,
+)
 from accounts.views.members import (
     group_create_page,
     group_delete_page,
@@ -22,7 +27,8 @@ from accounts.views.members import (
     group_member_add_page,
     group_member_remove_page,
     group_page,
-    member_add_page,
+    invitation_revoke_page,
+    member_invite_page,
     member_remove_page,
     member_role_page,
     members_page,
@@ -53,9 +59,13 @@ __all__ = [
     "group_member_add_page",
     "group_member_remove_page",
     "group_page",
+    "invitation_accept_page",
+    "invitation_decline_page",
+    "invitation_revoke_page",
+    "invitations_page",
     "login_page",
     "logout_page",
-    "member_add_page",
+    "member_invite_page",
     "member_remove_page",
     "member_role_page",
     "members_page",

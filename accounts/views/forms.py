@@ -22,6 +22,7 @@ SESSIONS_PER_PAGE = 25
 TOKENS_PER_PAGE = 25
 MEMBERS_PER_PAGE = 50
 GROUPS_PER_PAGE = 50
+INVITATIONS_PER_PAGE = 25
 USAGE_DAYS = 30
 GRACE_CHOICES = (
     (0, "No grace: the old token stops working now"),
@@ -38,6 +39,7 @@ FIELD_LABELS = {
     "grace_seconds": "Grace period",
     "reason": "Reason",
     "user": "User",
+    "email": "Email",
     "role": "Role",
     "groups": "Groups",
     "permissions": "Permissions",

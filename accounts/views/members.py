@@ -1,37 +1,39 @@
-"""The members and groups pages (org:admin)."""
+"""The members, invitations and groups pages (org:admin)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from accounts.api.serializers import (
-    GroupWriteSerializer,
-    MemberAddSerializer,
-    MemberUpdateSerializer,
-)
+from accounts.api.invitation_serializers import InvitationCreateSerializer
+from accounts.api.serializers import GroupWriteSerializer, MemberUpdateSerializer
 from accounts.errors import LastAdmin
 from accounts.models import Group, Membership, Role
 from accounts.roles import PERMISSIONS
 from accounts.selectors import (
-    active_user_by_reference,
     group_get,
     group_list,
+    invitation_get,
+    invitation_list,
     member_get,
     member_list,
     principal_organization,
 )
+from accounts.services import invitations as invitation_services
 from accounts.services import organizations as org_services
 from accounts.views.forms import (
     FORM_REFUSALS,
     GROUPS_PER_PAGE,
+    INVITATIONS_PER_PAGE,
     MEMBERS_PER_PAGE,
     form_data,
+    page_user,
     post_only,
     refusal_messages,
 )
@@ -55,11 +57,16 @@ def _members_render(
     principal = signed_in_principal(request)
     members = member_list(organization_id=principal.organization_id)
     groups = group_list(organization_id=principal.organization_id)
+    invitations = invitation_list(organization_id=principal.organization_id)
     context = {
         "members": Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page")),
+        "invitations": Paginator(invitations, INVITATIONS_PER_PAGE).get_page(
+            request.GET.get("invitations_page")
+        ),
         "groups": Paginator(groups, GROUPS_PER_PAGE).get_page(request.GET.get("groups_page")),
         "roles": Role.values,
         "permissions": PERMISSIONS,
+        "invitation_days": settings.INVITATION_EXPIRY_DAYS,
         "errors": errors or {},
         "values": values or {},
     }
@@ -74,27 +81,43 @@ def members_page(request: HttpRequest) -> HttpResponse:
 
 @dashboard_page("org:admin")
 @post_only("/members/")
-def member_add_page(request: HttpRequest) -> HttpResponse:
-    """Add an existing user, named by username or email, with a role."""
+def member_invite_page(request: HttpRequest) -> HttpResponse:
+    """Invite an email address with a role and groups; the person accepts or declines."""
     principal = signed_in_principal(request)
     values = {
-        "user": request.POST.get("user", "").strip(),
+        "email": request.POST.get("email", "").strip(),
         "role": request.POST.get("role", ""),
         "groups": request.POST.getlist("groups"),
     }
     try:
-        data = form_data(MemberAddSerializer, values)
-        membership = org_services.member_add(
+        data = form_data(InvitationCreateSerializer, values)
+        invitation = invitation_services.invitation_create(
             organization=principal_organization(principal),
-            user=active_user_by_reference(data["user"]),
+            email=data["email"],
             role=data["role"],
             groups=data.get("groups", []),
+            invited_by=page_user(principal),
         )
     except FORM_REFUSALS as exc:
         return _members_render(
-            request, status=exc.status, errors={"add": refusal_messages(exc)}, values=values
+            request, status=exc.status, errors={"invite": refusal_messages(exc)}, values=values
         )
-    messages.success(request, f"{membership.user.username} joined as {membership.role}.")
+    messages.success(request, f"{invitation.email} was invited as {invitation.role}.")
+    return redirect("/members/")
+
+
+@dashboard_page("org:admin")
+@post_only("/members/")
+def invitation_revoke_page(request: HttpRequest, invitation_id: Any) -> HttpResponse:
+    """Withdraw a pending invitation."""
+    invitation = invitation_get(signed_in_principal(request), str(invitation_id))
+    try:
+        invitation_services.invitation_revoke(invitation=invitation)
+    except FORM_REFUSALS as exc:
+        return _members_render(
+            request, status=exc.status, errors={"invitations": refusal_messages(exc)}
+        )
+    messages.success(request, f"The invitation of {invitation.email} was revoked.")
     return redirect("/members/")
 
 

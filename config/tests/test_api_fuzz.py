@@ -124,7 +124,9 @@ def _created(response: Any, status: int = 201) -> dict[str, Any]:
 @pytest.fixture
 def existing_ids(admin: Any, org: Any) -> dict[str, list[str]]:
     """Objects of the organization, made through the API, by the path parameter naming them."""
-    from accounts.tests.factories import UserFactory
+    from accounts.models import User
+    from accounts.services.invitations import invitation_create
+    from accounts.tests.factories import MembershipFactory, OrganizationFactory
     from config.celery import app as celery_app
 
     client = login_client(admin)
@@ -135,14 +137,21 @@ def existing_ids(admin: Any, org: Any) -> dict[str, list[str]]:
             format="json",
         )
     )
-    newcomer = UserFactory(username="erin")
-    member = _created(
+    member = MembershipFactory(organization=org, role="user", user__username="erin")
+    invited = _created(
         client.post(
-            "/api/v1/orgs/current/members",
-            {"user": newcomer.username, "role": "user"},
+            "/api/v1/orgs/current/invitations",
+            {"email": "newcomer@example.com", "role": "user", "groups": ["editors"]},
             format="json",
-        )
+        ),
+        status=202,
     )
+    # Invitations of another organization to everyone of this one, to accept or decline.
+    other = OrganizationFactory(slug="fuzz-other")
+    received = [
+        invitation_create(organization=other, email=user.email, role="viewer")
+        for user in User.objects.filter(memberships__organization=org)
+    ]
     token = _created(
         client.post("/api/v1/tokens", {"name": "ci", "scopes": ["image:read"]}, format="json")
     )
@@ -162,7 +171,8 @@ def existing_ids(admin: Any, org: Any) -> dict[str, list[str]]:
     )
     return {
         "group_id": [str(group["id"])],
-        "user_id": [str(member["user_id"]), str(admin.id)],
+        "user_id": [str(member.user_id), str(admin.id)],
+        "invitation_id": [invited["id"], *(str(invitation.id) for invitation in received)],
         "token_id": [str(token["id"])],
         "image_id": [str(upload["image_id"])],
         "job_id": [str(upload["job_id"])],
