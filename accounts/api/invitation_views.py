@@ -28,9 +28,11 @@ ADMIN = "org:admin"
 class InvitationCollectionApi(APIView):
     required_permission = {"GET": ADMIN, "POST": ADMIN}
 
-    @extend_schema(parameters=[s.InvitationFilterSerializer], tags=["organizations"],
-                   responses=paginated(s.InvitationSerializer),
-                   operation_id="api_v1_orgs_current_invitations_list")  # fmt: skip
+    @extend_schema(
+        parameters=[s.InvitationFilterSerializer],
+        tags=["organizations"],
+        responses=paginated(s.InvitationSerializer),
+    )
     def get(self, request: Request) -> Response:
         """The organization's invitations, newest first; `status` picks one kind."""
         query = s.InvitationFilterSerializer(data=request.query_params)
