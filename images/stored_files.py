@@ -28,7 +28,7 @@ def file_write(*, name: str, data: bytes) -> str:
     except NotImplementedError:
         return _object_put(name, data)
     folder, base = os.path.split(name)
-    staged = f"{folder}/.{base}.{uuid.uuid4().hex[:12]}.partial"
+    staged = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:12]}.partial")
     try:
         written = default_storage.path(default_storage.save(staged, ContentFile(data)))
         _flush(written)
