@@ -34,6 +34,6 @@ class SmallDiskStorage(FileSystemStorage):
         data = content.read()
         free = max(0, self.capacity_bytes - self.used_bytes())
         if len(data) <= free:
-            return str(super()._save(name, ContentFile(data)))
-        super()._save(name, ContentFile(data[:free]))
+            return str(super()._save(name, ContentFile(data)))  # type: ignore[misc]
+        super()._save(name, ContentFile(data[:free]))  # type: ignore[misc]
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path(name))
