@@ -119,3 +119,25 @@ def test_an_attempt_whose_claim_was_taken_over_writes_nothing_and_is_recorded(
     assert [(line["job_id"], line["reason"], line["attempts"]) for line in discarded] == [
         (body["job_id"], "claim_lost", 1)
     ]
+
+
+def test_a_failure_of_an_attempt_whose_claim_was_taken_over_leaves_the_job_and_is_recorded(
+    member_client, gated, settings, log_lines
+):
+    gated.first_refused = True  # attempt 1 ends in a permanent failure
+    body = accepted(upload(member_client, jpeg_bytes(), "car.jpg"))
+    first: list[Any] = []
+    worker = in_thread(lambda: job_run(body["job_id"]), first)
+    assert gated.entered.wait(WAIT)
+    settings.JOB_RUNNING_TIMEOUT = 0
+    assert jobs_requeue_stuck() == 1
+    job_run(body["job_id"])  # attempt 2 succeeds
+    gated.gate.set()
+    worker.join(WAIT)
+
+    assert first == [None]
+    job = member_client.get(body["status_url"]).json()
+    assert (job["status"], job["attempts"], job["error"]) == ("succeeded", 2, None)
+    assert member_client.get(f"{IMAGES}/{body['image_id']}").json()["status"] == "ready"
+    discarded = [line for line in log_lines() if line["event"] == "job_outcome_discarded"]
+    assert [(line["reason"], line["attempts"]) for line in discarded] == [("finish_unmatched", 1)]
