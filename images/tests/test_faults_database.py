@@ -40,8 +40,8 @@ POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
 JOBS = 4
 RESTARTS = 2
-# Every job's work, the restarts and one retry backoff fit well within this.
-FINISH_SECONDS = 90
+# Every job's work and one retry backoff fit well within this; ten minutes do not.
+FINISH_SECONDS = 60
 MAKE_MEMBER = """
 import django; django.setup()
 from accounts.services.tokens import token_create
@@ -184,18 +184,16 @@ def test_jobs_cut_off_by_a_database_restart_finish_within_a_retry_backoff(
     (server,) = server_processes(count=1, **env)
     worker = worker_processes(**env, JOB_RUNNING_TIMEOUT="600", JOB_MAX_ATTEMPTS="5")
     secret = member_token(private_postgres.url)
-    client = httpx.Client(base_url=server.url, timeout=60,
-                          headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
-    uploads = [jobs.upload(client, f"noise-{index}.png", noisy_png()) for index in range(JOBS)]
+    with httpx.Client(base_url=server.url, timeout=60,
+                      headers={"Authorization": f"Bearer {secret}"}) as client:  # fmt: skip
+        uploads = [jobs.upload(client, f"noise-{index}.png", noisy_png()) for index in range(JOBS)]
 
-    started = 0
-    for _ in range(RESTARTS):
-        started = restart_during_a_job(private_postgres, worker, started)
-    restarted = time.monotonic()
-    finished = finished_jobs(client, [body["status_url"] for body in uploads],
-                             timeout=FINISH_SECONDS)  # fmt: skip
+        started = 0
+        for _ in range(RESTARTS):
+            started = restart_during_a_job(private_postgres, worker, started)
+        finished = finished_jobs(client, [body["status_url"] for body in uploads],
+                                 timeout=FINISH_SECONDS)  # fmt: skip
 
-    took = time.monotonic() - restarted
     bodies = list(finished.values())
     assert [body["status"] for body in bodies] == ["succeeded"] * JOBS, bodies
     # The restarts cut off jobs mid-way; each cut was mended by the next attempt.
@@ -203,4 +201,3 @@ def test_jobs_cut_off_by_a_database_restart_finish_within_a_retry_backoff(
     assert attempts[-1] > 1, "no job was running when PostgreSQL restarted"
     assert sum(attempts) - JOBS <= RESTARTS, attempts
     assert not [line for line in worker.log_lines() if line.get("event") == "jobs_requeued"]
-    assert took < FINISH_SECONDS
