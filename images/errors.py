@@ -154,3 +154,37 @@ class UpscaleTooLarge(DomainError):
             f"{width * factor}x{height * factor} pixels; each side may be at most {maximum} "
             "pixels. Choose a smaller scale or a smaller image."
         )
+
+
+# Seconds a client is asked to wait before sending an upload the storage refused.
+STORAGE_RETRY_AFTER = 60
+
+
+class InsufficientStorage(DomainError):
+    """The storage has no room for the file: nothing was kept, and a later retry may fit."""
+
+    status = 507
+    code = "INSUFFICIENT_STORAGE"
+    title = "Insufficient storage"
+    default_detail = (
+        "The server's image storage is full, so the upload was not kept; nothing was "
+        "counted against the quota. Send it again later."
+    )
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": str(STORAGE_RETRY_AFTER)})
+
+
+class StorageUnavailable(DomainError):
+    """The storage failed to keep the file: nothing was kept, and a later retry may succeed."""
+
+    status = 503
+    code = "STORAGE_UNAVAILABLE"
+    title = "Storage unavailable"
+    default_detail = (
+        "The server's image storage cannot be written now, so the upload was not kept; "
+        "nothing was counted against the quota. Send it again shortly."
+    )
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": str(STORAGE_RETRY_AFTER)})

@@ -25,3 +25,8 @@ UPLOAD_BYTES = Histogram(
 VALIDATION_REJECTIONS = Counter(
     "vantage_upload_rejections_total", "Uploads refused by validation, by code.", ["code"]
 )
+JOB_OUTCOMES_DISCARDED = Counter(
+    "vantage_job_outcomes_discarded_total",
+    "Job attempts whose outcome was dropped because another attempt had taken the job over.",
+    ["kind", "reason"],
+)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from PIL import ExifTags
@@ -25,18 +26,25 @@ from config.errors import DomainError
 from images import metrics
 from images.models import Image, Job
 from images.processing import image_decode, image_sanitize, image_upscale, thumbnail_make
-from images.storage_errors import STORAGE_ERRORS
+from images.storage_errors import STORAGE_ERRORS, storage_error_code
+from images.stored_files import file_discard, file_write
 from images.validation import format_of, storage_path_for
 
 logger = structlog.get_logger("vantage.jobs")
 
 
-# A failure of the storage or the database: worth another attempt later.
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (*STORAGE_ERRORS, DatabaseError)
-
-
 class TransientJobError(Exception):
-    """A failure worth another attempt later (a provider, the storage or the database)."""
+    """A failure worth another attempt later (a provider, the storage or the database).
+
+    `code` is the job's error code should no attempt be left; `attempt` is the
+    attempt that failed, which the next one may take the job over from.
+    """
+
+    def __init__(
+        self, message: str, *, code: str = "PROCESSING_FAILED", attempt: int | None = None
+    ) -> None:
+        self.code, self.attempt = code, attempt
+        super().__init__(message)
 
 
 class PermanentJobError(Exception):
@@ -47,15 +55,27 @@ class PermanentJobError(Exception):
         super().__init__(message)
 
 
-def job_claim(job_id: str, *, redelivered: bool = False) -> Job | None:
+class ClaimLost(Exception):
+    """Another attempt has taken the job over: this one must write nothing more."""
+
+
+def job_claim(
+    job_id: str, *, redelivered: bool = False, after_attempt: int | None = None
+) -> Job | None:
     """Take the job for this worker; None if it is finished or another worker has it.
 
     A job left running by a worker that died is taken again when its message
-    is delivered again, or once it has been running past the timeout.
+    is delivered again, or once it has been running past the timeout. The
+    retry of attempt `after_attempt` takes the job back at once if no other
+    attempt has claimed it since: that attempt ended, whatever the job's status.
     """
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.JOB_RUNNING_TIMEOUT)
-    running = Q(status=Job.Status.RUNNING) & (Q() if redelivered else Q(started_at__lt=stale))
+    takeover = Q(started_at__lt=now - timedelta(seconds=settings.JOB_RUNNING_TIMEOUT))
+    if redelivered:
+        takeover = Q()
+    elif after_attempt is not None:
+        takeover |= Q(attempts=after_attempt)
+    running = Q(status=Job.Status.RUNNING) & takeover
     claimed = Job.objects.filter(Q(id=job_id) & (Q(status=Job.Status.QUEUED) | running)).update(
         status=Job.Status.RUNNING, started_at=now, attempts=F("attempts") + 1
     )
@@ -64,58 +84,114 @@ def job_claim(job_id: str, *, redelivered: bool = False) -> Job | None:
     return Job.objects.select_related("image").get(id=job_id)
 
 
-def job_run(job_id: str, *, redelivered: bool = False) -> None:
+def job_run(job_id: str, *, redelivered: bool = False, after_attempt: int | None = None) -> None:
     """Run one attempt of the job; raise TransientJobError when it should be tried again."""
-    job = job_claim(job_id, redelivered=redelivered)
+    try:
+        job = job_claim(job_id, redelivered=redelivered, after_attempt=after_attempt)
+    except DatabaseError as exc:
+        close_old_connections()
+        message = f"the database could not be reached ({type(exc).__name__})"
+        raise TransientJobError(message, attempt=after_attempt) from exc
     if job is None:
         return
     started = time.perf_counter()
     try:
-        result = _process(job)
-    except PermanentJobError as exc:
-        _finish(job, Job.Status.FAILED, error=(exc.code, exc.message))
-    except TransientJobError as exc:
-        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            message = f"Processing failed {job.attempts} times; the last error: {exc}"
-            _finish(job, Job.Status.FAILED, error=("PROCESSING_FAILED", message))
-        else:
-            Job.objects.filter(id=job.id, status=Job.Status.RUNNING).update(
-                status=Job.Status.QUEUED, enqueued_at=timezone.now()
-            )
-            raise
-    else:
-        _finish(job, Job.Status.SUCCEEDED, result=result)
+        _attempt(job)
+    except DatabaseError as exc:
+        # The database went away mid-attempt: the retry takes the job back from this attempt.
+        close_old_connections()
+        message = f"the database failed ({type(exc).__name__})"
+        raise TransientJobError(message, attempt=job.attempts) from exc
     finally:
         metrics.JOB_SECONDS.labels(kind=job.kind).observe(time.perf_counter() - started)
 
 
-def _process(job: Job) -> dict[str, Any]:
+def _attempt(job: Job) -> None:
+    try:
+        _process(job)
+    except ClaimLost:
+        _discarded(job, "claim_lost")
+    except PermanentJobError as exc:
+        _finish(job, Job.Status.FAILED, error=(exc.code, exc.message))
+    except TransientJobError as exc:
+        exc.attempt = job.attempts
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            _finish(job, Job.Status.FAILED, error=(exc.code, _last_words(job, exc)))
+            return
+        _requeue(job)
+        raise
+
+
+def _last_words(job: Job, exc: TransientJobError) -> str:
+    """Return the message of a job failed for good by transient errors."""
+    message = f"Processing failed {job.attempts} times; the last error: {exc}."
+    if exc.code in ("INSUFFICIENT_STORAGE", "STORAGE_UNAVAILABLE"):
+        message += " The image is kept as uploaded; the server's storage was at fault."
+    return message
+
+
+def _requeue(job: Job) -> None:
+    """Put the job back in the queue for its retry, on a new connection if the old one died."""
+    back = Job.objects.filter(id=job.id, status=Job.Status.RUNNING, attempts=job.attempts)
+    try:
+        back.update(status=Job.Status.QUEUED, enqueued_at=timezone.now())
+    except DatabaseError:
+        close_old_connections()
+        try:
+            back.update(status=Job.Status.QUEUED, enqueued_at=timezone.now())
+        except DatabaseError:
+            # Still down: the retry takes the job back from this attempt all the same.
+            close_old_connections()
+            logger.warning("job_requeue_failed", job_id=str(job.id), attempts=job.attempts)
+
+
+def _process(job: Job) -> None:
     try:
         with default_storage.open(job.image.original_path, "rb") as stored:
             data = stored.read()
     except FileNotFoundError:
         raise PermanentJobError("IMAGE_MISSING", "The image's file is gone.") from None
     except STORAGE_ERRORS as exc:
-        raise TransientJobError(f"the storage could not be read ({type(exc).__name__})") from exc
+        message = f"the storage could not be read ({type(exc).__name__})"
+        raise TransientJobError(message, code=storage_error_code(exc)) from exc
+    if not _claim_held(job):
+        raise ClaimLost()
     try:
         if job.kind == Job.Kind.UPSCALE:
-            return _upscale(job, data)
-        return _classify(job, data)
+            _upscale(job, data)
+        else:
+            _classify(job, data)
     except DomainError as exc:
         raise PermanentJobError(exc.code, exc.detail) from exc
     except ProviderError as exc:
         if exc.permanent:
             raise PermanentJobError("CLASSIFICATION_FAILED", str(exc)) from exc
         raise TransientJobError(str(exc)) from exc
-    except TRANSIENT_ERRORS as exc:
-        raise TransientJobError(type(exc).__name__) from exc
+    except STORAGE_ERRORS as exc:
+        message = f"the storage could not be written ({type(exc).__name__})"
+        raise TransientJobError(message, code=storage_error_code(exc)) from exc
+    except DatabaseError as exc:
+        raise TransientJobError(f"the database failed ({type(exc).__name__})") from exc
+
+
+def _claim_held(job: Job, *, lock: bool = False) -> bool:
+    """Tell whether this attempt still holds the job; `lock` holds the row until commit."""
+    held = Job.objects.filter(id=job.id, status=Job.Status.RUNNING, attempts=job.attempts)
+    return (held.select_for_update() if lock else held).exists()
+
+
+@contextmanager
+def _result_writing(job: Job) -> Iterator[None]:
+    """Open the transaction that writes the job's result, if this attempt still holds the job."""
+    with transaction.atomic():
+        if not _claim_held(job, lock=True):
+            raise ClaimLost()
+        yield
 
 
 def _store(path: str, data: bytes) -> str:
-    """Write `data` at exactly `path` (a second run overwrites the first)."""
-    if default_storage.exists(path):
-        default_storage.delete(path)
-    return default_storage.save(path, ContentFile(data))
+    """Write `data` at exactly `path`, whole or not at all (a second run replaces the first)."""
+    return file_write(name=path, data=data)
 
 
 def _original_sanitize(image: Image, data: bytes) -> PILImage.Image:
@@ -136,14 +212,14 @@ def _turned(decoded: PILImage.Image) -> bool:
     return decoded.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
 
 
-def _classify(job: Job, data: bytes) -> dict[str, Any]:
+def _classify(job: Job, data: bytes) -> None:
     image = job.image
     decoded = _original_sanitize(image, data)
     thumbnail = storage_path_for(organization_id=image.organization_id, image_id=image.id,
                                  variant="thumbnail", extension="jpg")  # fmt: skip
     _store(thumbnail, thumbnail_make(data))
     result = classify_with_failover([decoded.convert("RGB")])[0]
-    with transaction.atomic():
+    with _result_writing(job):
         stored = classification_record(
             organization_id=image.organization_id, principal_ref=image.uploaded_by,
             principal_display=image.uploaded_by_display, result=result,
@@ -154,10 +230,11 @@ def _classify(job: Job, data: bytes) -> dict[str, Any]:
             thumbnail_path=thumbnail, classification=classification,
             label=classification["top_label"], status=Image.Status.READY,
         )  # fmt: skip
-    return {"classification": classification, "thumbnail": True}
+        _finish(job, Job.Status.SUCCEEDED, result={"classification": classification,
+                                                   "thumbnail": True})  # fmt: skip
 
 
-def _upscale(job: Job, data: bytes) -> dict[str, Any]:
+def _upscale(job: Job, data: bytes) -> None:
     source, scale = job.image, int(job.scale or 2)
     _original_sanitize(source, data)
     larger = image_upscale(data, factor=scale)
@@ -167,19 +244,24 @@ def _upscale(job: Job, data: bytes) -> dict[str, Any]:
     path = storage_path_for(organization_id=source.organization_id, image_id=result_id,
                             variant="original", extension=extension)  # fmt: skip
     stem = source.filename.rsplit(".", 1)[0]
-    with transaction.atomic():
-        _store(path, larger)
-        Image.objects.create(
-            id=result_id, organization_id=source.organization_id, uploaded_by=source.uploaded_by,
-            uploaded_by_display=source.uploaded_by_display,
-            filename=f"{stem}@{scale}x.{extension}", bucket=source.bucket,
-            content_type=format_of(decoded).content_type, size_bytes=len(larger),
-            width=decoded.width, height=decoded.height, sha256=hashlib.sha256(larger).hexdigest(),
-            original_path=path, status=Image.Status.READY,
-        )  # fmt: skip
-    Image.objects.filter(id=source.id).update(status=Image.Status.READY)
-    return {"image_id": str(result_id), "width": decoded.width, "height": decoded.height,
-            "scale": scale}  # fmt: skip
+    _store(path, larger)
+    try:
+        with _result_writing(job):
+            Image.objects.create(
+                id=result_id, organization_id=source.organization_id,
+                uploaded_by=source.uploaded_by, uploaded_by_display=source.uploaded_by_display,
+                filename=f"{stem}@{scale}x.{extension}", bucket=source.bucket,
+                content_type=format_of(decoded).content_type, size_bytes=len(larger),
+                width=decoded.width, height=decoded.height,
+                sha256=hashlib.sha256(larger).hexdigest(), original_path=path,
+                status=Image.Status.READY,
+            )  # fmt: skip
+            Image.objects.filter(id=source.id).update(status=Image.Status.READY)
+            _finish(job, Job.Status.SUCCEEDED, result={"image_id": str(result_id),
+                    "width": decoded.width, "height": decoded.height, "scale": scale})  # fmt: skip
+    except BaseException:
+        file_discard(path)  # no image was recorded for it: nothing is kept
+        raise
 
 
 def _finish(
@@ -190,18 +272,31 @@ def _finish(
     error: tuple[str, str] | None = None,
 ) -> None:
     code, message = error or ("", "")
-    updated = Job.objects.filter(id=job.id, status=Job.Status.RUNNING).update(
-        status=status, finished_at=timezone.now(), result=result,
-        error_code=code, error_message=message,
-    )  # fmt: skip
-    if status == Job.Status.FAILED:
-        Image.objects.filter(id=job.image_id, status=Image.Status.PROCESSING).update(
-            status=Image.Status.FAILED
-        )
-    if updated:
-        metrics.JOBS_COMPLETED.labels(kind=job.kind, status=status).inc()
-        logger.info("job_finished", job_id=str(job.id), kind=job.kind, status=status,
-                    attempts=job.attempts, error_code=code or None)  # fmt: skip
+    with transaction.atomic():
+        # Only this attempt's claim may finish the job.
+        updated = Job.objects.filter(
+            id=job.id, status=Job.Status.RUNNING, attempts=job.attempts
+        ).update(
+            status=status, finished_at=timezone.now(), result=result,
+            error_code=code, error_message=message,
+        )  # fmt: skip
+        if not updated:
+            _discarded(job, "finish_unmatched")
+            return
+        if status == Job.Status.FAILED:
+            Image.objects.filter(id=job.image_id, status=Image.Status.PROCESSING).update(
+                status=Image.Status.FAILED
+            )
+    metrics.JOBS_COMPLETED.labels(kind=job.kind, status=status).inc()
+    logger.info("job_finished", job_id=str(job.id), kind=job.kind, status=status,
+                attempts=job.attempts, error_code=code or None)  # fmt: skip
+
+
+def _discarded(job: Job, reason: str) -> None:
+    """Record that this attempt's outcome was dropped because another attempt has the job."""
+    metrics.JOB_OUTCOMES_DISCARDED.labels(kind=job.kind, reason=reason).inc()
+    logger.warning("job_outcome_discarded", job_id=str(job.id), kind=job.kind, reason=reason,
+                   attempts=job.attempts)  # fmt: skip
 
 
 def jobs_requeue_stuck() -> int:
@@ -211,14 +306,14 @@ def jobs_requeue_stuck() -> int:
     now = timezone.now()
     queued_before = now - timedelta(seconds=settings.JOB_QUEUED_TIMEOUT)
     running_before = now - timedelta(seconds=settings.JOB_RUNNING_TIMEOUT)
-    stuck = Job.objects.filter(
-        Q(status=Job.Status.QUEUED, enqueued_at__lt=queued_before)
-        | Q(status=Job.Status.RUNNING, started_at__lt=running_before)
-    ).values_list("id", flat=True)[:1000]
+    stale = Q(status=Job.Status.QUEUED, enqueued_at__lt=queued_before) | Q(
+        status=Job.Status.RUNNING, started_at__lt=running_before
+    )
+    stuck = Job.objects.filter(stale).values_list("id", flat=True)[:1000]
     handed = 0
-    unfinished = [Job.Status.QUEUED, Job.Status.RUNNING]
     for job_id in stuck:
-        taken = Job.objects.filter(id=job_id, status__in=unfinished).update(
+        # Still stale at the moment of the update: a job a worker has claimed since is left.
+        taken = Job.objects.filter(Q(id=job_id) & stale).update(
             status=Job.Status.QUEUED, enqueued_at=now
         )
         if taken and job_enqueue(job_id):

@@ -11,8 +11,6 @@ from typing import IO
 import structlog
 from django.conf import settings
 from django.core.cache import cache
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -22,9 +20,10 @@ from audit.services import audit_record
 from config.errors import DomainError, InvalidInput
 from config.request_context import current_request_id
 from images import metrics
-from images.errors import UpscaleTooLarge
+from images.errors import InsufficientStorage, StorageUnavailable, UpscaleTooLarge
 from images.models import IdempotentUpload, Image, Job
-from images.storage_errors import STORAGE_ERRORS
+from images.storage_errors import STORAGE_ERRORS, storage_error_code, storage_full
+from images.stored_files import file_discard, file_write
 from images.validation import ValidatedUpload, storage_path_for, upload_validate
 
 logger = structlog.get_logger("vantage.images")
@@ -163,15 +162,26 @@ def _image_create(
     image_id = uuid.uuid4()
     path = storage_path_for(organization_id=principal.organization_id, image_id=image_id,
                             variant="original", extension=upload.extension)  # fmt: skip
-    stored = default_storage.save(path, ContentFile(upload.data))
+    stored = _original_store(path, upload.data)
     try:
         job = _records_create(principal, upload, bucket=bucket, scale=scale,
                               key_digest=key_digest, image_id=image_id, stored=stored)  # fmt: skip
     except BaseException:
-        default_storage.delete(stored)  # nothing was recorded: nothing is kept
+        file_discard(stored)  # nothing was recorded: nothing is kept
         raise
     metrics.UPLOAD_BYTES.observe(upload.size_bytes)
     return job
+
+
+def _original_store(path: str, data: bytes) -> str:
+    """Store an upload's file whole, or refuse the upload as the storage's fault."""
+    try:
+        return file_write(name=path, data=data)
+    except STORAGE_ERRORS as exc:
+        full = storage_full(exc)
+        logger.warning("upload_not_stored", error_type=type(exc).__name__, storage_full=full)
+        metrics.VALIDATION_REJECTIONS.labels(code=storage_error_code(exc)).inc()
+        raise (InsufficientStorage() if full else StorageUnavailable()) from exc
 
 
 @transaction.atomic
@@ -241,9 +251,6 @@ def image_delete(*, image: Image) -> None:
 
 
 def _files_delete(paths: list[str]) -> None:
+    # The image is gone from the database; a file left behind is only logged.
     for path in paths:
-        try:
-            default_storage.delete(path)
-        except STORAGE_ERRORS as exc:
-            # The image is gone from the database; a file left behind is only logged.
-            logger.warning("image_file_not_deleted", path=path, error_type=type(exc).__name__)
+        file_discard(path)

@@ -16,13 +16,21 @@ from images.pipeline import TransientJobError, job_run, jobs_requeue_stuck
     reject_on_worker_lost=True,
     max_retries=None,  # the job counts its own attempts
 )
-def job_run_task(self: Any, job_id: str) -> None:
-    """Run one attempt of a job; a transient failure is retried with exponential backoff."""
+def job_run_task(self: Any, job_id: str, after_attempt: int | None = None) -> None:
+    """Run one attempt of a job; a transient failure is retried with exponential backoff.
+
+    The retry carries the attempt that failed, so it takes the job back at once
+    even when that attempt could not put it back in the queue (the database was down).
+    """
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     try:
-        job_run(job_id, redelivered=redelivered)
+        job_run(job_id, redelivered=redelivered, after_attempt=after_attempt)
     except TransientJobError as exc:
-        raise self.retry(exc=exc, countdown=2 ** min(self.request.retries, 6)) from exc
+        failed = exc.attempt if exc.attempt is not None else after_attempt
+        raise self.retry(
+            exc=exc, countdown=2 ** min(self.request.retries, 6),
+            kwargs={"after_attempt": failed},
+        ) from exc  # fmt: skip
 
 
 @shared_task(name="images.jobs_requeue_stuck")

@@ -65,6 +65,8 @@ REJECTION_MESSAGES: dict[str, str] = {
     "PERMISSION_DENIED": "Not allowed.",
     "AUTHORIZATION_UNAVAILABLE": "Permissions cannot be checked right now.",
     "SERVICE_UNAVAILABLE": "Service unavailable right now.",
+    "INSUFFICIENT_STORAGE": "Image storage full right now.",
+    "STORAGE_UNAVAILABLE": "Image storage unavailable right now.",
     "INTERNAL_ERROR": "Server error.",
     # Not a problem code: the browser could not reach the server at all.
     "NETWORK_ERROR": "Connection failed.",
