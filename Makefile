@@ -14,7 +14,7 @@ PIP := --quiet --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run test lint format bench lock clean browser model install-report nginx
+.PHONY: help install install-dev run test lint format bench lock clean test-tools model install-report
 
 help:
 	@echo "make run    serve the app with a worker and beat on http://$(HOST):$(PORT)"
@@ -67,24 +67,23 @@ run: install .env
 	@echo
 	$(BIN)/honcho start --procfile Procfile
 
-# The browser tests drive Debian's Chromium; install it when the machine has none.
-browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-		echo "Installing Chromium (Debian's package) for the browser tests"; \
-		$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
-		echo "Chromium could not be installed: the browser tests will say so"; }
+# Debian's packages the tests drive, installed when missing: Chromium for the
+# browser tests, nginx in front of gunicorn for the slow-client tests, and
+# promtool (package prometheus) for the alert rules' tests.
+TEST_TOOLS := chromium:chromium nginx:nginx promtool:prometheus
+test-tools:
+	@missing=""; for pair in $(TEST_TOOLS); do \
+		tool=$${pair%%:*}; package=$${pair#*:}; \
+		command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian's$$missing for the tests"; \
+		$(SUDO) apt-get install -y -q $$missing >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $$missing >/dev/null; } || \
+		echo "Could not install$$missing: the tests that need them will say so"; \
+	fi
 
-# The slow-client tests put Debian's nginx in front of gunicorn, with the
-# configuration under deploy/nginx/; install it when the machine has none.
-nginx:
-	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
-		echo "Installing nginx (Debian's package) for the slow-client tests"; \
-		$(SUDO) apt-get install -y -q nginx >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q nginx >/dev/null; } || \
-		echo "nginx could not be installed: the slow-client tests will say so"; }
-
-test: install-dev browser nginx
+test: install-dev test-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install-dev

@@ -259,7 +259,7 @@ class InvitationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected pending invitations")
     def revoke_invitations(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
-        _staff_actor(request)
+        bind_staff(request)
         revoked = 0
         for invitation in queryset.select_related("organization"):
             try:

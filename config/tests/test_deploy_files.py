@@ -494,7 +494,7 @@ def _assert_authenticated_metrics_jobs(config: dict[str, Any], token_file: str) 
 
 
 def test_prometheus_scrapes_web_and_workers_of_compose_with_the_metrics_token():
-    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     compose = _compose()
     _assert_authenticated_metrics_jobs(config, "/run/secrets/metrics_token")
     assert compose["secrets"]["metrics_token"] == {"environment": "METRICS_TOKEN"}
@@ -755,3 +755,74 @@ def test_operations_guide_describes_every_variable_the_app_reads():
     guide = (BASE_DIR / "docs" / "operations.md").read_text()
     missing = sorted(name for name in app_variables() if f"`{name}`" not in guide)
     assert not missing, f"docs/operations.md does not describe {missing}"
+
+
+# --- Alerts ------------------------------------------------------------------------------
+
+RULES = DEPLOY / "prometheus" / "alerts.yml"
+REQUIRED = {
+    "VantageDown", "VantageHighErrorRatio", "VantageSlowResponses", "VantageJobsStuckInQueue",
+    "VantageJobFailureRatio", "VantageClassifierProviderEjected", "VantageAuthzBreakerOpen",
+    "VantageAuditSinkBehind", "VantageRateLimitFallback",
+}  # fmt: skip
+
+
+def _promtool() -> str:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.geteuid() == 0 or os.environ.get("CI"):
+            pytest.fail("promtool is missing: `make test-tools` installs Debian's prometheus")
+        pytest.skip("promtool is missing: `make test-tools` installs Debian's prometheus")
+    return promtool
+
+
+def _alerts() -> list[dict]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def _promtool_run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_promtool(), *args], cwd=RULES.parent, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+
+
+def test_the_rules_are_valid_prometheus_rules():
+    done = _promtool_run("check", "rules", RULES.name)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_each_alert_fires_and_stays_silent_as_its_unit_tests_say():
+    done = _promtool_run("test", "rules", "alerts_test.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    tested = yaml.safe_load((RULES.parent / "alerts_test.yml").read_text())["tests"]
+    alerts = {check["alertname"] for test in tested for check in test["alert_rule_test"]}
+    assert alerts == REQUIRED
+
+
+def test_the_operators_rules_are_the_same_groups():
+    resource = yaml.safe_load((K8S / "monitoring" / "prometheusrule.yaml").read_text())
+    assert resource["kind"] == "PrometheusRule"
+    assert resource["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+
+
+def test_every_alert_links_a_runbook_section_of_the_operations_guide():
+    headings = {
+        re.sub(r"[^a-z0-9 -]", "", line[4:].strip().lower()).replace(" ", "-")
+        for line in (BASE_DIR / "docs" / "operations.md").read_text().splitlines()
+        if line.startswith("### ")
+    }
+    alerts = _alerts()
+    assert {alert["alert"] for alert in alerts} == REQUIRED
+    for alert in alerts:
+        page, anchor = alert["annotations"]["runbook_url"].split("#")
+        assert page == "docs/operations.md"
+        assert anchor in headings, alert["alert"]
+
+
+def test_the_alerts_read_only_series_the_app_exports():
+    used = {name for alert in _alerts() for name in query_metric_names(alert["expr"])}
+
+    unknown = used - exported_series().keys() - PROMETHEUS_SERIES
+    assert not unknown, f"the alerts read series the app does not export: {sorted(unknown)}"

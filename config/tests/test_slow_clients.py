@@ -3,7 +3,7 @@
 A real gunicorn server behind a real nginx running the shipped template.
 Twenty connections send their headers or their body a few bytes at a time
 while /health, asked through nginx, must keep answering within 1 s. Debian's
-nginx package is needed (`make nginx` installs it); where the tests run as
+nginx package is needed (`make test-tools` installs it); where the tests run as
 root or in CI a missing nginx fails the test instead of skipping it.
 """
 
@@ -53,8 +53,8 @@ def nginx_binary() -> str:
     if found:
         return found
     if os.geteuid() == 0 or os.environ.get("CI"):
-        pytest.fail("nginx is not installed: `make nginx` installs Debian's package")
-    pytest.skip("nginx is not installed: `make nginx` installs Debian's package")
+        pytest.fail("nginx is not installed: `make test-tools` installs Debian's package")
+    pytest.skip("nginx is not installed: `make test-tools` installs Debian's package")
 
 
 @pytest.fixture
