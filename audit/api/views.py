@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -28,6 +26,7 @@ from audit.api.serializers import (
 )
 from audit.selectors import audit_event_list
 from config.pagination import paginated
+from config.spreadsheet_csv import csv_row
 
 CSV_COLUMNS = (
     "id", "timestamp", "organization_id", "actor_type", "actor_id", "actor_display", "action",
@@ -76,23 +75,12 @@ def _jsonl(events: Any) -> Iterator[str]:
 
 
 def _csv(events: Any) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        value = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return value
-
-    writer.writerow(CSV_COLUMNS)
-    yield flush()
+    yield csv_row(CSV_COLUMNS)
     for event in events.iterator(chunk_size=1000):
         row: dict[str, Any] = {column: getattr(event, column, "") for column in CSV_COLUMNS}
         row["timestamp"] = event.timestamp.isoformat().replace("+00:00", "Z")
         row["details"] = json.dumps(event.details, sort_keys=True)
-        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
-        yield flush()
+        yield csv_row(row[column] for column in CSV_COLUMNS)
 
 
 class ExportNegotiation(DefaultContentNegotiation):
