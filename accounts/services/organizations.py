@@ -212,8 +212,8 @@ def member_remove(*, membership: Membership) -> None:
     tokens = tokens_revoke_of_creator(user=user, organization=org, reason=CREATOR_REMOVED)
     membership.delete()
     organization_changed(org.id)
-    _audit(org, "org.member_removed", "user", user.id, username=user.username,
-           tokens_revoked=tokens)  # fmt: skip
+    revoked = {"tokens_revoked": tokens} if tokens else {}
+    _audit(org, "org.member_removed", "user", user.id, username=user.username, **revoked)
 
 
 def _check_permissions(permissions: Iterable[str]) -> list[str]:
