@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -17,14 +18,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import request_principal
+from accounts.permissions import principal_required, request_principal
 from audit.api.serializers import (
     AuditEventFilterSerializer,
     AuditEventSerializer,
     AuditExportSerializer,
+    FiguresQuerySerializer,
+    OrganizationFiguresSerializer,
     event_document,
 )
-from audit.selectors import audit_event_list
+from audit.selectors import audit_event_list, organization_figures
 from config.pagination import paginated
 from config.spreadsheet_csv import csv_row
 
@@ -115,5 +118,27 @@ class AuditEventExportApi(APIView):
         response = StreamingHttpResponse(rows, content_type=content_type)
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{kind}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class OrganizationFiguresApi(APIView):
+    """The organization's own figures: its audit events per action and outcome in a window."""
+
+    required_permission = "metrics:read"
+
+    @extend_schema(
+        parameters=[FiguresQuerySerializer], responses=OrganizationFiguresSerializer, tags=["audit"]
+    )
+    def get(self, request: Request) -> Response:
+        query = FiguresQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        principal = principal_required(request)
+        until = timezone.now()
+        since = until - timedelta(hours=query.validated_data["hours"])
+        events = organization_figures(organization_id=principal.organization_id, since=since)
+        body = {"organization_id": principal.organization_id, "since": since, "until": until,
+                "events": events}  # fmt: skip
+        response = Response(OrganizationFiguresSerializer(body).data)
         response["Cache-Control"] = "no-store"
         return response
