@@ -59,9 +59,11 @@ def allowed_ips_clean(values: Iterable[object], *, field: str = "allowed_ips") -
 def _refuse_whole_space(entries: list[str], *, field: str) -> None:
     """Raise 400 when the networks together cover every IPv4 or every IPv6 address."""
     networks = [ipaddress.ip_network(entry) for entry in entries]
-    for version in (4, 6):
-        same = [network for network in networks if network.version == version]
-        if any(merged.prefixlen == 0 for merged in ipaddress.collapse_addresses(same)):
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    for version, merged in ((4, ipaddress.collapse_addresses(v4)),
+                            (6, ipaddress.collapse_addresses(v6))):  # fmt: skip
+        if any(network.prefixlen == 0 for network in merged):
             raise InvalidInput(
                 f"Together these networks allow every IPv{version} address, which is no "
                 "allow-list: name the client networks the token may be used from.",

@@ -91,9 +91,10 @@ def audit_event_list(*, organization_id: Any, filters: dict[str, Any]) -> QueryS
 
 def organization_figures(*, organization_id: Any, since: Any) -> list[dict[str, Any]]:
     """Count the organization's audit events since a time, per action and outcome."""
-    return list(
+    rows = (
         AuditEvent.objects.filter(organization_id=organization_id, timestamp__gte=since)
         .values("action", "outcome")
         .annotate(count=Count("id"))
         .order_by("action", "outcome")
     )
+    return [dict(row) for row in rows]

@@ -21,7 +21,7 @@ PDP_URL = "https://pdp.internal.example/api/v1/authorization/check"
 
 @pytest.fixture
 def staff_client(org: Any) -> APIClient:
-    staff = UserFactory(username="root", is_staff=True)
+    staff: Any = UserFactory(username="root", is_staff=True)
     Membership.objects.create(user=staff, organization=org, role="viewer")
     return login_client(staff)
 
