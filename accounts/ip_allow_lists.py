@@ -40,13 +40,35 @@ def allowed_ips_clean(values: Iterable[object], *, field: str = "allowed_ips") -
             # Clients are matched by their IPv4 address, as ::ffff:a.b.c.d is written.
             mapped = network.network_address.ipv4_mapped
             network = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+        if network.prefixlen == 0:
+            raise InvalidInput(
+                f"{value.strip()!r} allows every address, which is no allow-list: "
+                "name the client networks the token may be used from.",
+                field=field,
+            )
         if str(network) not in cleaned:
             cleaned.append(str(network))
     if len(cleaned) > MAX_ALLOWED_IPS:
         raise InvalidInput(
             f"At most {MAX_ALLOWED_IPS} networks; {len(cleaned)} were given.", field=field
         )
+    _refuse_whole_space(cleaned, field=field)
     return cleaned
+
+
+def _refuse_whole_space(entries: list[str], *, field: str) -> None:
+    """Raise 400 when the networks together cover every IPv4 or every IPv6 address."""
+    networks = [ipaddress.ip_network(entry) for entry in entries]
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    for version, merged in ((4, ipaddress.collapse_addresses(v4)),
+                            (6, ipaddress.collapse_addresses(v6))):  # fmt: skip
+        if any(network.prefixlen == 0 for network in merged):
+            raise InvalidInput(
+                f"Together these networks allow every IPv{version} address, which is no "
+                "allow-list: name the client networks the token may be used from.",
+                field=field,
+            )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,11 +1,14 @@
 """Refusing sign-in after repeated failures, per username and per client address.
 
-Failures are rows in the database, so every process sees the same count.
+Failures are rows in the database, so every process sees the same count. An
+attempt is counted before its password is checked (`login_attempt_reserve`)
+and uncounted if the password was right (`login_attempt_release`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -40,25 +43,52 @@ def _retry_after(failures: QuerySet[LoginFailure], threshold: int) -> int | None
     return max(1, math.ceil(remaining))
 
 
-def lockout_check(*, username: str, ip: str | None) -> None:
-    """Raise TooManyLoginAttempts when this username or address is locked out."""
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A sign-in attempt counted as a failure before its password is checked."""
+
+    id: int
+
+
+def _past_threshold(failures: QuerySet[LoginFailure], threshold: int, attempt: LoginFailure) -> int:
+    """Seconds to wait if this attempt is past `threshold` in the window, else 0."""
+    since = timezone.now() - timedelta(seconds=settings.AUTH_LOCKOUT_WINDOW_SECONDS)
+    if failures.filter(created_at__gt=since).count() <= threshold:
+        return 0
+    return _retry_after(failures.exclude(id=attempt.id), threshold) or 1
+
+
+def login_attempt_reserve(*, username: str, ip: str | None) -> LoginAttempt:
+    """Count an attempt for this username and address, or raise TooManyLoginAttempts.
+
+    The attempt is written (and committed) as a failure before the count, so
+    however many run at once, the k-th to count sees at least k rows: at most
+    the threshold are ever let through to a password check per window.
+    """
+    attempt = LoginFailure.objects.create(username=_normalized(username), ip=ip)
     waits = [
-        _retry_after(
-            LoginFailure.objects.filter(username=_normalized(username)),
+        _past_threshold(
+            LoginFailure.objects.filter(username=attempt.username),
             settings.AUTH_LOCKOUT_USERNAME_FAILURES,
+            attempt,
         )
     ]
     if ip:
         waits.append(
-            _retry_after(LoginFailure.objects.filter(ip=ip), settings.AUTH_LOCKOUT_IP_FAILURES)
+            _past_threshold(
+                LoginFailure.objects.filter(ip=ip), settings.AUTH_LOCKOUT_IP_FAILURES, attempt
+            )
         )
-    longest = max((wait for wait in waits if wait is not None), default=None)
-    if longest is not None:
-        raise TooManyLoginAttempts(retry_after=longest)
+    if max(waits):
+        # A refused attempt checked no password: it does not prolong the lockout.
+        LoginFailure.objects.filter(id=attempt.id).delete()
+        raise TooManyLoginAttempts(retry_after=max(waits))
+    return LoginAttempt(id=attempt.id)
 
 
-def login_failure_record(*, username: str, ip: str | None) -> None:
-    LoginFailure.objects.create(username=_normalized(username), ip=ip)
+def login_attempt_release(attempt: LoginAttempt) -> None:
+    """Uncount an attempt whose password was right (or that must not count as a failure)."""
+    LoginFailure.objects.filter(id=attempt.id).delete()
 
 
 def login_failures_clear(*, username: str) -> None:

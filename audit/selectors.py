@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from audit.chain import event_hash
 from audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
@@ -87,3 +87,14 @@ def audit_event_list(*, organization_id: Any, filters: dict[str, Any]) -> QueryS
     if filters.get("until"):
         events = events.filter(timestamp__lt=filters["until"])
     return events.order_by("-seq")
+
+
+def organization_figures(*, organization_id: Any, since: Any) -> list[dict[str, Any]]:
+    """Count the organization's audit events since a time, per action and outcome."""
+    rows = (
+        AuditEvent.objects.filter(organization_id=organization_id, timestamp__gte=since)
+        .values("action", "outcome")
+        .annotate(count=Count("id"))
+        .order_by("action", "outcome")
+    )
+    return [dict(row) for row in rows]

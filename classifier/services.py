@@ -10,6 +10,7 @@ import structlog
 from django.db import transaction
 
 from accounts.principal import Principal
+from audit.services import audit_record
 from classifier import categories
 from classifier.chain import classify_with_failover
 from classifier.models import Classification, VehicleReport
@@ -41,6 +42,17 @@ class BatchOutcome:
     filename: str
     classification: Classification | None = None
     error: DomainError | None = None
+
+
+def _audit(
+    principal: Principal, action: str, resource_type: str, resource_id: Any, **details: Any
+) -> None:
+    """Record a classifier call in the principal's organization's audit chain."""
+    audit_record(
+        action=action, organization_id=principal.organization_id,
+        organization_display=principal.organization_slug, resource_type=resource_type,
+        resource_id=str(resource_id), details=details,
+    )  # fmt: skip
 
 
 def classification_record(
@@ -90,10 +102,15 @@ def vehicle_classify(*, principal: Principal, file: IO[bytes], filename: str) ->
     """Classify one uploaded file now and keep the classification (not the file)."""
     upload = upload_checked(principal=principal, file=file, filename=filename)
     result = _classified([upload])[0]
-    return classification_record(
-        organization_id=principal.organization_id, principal_ref=principal.ref,
-        principal_display=principal.display, result=result, upload_sha256=upload.sha256,
-    )  # fmt: skip
+    with transaction.atomic():
+        stored = classification_record(
+            organization_id=principal.organization_id, principal_ref=principal.ref,
+            principal_display=principal.display, result=result, upload_sha256=upload.sha256,
+        )  # fmt: skip
+        _audit(principal, "vehicle.classified", "classification", stored.id,
+               is_vehicle=stored.is_vehicle, top_label=stored.top_label,
+               provider=stored.provider)  # fmt: skip
+    return stored
 
 
 def vehicle_classify_batch(
@@ -128,7 +145,18 @@ def vehicle_classify_batch(
                     upload_sha256=upload.sha256,
                 )  # fmt: skip
                 outcomes[index] = BatchOutcome(filename=files[index][1], classification=stored)
+            _batch_audit(principal, outcomes)
+    else:
+        _batch_audit(principal, outcomes)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _batch_audit(principal: Principal, outcomes: Sequence[BatchOutcome | None]) -> None:
+    """Record a batch as one event naming its count, however many files it held."""
+    stored = [o.classification for o in outcomes if o is not None and o.classification]
+    _audit(principal, "vehicle.batch_classified", "classification_batch", "",
+           count=len(outcomes), classified=len(stored), refused=len(outcomes) - len(stored),
+           classification_ids=[str(c.id) for c in stored])  # fmt: skip
 
 
 def vehicle_report_create(
@@ -140,8 +168,19 @@ def vehicle_report_create(
     image: Image | None = None,
 ) -> VehicleReport:
     """File a report about a vehicle; what it cites belongs to the principal's organization."""
-    return VehicleReport.objects.create(
-        organization_id=principal.organization_id, vehicle_id=vehicle_id,
-        classification=classification, image=image, data=data,
-        reported_by=principal.ref, reported_by_display=principal.display,
-    )  # fmt: skip
+    with transaction.atomic():
+        report = VehicleReport.objects.create(
+            organization_id=principal.organization_id, vehicle_id=vehicle_id,
+            classification=classification, image=image, data=data,
+            reported_by=principal.ref, reported_by_display=principal.display,
+        )  # fmt: skip
+        _audit(principal, "vehicle.report_created", "vehicle_report", report.id,
+               vehicle_id=vehicle_id,
+               classification_id=str(classification.id) if classification else None,
+               image_id=str(image.id) if image else None)  # fmt: skip
+    return report
+
+
+def vehicle_reports_read(*, principal: Principal, vehicle_id: str, count: int) -> None:
+    """Record that the principal read the organization's reports about a vehicle."""
+    _audit(principal, "vehicle.reports_read", "vehicle", vehicle_id, count=count)

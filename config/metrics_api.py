@@ -2,7 +2,9 @@
 
 Metrics are kept in multiprocess mode (PROMETHEUS_MULTIPROC_DIR): every
 gunicorn worker and Celery process writes its own file and this view adds
-them up, so one scrape sees the whole host.
+them up, so one scrape sees the whole host. They cover every organization of
+the installation, so only the scrape token and staff read them; an
+organization's admins read their own figures at /api/v1/orgs/current/metrics.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from accounts.permissions import RequiredPermission
+from accounts.errors import PermissionDenied
+from accounts.models import User
+from accounts.permissions import _audit_denial, request_principal
+
+ORGANIZATION_FIGURES_URL = "/api/v1/orgs/current/metrics"
 
 
 def scrape_token_matches(authorization: str) -> bool:
@@ -38,11 +44,30 @@ class HasScrapeToken(BasePermission):
         return scrape_token_matches(request.headers.get("Authorization", ""))
 
 
-class OperatorApi(APIView):
-    """A view for monitoring: the scrape token, or a principal holding metrics:read."""
+class IsStaff(BasePermission):
+    """Allow a signed-in person whose account is staff; refuse every other principal (403)."""
 
-    permission_classes = [HasScrapeToken | RequiredPermission]
-    required_permission = "metrics:read"
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        principal = request_principal(request)
+        if principal is None:
+            return False  # DRF answers 401 when nobody authenticated
+        if principal.kind == "user" and _is_staff(principal.id):
+            return True
+        _audit_denial(principal, "installation:monitor", "not staff", request.path)
+        raise PermissionDenied(
+            "Installation-wide monitoring is for staff and the scrape token; your "
+            f"organization's figures are at {ORGANIZATION_FIGURES_URL}."
+        )
+
+
+def _is_staff(user_id: str) -> bool:
+    return User.objects.filter(id=user_id, is_staff=True, is_active=True).exists()
+
+
+class OperatorApi(APIView):
+    """A view about the whole installation: for the scrape token or a staff person only."""
+
+    permission_classes = [HasScrapeToken | IsStaff]
     rate_limit = None  # scrapers ask every few seconds, with the scrape token
 
     def get_authenticators(self) -> list[Any]:

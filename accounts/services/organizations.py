@@ -15,11 +15,15 @@ from accounts.models import Group, Membership, Organization, Role, User
 from accounts.principal import organization_changed
 from accounts.roles import PERMISSIONS
 from accounts.services.sessions import session_revoke, sessions_revoke_all
+from accounts.services.tokens import tokens_revoke_of_creator
 from accounts.tiers import LIMIT_FIELDS
 from audit.services import audit_record
 from config.errors import Conflict, InvalidInput
 
 ORGANIZATION_NAME_MAX = 200
+# Why a token was revoked when its creator left: shown in the token list.
+CREATOR_REMOVED = "creator removed from the organization"
+CREATOR_DEACTIVATED = "creator's account deactivated"
 
 
 def _audit(
@@ -198,16 +202,18 @@ def member_update(
 
 @transaction.atomic
 def member_remove(*, membership: Membership) -> None:
-    """Remove a member and end their sessions in this organization; never the last admin."""
+    """Remove a member, end their sessions and revoke their tokens here; never the last admin."""
     org = membership.organization
     if membership.role == Role.ADMIN and not _other_admins(membership):
         raise LastAdmin()
     user = membership.user
     for session in user.login_sessions.filter(organization=org, revoked_at__isnull=True):
         session_revoke(session=session, reason="member_removed")
+    tokens = tokens_revoke_of_creator(user=user, organization=org, reason=CREATOR_REMOVED)
     membership.delete()
     organization_changed(org.id)
-    _audit(org, "org.member_removed", "user", user.id, username=user.username)
+    revoked = {"tokens_revoked": tokens} if tokens else {}
+    _audit(org, "org.member_removed", "user", user.id, username=user.username, **revoked)
 
 
 def _check_permissions(permissions: Iterable[str]) -> list[str]:
@@ -286,9 +292,10 @@ def group_delete(*, group: Group) -> None:
 
 @transaction.atomic
 def user_deactivate(*, user: User) -> None:
-    """Disable an account: its sessions end now and it cannot sign in again."""
+    """Disable an account: its sessions end and its tokens are revoked now; no sign-in again."""
     User.objects.filter(id=user.id).update(is_active=False)
     sessions_revoke_all(user=user, reason="user_deactivated")
+    tokens_revoke_of_creator(user=user, reason=CREATOR_DEACTIVATED)
     for org_id in user.memberships.values_list("organization_id", flat=True):
         organization_changed(org_id)
     audit_record(action="user.deactivated", resource_type="user", resource_id=str(user.id),

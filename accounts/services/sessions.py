@@ -18,7 +18,7 @@ from accounts import metrics
 from accounts.devices import device_label
 from accounts.errors import AuthenticationFailed, TokenRevoked, TooManyLoginAttempts
 from accounts.jwt_tokens import refresh_claims, token_pair_issue
-from accounts.lockout import lockout_check, login_failure_record, login_failures_clear
+from accounts.lockout import login_attempt_release, login_attempt_reserve, login_failures_clear
 from accounts.models import Membership, Session, User
 from accounts.principal import session_changed, session_revoked
 from accounts.selectors import (
@@ -91,18 +91,19 @@ def auth_login(
     """
     client = current_client()
     try:
-        lockout_check(username=login, ip=client.ip)
+        attempt = login_attempt_reserve(username=login, ip=client.ip)
     except TooManyLoginAttempts:
         metrics.LOGINS.labels(outcome="locked").inc()
         logger.warning("login_locked_out", login=login)
         raise
     user = authenticate(None, username=login, password=password)
     if user is None:
-        _login_failed(login=login, reason="bad_credentials", count_failure=True)
+        _login_failed(login=login, reason="bad_credentials")
         raise AuthenticationFailed(INVALID_CREDENTIALS)
+    login_attempt_release(attempt)
     membership = _resolve_membership(user, org)
     if membership is None:
-        _login_failed(login=login, reason="no_membership", user=user, count_failure=False)
+        _login_failed(login=login, reason="no_membership", user=user)
         raise AuthenticationFailed(
             "You are not a member of that organization."
             if org
@@ -118,21 +119,17 @@ def password_confirm(*, user: User, password: str) -> bool:
     session cannot be used to guess the password; while locked out this raises
     TooManyLoginAttempts.
     """
-    lockout_check(username=user.username, ip=current_client().ip)
+    attempt = login_attempt_reserve(username=user.username, ip=current_client().ip)
     if user.check_password(password):
+        login_attempt_release(attempt)
         return True
-    _login_failed(login=user.username, reason="wrong_current_password", user=user,
-                  count_failure=True)  # fmt: skip
+    _login_failed(login=user.username, reason="wrong_current_password", user=user)
     return False
 
 
 @transaction.atomic
-def _login_failed(
-    *, login: str, reason: str, count_failure: bool, user: User | None = None
-) -> None:
-    client = current_client()
-    if count_failure:
-        login_failure_record(username=login, ip=client.ip)
+def _login_failed(*, login: str, reason: str, user: User | None = None) -> None:
+    """Audit a refused sign-in; a wrong password was counted already when it was attempted."""
     known = user or user_by_login(login)
     membership = default_membership(known) if known else None
     metrics.LOGINS.labels(outcome="failure").inc()

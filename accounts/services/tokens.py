@@ -482,6 +482,33 @@ def tokens_revoke_all(*, organization: Organization, reason: str) -> int:
     return revoked
 
 
+@transaction.atomic
+def tokens_revoke_of_creator(
+    *, user: User, reason: str, organization: Organization | None = None
+) -> int:
+    """Revoke for good the live tokens `user` made (in `organization`, or in any); returns how many.
+
+    A token acts with its creator's rights: once they leave, it must not come
+    back to life if they are ever added again, so it is revoked, not just refused.
+    """
+    now = timezone.now()
+    live = ServiceToken.objects.filter(created_by=user, expires_at__gt=now).exclude(
+        revoked_at__lte=now
+    )
+    if organization is not None:
+        live = live.filter(organization=organization)
+    for organization_id in sorted({str(o) for o in live.values_list("organization_id", flat=True)}):
+        _issuance_locked(organization_id)
+    revoked = 0
+    for token in live.select_for_update(of=("self",)).select_related("organization"):
+        token.revoked_at, token.revoked_reason = now, reason[:200]
+        token.save(update_fields=["revoked_at", "revoked_reason"])
+        token_changed(token)
+        _audit(token, "token.revoked", reason=token.revoked_reason, creator=user.username)
+        revoked += 1
+    return revoked
+
+
 def tokens_expiring(*, organization: Organization | None, days: int) -> list[ServiceToken]:
     """Active tokens expiring within `days`, soonest first."""
     now = timezone.now()

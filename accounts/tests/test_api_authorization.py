@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.tests.factories import GroupFactory
@@ -111,7 +112,9 @@ def test_without_authz_check_it_is_forbidden(request, org, member, role_client):
 
 def test_every_decision_is_logged_and_counted(admin_client, org, member, log_lines):
     def decisions(source, outcome):
-        text = admin_client.get("/metrics").content.decode()
+        text = (
+            APIClient().get("/metrics", HTTP_AUTHORIZATION="Bearer test-metrics-token")
+        ).content.decode()
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == "vantage_authz_decisions_total" and sample.labels == {

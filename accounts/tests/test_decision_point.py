@@ -420,7 +420,7 @@ def test_the_authorization_health_report_in_local_mode(settings):
 @pytest.mark.parametrize(
     ("client_fixture", "headers", "status", "code"),
     [
-        ("admin_client", {}, 200, None),
+        ("admin_client", {}, 403, "PERMISSION_DENIED"),
         ("api_client", SCRAPE, 200, None),
         ("member_client", {}, 403, "PERMISSION_DENIED"),
         ("viewer_client", {}, 403, "PERMISSION_DENIED"),
@@ -428,7 +428,7 @@ def test_the_authorization_health_report_in_local_mode(settings):
         ("api_client", {"HTTP_AUTHORIZATION": "Bearer wrong-token"}, 401, "AUTHENTICATION_FAILED"),
     ],
 )
-def test_the_authorization_health_needs_metrics_read_or_the_scrape_token(
+def test_the_authorization_health_needs_the_scrape_token_or_staff(
     request, org, *, client_fixture, headers, status, code
 ):
     response = request.getfixturevalue(client_fixture).get(HEALTH, **headers)

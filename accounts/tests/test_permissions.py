@@ -253,22 +253,21 @@ def test_an_allowed_call_records_no_denial(org, admin_client):
     assert not AuditEvent.objects.filter(action="authz.denied").exists()
 
 
-def test_metrics_are_served_to_an_admin_holding_metrics_read(admin_client):
+def test_metrics_are_refused_to_an_admin_holding_metrics_read(admin_client):
     response = admin_client.get("/metrics")
 
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/plain")
+    body = assert_problem(response, status=403, code="PERMISSION_DENIED")
+    assert "/api/v1/orgs/current/metrics" in body["detail"]
 
 
 @pytest.mark.parametrize("role", ["user", "viewer", "guest"])
-def test_metrics_are_refused_to_a_role_without_metrics_read(request, org, role):
+def test_metrics_are_refused_to_every_role(request, org, role):
     user = request.getfixturevalue(ROLE_FIXTURE[role])
 
     response = login_client(user).get("/metrics")
 
-    body = assert_problem(response, status=403, code="PERMISSION_DENIED")
-    assert body["detail"] == "Permission denied: metrics:read"
-    assert _denials(org, "metrics:read").count() == 1
+    assert_problem(response, status=403, code="PERMISSION_DENIED")
+    assert _denials(org, "installation:monitor").count() == 1
 
 
 # --- A method a view does not offer -------------------------------------------------

@@ -65,6 +65,25 @@ class AuditExportSerializer(AuditEventFilterSerializer):
     format = serializers.ChoiceField(choices=["jsonl", "csv"], default="jsonl")
 
 
+class FiguresQuerySerializer(serializers.Serializer[Any]):
+    hours = serializers.IntegerField(
+        min_value=1, max_value=720, default=24, help_text="The window, in hours up to now."
+    )
+
+
+class FigureSerializer(serializers.Serializer[Any]):
+    action = serializers.CharField()
+    outcome = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class OrganizationFiguresSerializer(serializers.Serializer[Any]):
+    organization_id = serializers.UUIDField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    events = FigureSerializer(many=True)
+
+
 def event_document(event: AuditEvent) -> dict[str, Any]:
     """Return the event as AuditEventSerializer shows it, built directly for bulk export."""
     timestamp = event.timestamp.isoformat()

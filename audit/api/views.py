@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -19,15 +18,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import request_principal
+from accounts.permissions import principal_required, request_principal
 from audit.api.serializers import (
     AuditEventFilterSerializer,
     AuditEventSerializer,
     AuditExportSerializer,
+    FiguresQuerySerializer,
+    OrganizationFiguresSerializer,
     event_document,
 )
-from audit.selectors import audit_event_list
+from audit.selectors import audit_event_list, organization_figures
 from config.pagination import paginated
+from config.spreadsheet_csv import csv_row
 
 CSV_COLUMNS = (
     "id", "timestamp", "organization_id", "actor_type", "actor_id", "actor_display", "action",
@@ -76,23 +78,12 @@ def _jsonl(events: Any) -> Iterator[str]:
 
 
 def _csv(events: Any) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        value = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return value
-
-    writer.writerow(CSV_COLUMNS)
-    yield flush()
+    yield csv_row(CSV_COLUMNS)
     for event in events.iterator(chunk_size=1000):
         row: dict[str, Any] = {column: getattr(event, column, "") for column in CSV_COLUMNS}
         row["timestamp"] = event.timestamp.isoformat().replace("+00:00", "Z")
         row["details"] = json.dumps(event.details, sort_keys=True)
-        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
-        yield flush()
+        yield csv_row(row[column] for column in CSV_COLUMNS)
 
 
 class ExportNegotiation(DefaultContentNegotiation):
@@ -127,5 +118,27 @@ class AuditEventExportApi(APIView):
         response = StreamingHttpResponse(rows, content_type=content_type)
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{kind}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class OrganizationFiguresApi(APIView):
+    """The organization's own figures: its audit events per action and outcome in a window."""
+
+    required_permission = "metrics:read"
+
+    @extend_schema(
+        parameters=[FiguresQuerySerializer], responses=OrganizationFiguresSerializer, tags=["audit"]
+    )
+    def get(self, request: Request) -> Response:
+        query = FiguresQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        principal = principal_required(request)
+        until = timezone.now()
+        since = until - timedelta(hours=query.validated_data["hours"])
+        events = organization_figures(organization_id=principal.organization_id, since=since)
+        body = {"organization_id": principal.organization_id, "since": since, "until": until,
+                "events": events}  # fmt: skip
+        response = Response(OrganizationFiguresSerializer(body).data)
         response["Cache-Control"] = "no-store"
         return response

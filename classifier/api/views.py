@@ -39,6 +39,7 @@ from classifier.services import (
     vehicle_classify,
     vehicle_classify_batch,
     vehicle_report_create,
+    vehicle_reports_read,
 )
 from config.errors import InvalidInput, NotFound
 from config.pagination import PageNumberPagination, paginated
@@ -160,6 +161,7 @@ class VehicleReportListApi(APIView):
             raise NotFound(f"This organization has no reports about vehicle {vehicle_id}.")
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(reports, request, view=self) or []
+        vehicle_reports_read(principal=principal, vehicle_id=vehicle_id, count=len(page))
         return paginator.get_paginated_response(VehicleReportSerializer(page, many=True).data)
 
 

@@ -1,0 +1,81 @@
+"""An allow-list that allows every address is refused wherever allow-lists are set."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.management.base import CommandError
+
+from accounts.models import Organization, ServiceToken
+from accounts.tests.test_api_tokens import TOKENS, create_token, detail_url, events, invalid
+from accounts.tests.test_browser_login import signed_in_browser
+from accounts.tests.test_pages import html, issue, post
+from accounts.tests.test_token_commands import create
+
+WHOLE_SPACE = [
+    ["0.0.0.0/0", "::/0"],
+    ["0.0.0.0/0"],
+    ["::/0"],
+    ["::ffff:0.0.0.0/96"],
+    ["0.0.0.0/1", "128.0.0.0/1"],
+    ["::/1", "8000::/1", "10.0.0.0/8"],
+]
+IDS = ["both", "ipv4", "ipv6", "ipv4-mapped", "two-halves-v4", "two-halves-v6"]
+
+
+@pytest.fixture
+def required(org: Organization) -> Organization:
+    org.require_allowed_ips = True
+    org.save(update_fields=["require_allowed_ips"])
+    return org
+
+
+@pytest.mark.parametrize("allowed_ips", WHOLE_SPACE, ids=IDS)
+def test_create_refuses_an_allow_list_of_every_address(required, admin_client, allowed_ips):
+    response = admin_client.post(
+        TOKENS, {"name": "ci", "scopes": ["image:read"], "allowed_ips": allowed_ips}, format="json"
+    )
+
+    body = invalid(response, "allowed_ips")
+    assert re.search(r"allows? every (IPv\d )?address", body["errors"][0]["message"]), body
+    assert not ServiceToken.objects.exists()
+    assert not events("token.created")
+
+
+@pytest.mark.parametrize("allowed_ips", WHOLE_SPACE, ids=IDS)
+def test_patch_refuses_an_allow_list_of_every_address(required, admin_client, allowed_ips):
+    token = create_token(admin_client, allowed_ips=["203.0.113.0/24"])
+
+    response = admin_client.patch(
+        detail_url(token["id"]), {"allowed_ips": allowed_ips}, format="json"
+    )
+
+    invalid(response, "allowed_ips")
+    assert ServiceToken.objects.get(id=token["id"]).allowed_ips == ["203.0.113.0/24"]
+    assert not events("token.updated")
+
+
+def test_a_narrow_allow_list_beside_a_broad_one_is_still_accepted(required, admin_client):
+    made = create_token(admin_client, allowed_ips=["0.0.0.0/1", "2001:db8::/32"])
+
+    assert made["allowed_ips"] == ["0.0.0.0/1", "2001:db8::/32"]
+
+
+def test_the_command_refuses_an_allow_list_of_every_address(required, admin):
+    with pytest.raises(CommandError, match="allows every address"):
+        create("acme", "runner", "image:read", "--allowed-ips", "0.0.0.0/0,::/0")
+
+    assert not ServiceToken.objects.exists()
+
+
+def test_the_page_refuses_an_allow_list_of_every_address(required, admin):
+    issued = issue(required, admin, allowed_ips=["10.0.0.0/8"])
+
+    response = post(signed_in_browser("alice"), f"/tokens/{issued.token.id}/allowed-ips/",
+                    {"allowed_ips": "0.0.0.0/0\n::/0"})  # fmt: skip
+
+    assert response.status_code == 400
+    assert "allows every address" in html(response)
+    issued.token.refresh_from_db()
+    assert issued.token.allowed_ips == ["10.0.0.0/8"]
