@@ -110,11 +110,20 @@ def invalidation_publish(key: str, write: Callable[[], Any]) -> None:
         _failed("invalidate", exc)
     else:
         if cache_per_process():
-            invalidation_log_append(key)
+            _log_append(key)
         return
     CacheInvalidation.objects.create(key=key)
     metrics.CACHE_INVALIDATIONS_DEFERRED.inc()
     logger.warning("auth_cache_invalidation_deferred", key=key)
+
+
+def _log_append(key: str) -> None:
+    try:
+        invalidation_log_append(key)
+    except Exception:
+        # The change is committed; other processes see it when their copies expire.
+        metrics.CACHE_FAILURES.labels(operation="log").inc()
+        logger.exception("auth_invalidation_log_failed", key=key)
 
 
 def invalidations_catch_up() -> None:
@@ -130,6 +139,7 @@ def invalidations_replay() -> bool:
     entries older than any cached copy they invalidate are removed from it.
     """
     if cache_per_process():
+        _outage_seen.clear()
         invalidation_log_prune()
         return True
     for clear in _local_caches:
