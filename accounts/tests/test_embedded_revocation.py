@@ -11,16 +11,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 
+from accounts.invalidations import invalidations_catch_up
 from accounts.models import CacheInvalidation
-from accounts.service_tokens import record_key
+from accounts.service_tokens import record_key, token_record_cache, token_record_load
 from accounts.services.tokens import token_create, token_revoke
 from accounts.tasks import cache_invalidations_replay_task
 from accounts.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory
@@ -189,3 +193,34 @@ def test_a_revocation_in_this_process_is_logged_for_the_others(settings, transac
     keys = list(CacheInvalidation.objects.order_by("id").values_list("key", flat=True))
     assert len(keys) == before + 1
     assert keys[-1] == record_key(issued.token.digest)
+
+
+def test_what_a_request_read_before_a_drop_is_not_cached_after_it(settings, transactional_db, team):
+    settings.CACHES = LOCAL_MEMORY
+    issued = token_create(
+        organization=team.organization, name="ci", scopes=["image:read"], created_by=team.user
+    )
+    key = record_key(issued.token.digest)
+    invalidations_catch_up()  # a request of this thread begins...
+    live = token_record_load(issued.secret, issued.token.digest)  # ...and reads the live token
+    token_revoke(token=issued.token, reason="leaked")
+    # Another request of this process catches up with the revocation meanwhile.
+    other = threading.Thread(target=invalidations_catch_up)
+    other.start()
+    other.join()
+
+    token_record_cache(issued.token.digest, live)
+
+    assert cache.get(key) is None
+
+
+def test_a_request_asks_nothing_of_sqlite_while_the_log_has_not_grown(
+    settings, transactional_db, django_assert_num_queries
+):
+    if connection.vendor != "sqlite":
+        pytest.skip("with a server database the log is read on every request")
+    settings.CACHES = LOCAL_MEMORY
+    invalidations_catch_up()
+
+    with django_assert_num_queries(0):
+        invalidations_catch_up()
