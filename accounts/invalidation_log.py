@@ -193,9 +193,15 @@ def invalidation_log_prune() -> int:
 
 
 def invalidations_follow_forget() -> None:
-    """Forget where this process is in the log (each test starts afresh)."""
+    """Start following the log afresh, with an empty cache (each test does).
+
+    Nothing logged so far concerns an empty cache; the log is read from its
+    start the next time it grows, since a test's rolled-back entries leave
+    their ids to be used again.
+    """
+    path = _stamp_path()
     with _follower.lock:
-        _follower.cursor = None
-        _follower.stamp = None
+        _follower.cursor = 0
+        _follower.stamp = _stamp_read(path) if path is not None else None
         _follower.drops = 0
     _request.__dict__.pop("drops", None)
