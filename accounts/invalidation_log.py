@@ -167,13 +167,14 @@ def _drop(entries: list[tuple[int, str]], local_caches: list[Callable[[], None]]
 
 @contextlib.contextmanager
 def write_guard(operation: str) -> Iterator[bool]:
-    """Say whether a cache `add` may go ahead: not if keys were dropped since the request began.
+    """Say whether a cache write may go ahead: not if keys were dropped since the request began.
 
-    The request read what it adds from the database before the drop, maybe
-    before the change that caused it; the drop and the add exclude each other.
+    The request read what it writes before the drop, maybe before the change
+    that caused it (a session's state it touches, a token's record); the drop
+    and the write exclude each other. Skipping costs only a cache miss.
     """
     seen = getattr(_request, "drops", None)
-    if operation != "add" or seen is None:
+    if operation not in ("add", "set") or seen is None:
         yield True
         return
     with _follower.lock:

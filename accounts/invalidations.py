@@ -90,9 +90,9 @@ def cache_read_settled(keys: list[str], found: dict[str, Any]) -> dict[str, Any]
 def cache_write(operation: str, func: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a cache write; when the cache is unreachable, log and count it and return None.
 
-    An `add` of what a request read from the database is skipped when this
-    process has dropped keys since the request began: what it read may predate
-    the change whose key was dropped.
+    With a per-process cache, a write of what a request read is skipped when
+    this process has dropped keys since the request began: what it read may
+    predate the change whose key was dropped.
     """
     try:
         with write_guard(operation) as allowed:
