@@ -28,7 +28,7 @@ from accounts.errors import (
     TokenExpired,
     TokenRevoked,
 )
-from accounts.invalidations import cache_get_many
+from accounts.invalidations import cache_get_many, invalidations_catch_up
 from accounts.ip_allow_lists import ip_allowed
 from accounts.jwt_tokens import access_claims
 from accounts.models import Session, User
@@ -90,6 +90,7 @@ def principal_for_session(
     a browser session, which takes them from the session itself). `read`
     reads the cache (a request's counter may count the request in the same trip).
     """
+    invalidations_catch_up()
     cached = read(
         [session_key(session_id)]
         + ([generation_key(organization_id), member_key(organization_id, user_id)]
@@ -231,6 +232,7 @@ def principal_for_token(raw: str, counter: RequestCounter | None = None) -> Prin
     """
     if not token_well_formed(raw):
         raise AuthenticationFailed("The service token is malformed (bad shape or checksum).")
+    invalidations_catch_up()
     digest = token_digest(raw)
     # A token's organization and creator never change: once known, the member
     # view is fetched in the same round trip as the token's record.

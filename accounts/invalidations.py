@@ -11,6 +11,15 @@ deleted from the cache before anything is read from it again:
 - by a periodic task, for processes that made no call during the outage.
 
 While the cache is unreachable every answer comes from the database.
+
+When the cache lives in each process's memory (the embedded default, no
+Redis), a change made by one process (a command, the admin, the worker,
+another web process) would never reach the others' copies. The keys to drop
+are then appended to the same table, kept as a log: each web process reads
+what is new in it before it resolves a credential and drops those keys from
+its own memory, so the change is refused on its next request. With SQLite a
+stamp file beside the database tells the log has grown (one `stat` a
+request); with a server database the log is asked every request.
 """
 
 from __future__ import annotations
@@ -23,6 +32,14 @@ import structlog
 from django.core.cache import cache
 
 from accounts import metrics
+from accounts.invalidation_log import (
+    cache_per_process,
+    invalidation_log_append,
+    invalidation_log_prune,
+    invalidations_follow,
+    invalidations_follow_forget,
+    write_guard,
+)
 from accounts.models import CacheInvalidation
 
 logger = structlog.get_logger("vantage.auth")
@@ -71,9 +88,15 @@ def cache_read_settled(keys: list[str], found: dict[str, Any]) -> dict[str, Any]
 
 
 def cache_write(operation: str, func: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a cache write; when the cache is unreachable, log and count it and return None."""
+    """Call a cache write; when the cache is unreachable, log and count it and return None.
+
+    With a per-process cache, a write of what a request read is skipped when
+    this process has dropped keys since the request began: what it read may
+    predate the change whose key was dropped.
+    """
     try:
-        return func(*args, **kwargs)
+        with write_guard(operation) as allowed:
+            return func(*args, **kwargs) if allowed else None
     except Exception as exc:
         _failed(operation, exc)
         return None
@@ -86,14 +109,39 @@ def invalidation_publish(key: str, write: Callable[[], Any]) -> None:
     except Exception as exc:
         _failed("invalidate", exc)
     else:
+        if cache_per_process():
+            _log_append(key)
         return
     CacheInvalidation.objects.create(key=key)
     metrics.CACHE_INVALIDATIONS_DEFERRED.inc()
     logger.warning("auth_cache_invalidation_deferred", key=key)
 
 
+def _log_append(key: str) -> None:
+    try:
+        invalidation_log_append(key)
+    except Exception:
+        # The change is committed; other processes see it when their copies expire.
+        metrics.CACHE_FAILURES.labels(operation="log").inc()
+        logger.exception("auth_invalidation_log_failed", key=key)
+
+
+def invalidations_catch_up() -> None:
+    """Drop from this process's memory what other processes changed (a per-process cache only)."""
+    if cache_per_process():
+        invalidations_follow(_local_caches)
+
+
 def invalidations_replay() -> bool:
-    """Drop every deferred key from the cache and this process's copies; False if it failed."""
+    """Drop every deferred key from the cache and this process's copies; False if it failed.
+
+    With a per-process cache the table is the log every process follows: only
+    entries older than any cached copy they invalidate are removed from it.
+    """
+    if cache_per_process():
+        _outage_seen.clear()
+        invalidation_log_prune()
+        return True
     for clear in _local_caches:
         clear()
     replayed = 0
@@ -113,5 +161,6 @@ def invalidations_replay() -> bool:
 
 
 def cache_outage_forget() -> None:
-    """Forget that this process saw the cache fail (each test starts clean with it)."""
+    """Forget that this process saw the cache fail, and where it was in the log (tests)."""
     _outage_seen.clear()
+    invalidations_follow_forget()

@@ -27,7 +27,7 @@ from django_redis import get_redis_connection
 
 from accounts import metrics
 from accounts.principal import Principal
-from accounts.tiers import tier_limits
+from accounts.tiers import tier_limits, tier_pages_per_minute
 from config.errors import DomainError
 
 logger = structlog.get_logger("vantage.ratelimit")
@@ -156,6 +156,20 @@ def principal_windows(
         Window("principal", f"rl:{rule.group}:{kind}:{principal_id}", per_minute),
         Window("organization", f"rl:{rule.group}:org:{organization_id}", org_limit),
     ]  # fmt: skip
+
+
+def page_windows(principal: Principal) -> list[Window]:
+    """Return the windows of a dashboard page load: the tier's page figure, apart from the API's."""
+    rule = RateLimitRule(
+        group="pages", per_minute=tier_pages_per_minute(principal.organization_tier)
+    )
+    return principal_windows(
+        rule,
+        kind=principal.kind,
+        principal_id=principal.id,
+        organization_id=principal.organization_id,
+        limits=principal.limits,
+    )
 
 
 def _share(limits: dict[str, int], rule: RateLimitRule) -> int:

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
+from django.http import HttpRequest
 from django_redis import get_redis_connection
 from rest_framework import authentication
 from rest_framework.request import Request
@@ -29,6 +30,7 @@ from accounts.rate_limits import (
     RateLimitOutcome,
     RateLimitRule,
     Window,
+    page_windows,
     principal_windows,
     rate_limit_hit,
     request_windows,
@@ -174,3 +176,19 @@ class TierRateLimit(BaseThrottle):
         principal = request.auth if isinstance(request.auth, Principal) else None
         RequestCounter(request).settle(principal)
         return True
+
+
+def page_load_count(request: HttpRequest, principal: Principal) -> RateLimitOutcome | None:
+    """Count a dashboard page load in the principal's page windows (None: limits are off).
+
+    Its outcome is kept on the request, so its headers go out with the page.
+    """
+    if not settings.RATE_LIMIT_ENABLED:
+        return None
+    windows = page_windows(principal)
+    outcome = rate_limit_hit(tier=principal.organization_tier, windows=windows)
+    request.rate_limit = outcome  # type: ignore[attr-defined]
+    if not outcome.allowed:
+        reason = f"pages_{outcome.binding.window.name}"
+        metrics.RATE_LIMIT_REJECTIONS.labels(tier=principal.organization_tier, reason=reason).inc()
+    return outcome

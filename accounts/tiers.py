@@ -15,6 +15,11 @@ def tier_limits(tier: str) -> dict[str, int]:
     return dict(settings.TIER_LIMITS[tier])
 
 
+def tier_pages_per_minute(tier: str) -> int:
+    """Return how many dashboard pages a principal of the tier may load a minute."""
+    return int(settings.TIER_PAGES_PER_MINUTE[tier])
+
+
 def organization_limits(organization: Any) -> dict[str, int]:
     """Return the organization's effective limits: its tier's, with its overrides applied."""
     limits = tier_limits(organization.tier)

@@ -23,6 +23,8 @@ from django.views.decorators.cache import never_cache
 from accounts.authorization import decision_check
 from accounts.errors import PermissionDenied
 from accounts.principal import Principal
+from accounts.rate_limits import RateLimitOutcome
+from accounts.throttling import page_load_count
 from config.errors import DomainError
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
@@ -78,10 +80,36 @@ def error_page(request: HttpRequest, status: int, detail: str) -> HttpResponse:
     return render(request, "errors/error.html", context, status=status)
 
 
-def dashboard_page(permission: str | None = None) -> Callable[[View], View]:
-    """Make a view a dashboard page: signed in, holding `permission`, never cached.
+def wait_in_words(seconds: int) -> str:
+    """Return a wait as a person reads it: "1 second", "42 seconds", "1 minute"."""
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = seconds // 60
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
-    Signed out, the browser goes to the sign-in page and comes back. A page the
+
+def rate_limited_page(request: HttpRequest, outcome: RateLimitOutcome) -> HttpResponse:
+    """Return the 429 page: the dashboard's look, the wait in words and in `Retry-After`."""
+    binding = outcome.binding
+    wait = max(1, binding.reset)
+    context = {
+        "status": 429,
+        "title": HTTPStatus.TOO_MANY_REQUESTS.phrase,
+        "limit": binding.window.limit,
+        "whose": "your organization's" if binding.window.name == "organization" else "your",
+        "wait": wait_in_words(wait),
+    }
+    response = render(request, "errors/429.html", context, status=429)
+    for name, value in outcome.headers().items():
+        response[name] = value
+    return response
+
+
+def dashboard_page(permission: str | None = None) -> Callable[[View], View]:
+    """Make a view a dashboard page: signed in, rate limited, holding `permission`, never cached.
+
+    Signed out, the browser goes to the sign-in page and comes back. Each load
+    is counted in the principal's page windows (429 page past them). A page the
     principal may not use answers 403; a domain error (another organization's
     image: 404; bad input: 400) answers its status as a page.
     """
@@ -95,6 +123,9 @@ def dashboard_page(permission: str | None = None) -> Callable[[View], View]:
                 target = request.get_full_path()
                 query = "" if target == "/" else f"?{urlencode({'next': target})}"
                 return redirect(f"/login/{query}")
+            counted = page_load_count(request, principal)
+            if counted is not None and not counted.allowed:
+                return rate_limited_page(request, counted)
             if permission is not None and not may(principal, permission):
                 return error_page(request, 403, f"Your role may not use this page ({permission}).")
             try:

@@ -385,6 +385,9 @@ TIER_LIMITS: dict[str, dict[str, int]] = {
 }
 # Requests per minute are limited by tier (off only for suites that test other things).
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+# Dashboard page loads per minute and signed-in principal, by tier, in a window
+# apart from the API's: a few times a person's quickest clicking, far below a script's.
+TIER_PAGES_PER_MINUTE: dict[str, int] = {"free": 30, "pro": 60, "enterprise": 120}
 # Images: dimensions (each side) and formats accepted, detected from the bytes.
 IMAGE_MIN_DIMENSION = env.int("IMAGE_MIN_DIMENSION", default=32)
 IMAGE_MAX_DIMENSION = env.int("IMAGE_MAX_DIMENSION", default=8192)
