@@ -364,6 +364,10 @@ AUTH_BREAKER_RESET_SECONDS = env.int("AUTH_BREAKER_RESET_SECONDS", default=60)
 # When the remote decision point cannot answer: refuse (503) or allow.
 AUTH_FAIL_OPEN = env.bool("AUTH_FAIL_OPEN", default=False)
 
+# Reads of /api/schema/ and /api/docs/ a minute, per client (or principal), in a
+# window of their own apart from the API's.
+API_DOCS_PER_MINUTE = env.int("API_DOCS_PER_MINUTE", default=60)
+
 # What each tier may do; an organization's own overrides take precedence.
 TIER_LIMITS: dict[str, dict[str, int]] = {
     "anonymous": {

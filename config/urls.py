@@ -3,9 +3,9 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import views as account_views
+from config.api_docs import DocsPage, SchemaApi
 from config.health import HealthApi, VersionedHealthApi
 from config.metrics_api import MetricsApi
 from images import views as image_views
@@ -18,12 +18,10 @@ urlpatterns = [
     path("api/v1/", include("audit.api.urls")),
     path("api/v1/", include("images.api.urls")),
     path("api/v1/", include("classifier.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", SchemaApi.as_view(), name="api-schema"),
     path(
         "api/docs/",
-        SpectacularSwaggerSplitView.as_view(
-            url_name="api-schema", template_name="api/swagger_ui.html"
-        ),
+        DocsPage.as_view(url_name="api-schema", template_name="api/swagger_ui.html"),
         name="api-docs",
     ),
     # Staff sign in like everyone else, so their browser session is listed and revocable.

@@ -119,3 +119,24 @@ def test_pages_rate_limits_request_ids_and_idempotency_keys_are_documented(api_c
     assert {"X-Request-ID", "RateLimit"} <= set(images["responses"]["200"]["headers"])
     assert "Retry-After" in images["responses"]["429"]["headers"]
     assert set(schema["components"]["headers"]) >= {"Retry-After", "X-Request-ID", "Location"}
+
+
+def test_the_schema_and_docs_are_read_in_a_window_of_their_own(api_client, settings, monkeypatch):
+    from accounts.rate_limits import RateLimitRule
+    from config.api_docs import DocsPage, SchemaApi
+
+    settings.RATE_LIMIT_ENABLED = True
+    narrow = RateLimitRule(group="docs", per_minute=12)
+    monkeypatch.setattr(SchemaApi, "rate_limit", narrow)
+    monkeypatch.setattr(DocsPage, "rate_limit", narrow)
+    anonymous = settings.TIER_LIMITS["anonymous"]["requests_per_minute"]
+
+    # More reads than the anonymous API window holds, all answered.
+    answers = [api_client.get("/api/schema/").status_code for _ in range(anonymous + 1)]
+    assert answers == [200] * (anonymous + 1)
+    assert api_client.get("/api/docs/").status_code == 200
+    # The docs' window is full; the API's anonymous window was never touched.
+    refused = api_client.get("/api/schema/")
+    assert refused.status_code == 429
+    assert refused["Retry-After"]
+    assert api_client.get("/api/v1/images/limits").status_code == 401
