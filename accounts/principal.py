@@ -177,8 +177,9 @@ def session_activity_touch(session_id: Any, state: dict[str, Any]) -> None:
     Session.objects.filter(id=session_id, revoked_at__isnull=True).update(
         last_activity=timezone.now()
     )
-    state = {**state, "last_activity": now}
-    cache_write("set", cache.set, session_key(session_id), state, SESSION_TTL)
+    # Dropped, never overwritten: this request's copy may predate a revocation
+    # whose tombstone is in the cache now. The next request reads the database.
+    cache_write("delete", cache.delete, session_key(session_id))
 
 
 # --- Member view --------------------------------------------------------------
