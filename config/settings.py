@@ -436,10 +436,11 @@ REST_FRAMEWORK = {
         if DEBUG
         else ["rest_framework.renderers.JSONRenderer"]
     ),
+    # DRF's parsers, bounded in size and nesting and refusing NUL characters.
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "config.parsers.JSONParser",
+        "config.parsers.MultiPartParser",
+        "config.parsers.FormParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,

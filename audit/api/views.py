@@ -13,7 +13,6 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,7 +26,7 @@ from audit.api.serializers import (
     event_document,
 )
 from audit.selectors import audit_event_list
-from config.pagination import paginated
+from config.pagination import SequenceCursorPagination, paginated
 
 CSV_COLUMNS = (
     "id", "timestamp", "organization_id", "actor_type", "actor_id", "actor_display", "action",
@@ -36,7 +35,7 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-class AuditEventPagination(CursorPagination):
+class AuditEventPagination(SequenceCursorPagination):
     ordering = "-seq"
     page_size = 50
     page_size_query_param = "page_size"
