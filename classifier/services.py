@@ -19,7 +19,7 @@ from classifier.providers import ProviderError
 from config.errors import DomainError, InvalidInput, ServiceUnavailable
 from images.models import Image, Job
 from images.services import upload_checked
-from images.validation import decoding, format_of, image_open
+from images.validation import decoding, format_of, full_size_decoding, image_open
 
 logger = structlog.get_logger("vantage.classifier")
 
@@ -89,7 +89,7 @@ def _checked_input(
     """
     upload = upload_checked(principal=principal, file=file, filename=filename)
     image = image_open(upload.data)
-    with decoding(label=format_of(image).label):
+    with full_size_decoding(), decoding(label=format_of(image).label):
         try:
             return upload.sha256, model_input(image)
         finally:

@@ -13,6 +13,7 @@ import hashlib
 import io
 import re
 import struct
+import threading
 import unicodedata
 import uuid
 import warnings
@@ -74,6 +75,7 @@ _DECODE_ERRORS = (
 )  # fmt: skip
 
 _READ_CHUNK = 64 * 1024
+PICTURE_BLOCK_BYTES = 64 * 1024 * 1024
 # PNG colour type -> samples per pixel.
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 # Adam7's passes: first column, first row, column step, row step.
@@ -82,7 +84,7 @@ _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), 
 _PNG_FILTERS = bytes(range(5))
 # Compressed bytes fed to zlib at once, and the most it may give back at once.
 _INFLATE_INPUT = 64 * 1024
-_INFLATE_OUTPUT = 1024 * 1024
+_INFLATE_OUTPUT = 256 * 1024
 _NAME_MAX_BYTES = 255
 _EXTENSION_MAX_BYTES = 16
 _VARIANT = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -111,10 +113,13 @@ def pixel_limit() -> int:
 
 
 def decoder_limits_apply() -> None:
-    """Set Pillow's process-wide pixel limit from the accepted dimensions."""
+    """Set Pillow's process-wide pixel limit and the size of the blocks pictures are kept in."""
     # Pillow's default (about 89 MP, an error only at twice that) knows nothing of
     # this service's limits; every decode in the process, here or elsewhere, uses this.
     Image.MAX_IMAGE_PIXELS = pixel_limit()
+    # Blocks above glibc's largest mmap threshold (32 MiB) go back to the system when
+    # freed; smaller ones stay in the freeing thread's arena, unusable by other threads.
+    Image.core.set_block_size(PICTURE_BLOCK_BYTES)
 
 
 def accepted_formats() -> list[ImageFormat]:
@@ -273,6 +278,16 @@ def png_data_check(data: bytes) -> None:
     raise EOFError("the PNG's image data ends before its last row")
 
 
+# A picture decoded whole takes up to 4 bytes a pixel (256 MiB at 8192x8192), and a web
+# process serves several requests at once on its threads: one such decode at a time.
+_FULL_SIZE_DECODING = threading.Lock()
+
+
+def full_size_decoding() -> threading.Lock:
+    """Return the lock a thread holds while it decodes a picture whole."""
+    return _FULL_SIZE_DECODING
+
+
 def pixels_check(data: bytes, image: ImageFile.ImageFile) -> None:
     """Refuse damaged pixel data, holding at most a reduced copy of a JPEG or a PNG."""
     image_format = format_of(image)
@@ -288,7 +303,8 @@ def pixels_check(data: bytes, image: ImageFile.ImageFile) -> None:
             reduced.load()
     else:
         # No reduced decoding for these: each frame is decoded whole, within the limits.
-        image_load(image)
+        with full_size_decoding():
+            image_load(image)
 
 
 def _upload_read(file: IO[bytes], max_bytes: int) -> bytes:

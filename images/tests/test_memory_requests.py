@@ -11,6 +11,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ BATCH = 32
 MAX_BATCH_GROWTH_MB = 300
 MAX_UPLOAD_GROWTH_MB = 64
 REQUEST_TIMEOUT = 180
+# Requests one worker serves at once: its threads (config/gunicorn.py). They take turns at
+# decoding a picture whole (268 MB at most); each holds its own small share besides.
+PARALLEL = 4
+MAX_PARALLEL_GROWTH_MB = 400
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -114,6 +119,27 @@ def test_a_batch_of_32_huge_pngs_is_answered_within_300_mb(served, huge_png):
     assert response.status_code == 200, response.text
     assert response.json()["succeeded"] == BATCH
     assert growth <= MAX_BATCH_GROWTH_MB, f"the worker grew by {growth:.0f} MB"
+
+
+def test_parallel_batches_take_turns_at_decoding_whole(served, huge_png):
+    files = [("files", (f"huge-{index}.png", huge_png, "image/png")) for index in range(4)]
+
+    def batch() -> httpx.Response:
+        return httpx.post(
+            f"{served['url']}/api/v1/vehicle/classify-batch",
+            files=files,
+            headers=served["headers"],
+            timeout=REQUEST_TIMEOUT,
+        )
+
+    def parallel() -> list[httpx.Response]:
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            return list(pool.map(lambda _: batch(), range(PARALLEL)))
+
+    responses, growth = peak_growth_mb(served["pid"], parallel)  # type: ignore[arg-type]
+
+    assert [response.status_code for response in responses] == [200] * PARALLEL
+    assert growth <= MAX_PARALLEL_GROWTH_MB, f"the worker grew by {growth:.0f} MB"
 
 
 def test_uploading_a_huge_png_does_not_decode_it_whole(served, huge_png):
