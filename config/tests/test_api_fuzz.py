@@ -201,14 +201,14 @@ def existing_ids(admin: Any, org: Any) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def other_tenant(db: None) -> list[str]:
+def other_tenant(db: None) -> Iterator[list[str]]:
     """Another organization with one of each thing, under names found nowhere else."""
     from accounts.services.tokens import token_create
     from accounts.tests.factories import GroupFactory, MembershipFactory, OrganizationFactory
     from classifier.models import VehicleReport
     from images.tests.factories import ImageFactory
 
-    other = OrganizationFactory(name="Globex Hidden Works", slug="globex-hidden")
+    other: Any = OrganizationFactory(name="Globex Hidden Works", slug="globex-hidden")
     owner = MembershipFactory(
         organization=other, role="admin", user__username="zelda-globex",
         user__email="zelda@globex-hidden.example", user__name="Zelda Globexian",

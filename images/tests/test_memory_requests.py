@@ -13,12 +13,14 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from accounts.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory
+
+Answer = TypeVar("Answer")
 
 SIDE = 8192
 BATCH = 32
@@ -70,7 +72,7 @@ def _status_mb(pid: int, field: str) -> float:
     raise AssertionError(f"no {field} for process {pid}")
 
 
-def peak_growth_mb(pid: int, request: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+def peak_growth_mb(pid: int, request: Callable[[], Answer]) -> tuple[Answer, float]:
     """Return the answer and how far the process's resident set rose above its size before."""
     before = _status_mb(pid, "VmRSS")
     # Writing 5 resets the process's peak resident set (VmHWM) to its current size.
@@ -136,7 +138,7 @@ def test_parallel_batches_take_turns_at_decoding_whole(served, huge_png):
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
             return list(pool.map(lambda _: batch(), range(PARALLEL)))
 
-    responses, growth = peak_growth_mb(served["pid"], parallel)  # type: ignore[arg-type]
+    responses, growth = peak_growth_mb(served["pid"], parallel)
 
     assert [response.status_code for response in responses] == [200] * PARALLEL
     assert growth <= MAX_PARALLEL_GROWTH_MB, f"the worker grew by {growth:.0f} MB"
