@@ -131,4 +131,7 @@ def model_input(image: Image.Image, side: int = MODEL_INPUT_SIDE) -> Image.Image
     reduced = _strips_reduced(image, box, max(1, square // side))
     if reduced.width > side:
         reduced = reduced.resize((side, side), Image.Resampling.BILINEAR)
-    return upright(reduced, orientation)
+    turned = upright(reduced, orientation)
+    # Pillow copies `info` along, EXIF included: the upright square must not be turned again.
+    turned.info = {}
+    return turned
