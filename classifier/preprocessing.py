@@ -17,6 +17,11 @@ PREPROCESSING = (
     f"RGB; resize short side to {RESIZE_TO} (bilinear); centre crop {INPUT_SIZE}x{INPUT_SIZE}; "
     f"(x - {PIXEL_OFFSET:g}) / {PIXEL_SCALE:g}; NCHW float32"
 )
+# The most any provider looks at (the remote one sends 512 pixels a side): each image of a
+# batch is held this small from its decoding until the whole batch is classified.
+MODEL_INPUT_SIDE = 512
+# Rows converted and reduced at once: a full-size picture is never converted whole.
+_STRIP_BYTES = 1024 * 1024
 _ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transposition that shows the picture upright.
 _UPRIGHT: dict[int, Image.Transpose] = {
@@ -93,3 +98,40 @@ def image_array(image: Image.Image) -> npt.NDArray[np.float32]:
 def batch_array(images: Sequence[Image.Image]) -> npt.NDArray[np.float32]:
     """Return the images as one NCHW float32 batch."""
     return np.ascontiguousarray(np.stack([image_array(image) for image in images]))
+
+
+def _strips_reduced(image: Image.Image, box: tuple[int, int, int, int], factor: int) -> Image.Image:
+    """Return the box of the image in RGB, reduced by `factor`, converted a strip at a time."""
+    if image.mode == "RGB":
+        # Nothing to convert: reduced straight from the decoded picture, with no copy of it.
+        return image.reduce(factor, box=box) if factor > 1 else image.crop(box)
+    left, top, right, bottom = box
+    width, height = right - left, bottom - top
+    reduced = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    # Whole multiples of the factor, so the strips reduce exactly as the box would at once.
+    rows = max(1, _STRIP_BYTES // (4 * width * factor)) * factor
+    for y in range(top, bottom, rows):
+        strip = rgb_image(image.crop((left, y, right, min(y + rows, bottom))))
+        reduced.paste(strip.reduce(factor) if factor > 1 else strip, (0, (y - top) // factor))
+    return reduced
+
+
+def model_input(image: Image.Image, side: int = MODEL_INPUT_SIDE) -> Image.Image:
+    """Return the upright RGB centre square of an opened image, at most `side` pixels a side.
+
+    The centre square is all the model looks at. A JPEG decodes at a reduced scale;
+    other formats decode whole, once, and only strips of them are ever converted.
+    """
+    orientation = exif_orientation(image)
+    decode_reduced(image, side)
+    image.load()
+    square = min(image.size)
+    left, top = (image.width - square) // 2, (image.height - square) // 2
+    box = (left, top, left + square, top + square)
+    reduced = _strips_reduced(image, box, max(1, square // side))
+    if reduced.width > side:
+        reduced = reduced.resize((side, side), Image.Resampling.BILINEAR)
+    turned = upright(reduced, orientation)
+    # Pillow copies `info` along, EXIF included: the upright square must not be turned again.
+    turned.info = {}
+    return turned

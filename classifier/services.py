@@ -8,17 +8,19 @@ from typing import IO, Any
 
 import structlog
 from django.db import transaction
+from PIL import Image as PillowImage
 
 from accounts.principal import Principal
 from audit.services import audit_record
 from classifier import categories
 from classifier.chain import classify_with_failover
 from classifier.models import Classification, VehicleReport
+from classifier.preprocessing import model_input
 from classifier.providers import ProviderError
 from config.errors import DomainError, InvalidInput, ServiceUnavailable
 from images.models import Image, Job
 from images.services import upload_checked
-from images.validation import ValidatedUpload, image_open
+from images.validation import decoding, format_of, full_size_decoding, image_open
 
 logger = structlog.get_logger("vantage.classifier")
 
@@ -89,10 +91,27 @@ def classification_record(
     return Classification.objects.create(**fields)
 
 
-def _classified(uploads: Sequence[ValidatedUpload]) -> list[categories.Classification]:
-    """Return one classification per upload from the provider chain, or raise 503."""
+def _checked_input(
+    *, principal: Principal, file: IO[bytes], filename: str
+) -> tuple[str, PillowImage.Image]:
+    """Return an upload's SHA-256 and the small picture the providers classify, or refuse it.
+
+    The upload's bytes and its decoded pixels are released on return, so a batch
+    holds one file's at a time.
+    """
+    upload = upload_checked(principal=principal, file=file, filename=filename)
+    image = image_open(upload.data)
+    with full_size_decoding(), decoding(label=format_of(image).label):
+        try:
+            return upload.sha256, model_input(image)
+        finally:
+            image.close()
+
+
+def _classified(inputs: Sequence[PillowImage.Image]) -> list[categories.Classification]:
+    """Return one classification per picture from the provider chain, or raise 503."""
     try:
-        return classify_with_failover([image_open(upload.data) for upload in uploads])
+        return classify_with_failover(inputs)
     except ProviderError as exc:
         logger.warning("classification_unavailable", error=exc.message[:200])
         raise ClassifierUnavailable() from exc
@@ -100,12 +119,12 @@ def _classified(uploads: Sequence[ValidatedUpload]) -> list[categories.Classific
 
 def vehicle_classify(*, principal: Principal, file: IO[bytes], filename: str) -> Classification:
     """Classify one uploaded file now and keep the classification (not the file)."""
-    upload = upload_checked(principal=principal, file=file, filename=filename)
-    result = _classified([upload])[0]
+    sha256, picture = _checked_input(principal=principal, file=file, filename=filename)
+    result = _classified([picture])[0]
     with transaction.atomic():
         stored = classification_record(
             organization_id=principal.organization_id, principal_ref=principal.ref,
-            principal_display=principal.display, result=result, upload_sha256=upload.sha256,
+            principal_display=principal.display, result=result, upload_sha256=sha256,
         )  # fmt: skip
         _audit(principal, "vehicle.classified", "classification", stored.id,
                is_vehicle=stored.is_vehicle, top_label=stored.top_label,
@@ -126,23 +145,23 @@ def vehicle_classify_batch(
             field="files",
         )
     outcomes: list[BatchOutcome | None] = []
-    accepted: list[tuple[int, ValidatedUpload]] = []
+    accepted: list[tuple[int, str, PillowImage.Image]] = []
     for index, (file, filename) in enumerate(files):
         try:
-            upload = upload_checked(principal=principal, file=file, filename=filename)
+            accepted.append(
+                (index, *_checked_input(principal=principal, file=file, filename=filename))
+            )
         except DomainError as exc:
             outcomes.append(BatchOutcome(filename=filename, error=exc))
             continue
         outcomes.append(None)
-        accepted.append((index, upload))
     if accepted:
-        results = _classified([upload for _, upload in accepted])
+        results = _classified([picture for _, _, picture in accepted])
         with transaction.atomic():
-            for (index, upload), result in zip(accepted, results, strict=True):
+            for (index, sha256, _), result in zip(accepted, results, strict=True):
                 stored = classification_record(
                     organization_id=principal.organization_id, principal_ref=principal.ref,
-                    principal_display=principal.display, result=result,
-                    upload_sha256=upload.sha256,
+                    principal_display=principal.display, result=result, upload_sha256=sha256,
                 )  # fmt: skip
                 outcomes[index] = BatchOutcome(filename=files[index][1], classification=stored)
             _batch_audit(principal, outcomes)

@@ -12,7 +12,6 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,7 +27,7 @@ from audit.api.serializers import (
     event_document,
 )
 from audit.selectors import audit_event_list, organization_figures
-from config.pagination import paginated
+from config.pagination import SequenceCursorPagination, paginated
 from config.spreadsheet_csv import csv_row
 
 CSV_COLUMNS = (
@@ -38,7 +37,7 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-class AuditEventPagination(CursorPagination):
+class AuditEventPagination(SequenceCursorPagination):
     ordering = "-seq"
     page_size = 50
     page_size_query_param = "page_size"

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,6 +42,7 @@ from classifier.services import (
 )
 from config.errors import InvalidInput, NotFound
 from config.pagination import PageNumberPagination, paginated
+from config.parsers import JSONParser, MultiPartParser
 from images.selectors import image_get
 from images.uploads import UploadSizeLimitMixin
 

@@ -1,4 +1,5 @@
-"""Generated requests against the app's own OpenAPI schema, as an admin and as a viewer.
+"""Generated requests against the app's own OpenAPI schema, as an admin, a viewer and a
+service token holding only `image:read`.
 
 Schemathesis reads GET /api/schema/ from the WSGI application in process and
 sends every operation requests built from it: valid ones, invalid ones and
@@ -15,21 +16,32 @@ the API before each operation, its image processed as a worker would), so
 the success paths are reached too, not only 404s. The examples per operation
 are bounded and the same on every run, so that the whole module runs in a
 few minutes on two cores and a failure is reproducible.
+
+A second organization, seeded with names and ids found nowhere else, lives
+beside the caller's: no answer may carry any of them. Every operation taking
+a body is also sent JSON nested a thousand levels deep and JSON larger than a
+request body may be, and must answer a 4xx problem.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import re
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import schemathesis
+from django.conf import settings as django_settings
+from django.test import Client
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from PIL import Image as PillowImage
+from rest_framework.test import APIClient
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -78,8 +90,26 @@ def problem_details_identify_themselves(ctx: Any, response: Any, case: Any) -> b
     return True
 
 
+# What the second organization was seeded with, for the test running now.
+_other_tenant_markers: list[str] = []
+
+
+def other_tenant_markers_in(content: bytes) -> list[str]:
+    """Return the second organization's names and ids that an answer carries."""
+    text = content.decode(errors="replace").lower()
+    return [marker for marker in _other_tenant_markers if marker.lower() in text]
+
+
+def no_other_tenant_data(ctx: Any, response: Any, case: Any) -> bool | None:
+    """No answer carries a name or id of another organization."""
+    leaked = other_tenant_markers_in(response.content)
+    assert not leaked, f"the answer carries another organization's {leaked}: {response.text[:300]}"
+    return True
+
+
 CHECKS = [
     not_a_server_error,
+    no_other_tenant_data,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
@@ -180,10 +210,71 @@ def existing_ids(admin: Any, org: Any) -> dict[str, list[str]]:
     }
 
 
-@pytest.fixture(params=["admin", "viewer"])
-def caller(request: pytest.FixtureRequest) -> Any:
-    """The member the requests are made as: the organization's admin, or a viewer."""
-    return request.getfixturevalue(request.param)
+@pytest.fixture
+def other_tenant(db: None) -> Iterator[list[str]]:
+    """Another organization with one of each thing, under names found nowhere else."""
+    from accounts.services.tokens import token_create
+    from accounts.tests.factories import GroupFactory, MembershipFactory, OrganizationFactory
+    from classifier.models import VehicleReport
+    from images.tests.factories import ImageFactory
+
+    other: Any = OrganizationFactory(name="Globex Hidden Works", slug="globex-hidden")
+    owner = MembershipFactory(
+        organization=other, role="admin", user__username="zelda-globex",
+        user__email="zelda@globex-hidden.example", user__name="Zelda Globexian",
+    ).user  # fmt: skip
+    group = GroupFactory(organization=other, name="globex-auditors", permissions=["image:read"])
+    image = ImageFactory(organization=other, filename="globex-blueprints.jpg")
+    token = token_create(
+        organization=other, name="globex-deploy", scopes=["image:read"], created_by=owner
+    ).token
+    report = VehicleReport.objects.create(
+        organization=other, vehicle_id="globex-truck-9", data={"seen": "globex-yard"},
+        reported_by=f"user:{owner.id}", reported_by_display="Zelda Globexian",
+    )  # fmt: skip
+    markers = [
+        "globex", str(other.id), str(owner.id), str(group.id), str(image.id), str(token.id),
+        token.prefix, str(report.id),
+    ]  # fmt: skip
+    _other_tenant_markers[:] = markers
+    yield markers
+    _other_tenant_markers.clear()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who the requests are made as, and how each request is given fresh credentials."""
+
+    name: str
+    credentials: Callable[[], tuple[dict[str, str], dict[str, list[str]]]]
+
+
+def _member_caller(user: Any) -> Caller:
+    def credentials() -> tuple[dict[str, str], dict[str, list[str]]]:
+        sign_in = login_client(user).sign_in
+        headers = {"Authorization": f"Bearer {sign_in.tokens['access']}"}
+        return headers, {"session_id": [str(sign_in.session.id)]}
+
+    return Caller(user.username, credentials)
+
+
+def _token_caller(org: Any, admin: Any) -> Caller:
+    from accounts.services.tokens import token_create
+
+    def credentials() -> tuple[dict[str, str], dict[str, list[str]]]:
+        issued = token_create(organization=org, name="narrow", scopes=["image:read"],
+                              created_by=admin)  # fmt: skip
+        return {"Authorization": f"Bearer {issued.secret}"}, {}
+
+    return Caller("narrow-token", credentials)
+
+
+@pytest.fixture(params=["admin", "viewer", "narrow_token"])
+def caller(request: pytest.FixtureRequest, org: Any, admin: Any) -> Caller:
+    """The organization's admin, a viewer, or a service token holding only image:read."""
+    if request.param == "narrow_token":
+        return _token_caller(org, admin)
+    return _member_caller(request.getfixturevalue(request.param))
 
 
 @pytest.mark.django_db
@@ -200,13 +291,51 @@ def caller(request: pytest.FixtureRequest) -> Any:
         HealthCheck.data_too_large,
     ],
 )
-def test_api_answers_within_its_schema(case, data, caller, existing_ids):
-    sign_in = login_client(caller).sign_in
-    known = {**existing_ids, "session_id": [str(sign_in.session.id)]}
+def test_api_answers_within_its_schema(case, data, caller, existing_ids, other_tenant):
+    headers, session = caller.credentials()
+    known = {**existing_ids, **session}
     for name in list(case.path_parameters or {}):
         if name in known and data.draw(st.booleans(), label=f"existing {name}"):
             case.path_parameters[name] = data.draw(st.sampled_from(known[name]), label=name)
     with _connection_kept():
-        case.call_and_validate(
-            headers={"Authorization": f"Bearer {sign_in.tokens['access']}"}, checks=CHECKS
-        )
+        case.call_and_validate(headers=headers, checks=CHECKS)
+
+
+def _operations_with_bodies() -> list[tuple[str, str]]:
+    """Return the method and path of every operation whose request has a body."""
+    document = json.loads(Client().get("/api/schema/?format=json").content)
+    return [
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "requestBody" in operation
+    ]
+
+
+def _bad_bodies() -> dict[str, bytes]:
+    limit = django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return {
+        "nested": b"[" * 1_000 + b"]" * 1_000,
+        "nested-in-an-object": b'{"data": ' + b"[" * 100 + b"]" * 100 + b"}",
+        "oversized": b'{"name": "' + b"x" * limit + b'"}',
+    }
+
+
+@pytest.mark.django_db
+def test_deep_and_oversized_bodies_answer_a_problem_everywhere(caller, existing_ids, other_tenant):
+    known = {name: values[0] for name, values in existing_ids.items()}
+    bad_bodies = _bad_bodies()
+    failures = []
+    for method, template in _operations_with_bodies():
+        path = re.sub(r"\{(\w+)\}", lambda found: known.get(found[1], str(uuid.uuid4())), template)
+        for kind, body in bad_bodies.items():
+            headers, _ = caller.credentials()
+            client = APIClient()
+            response = client.generic(method, path, body, content_type="application/json",
+                                      HTTP_AUTHORIZATION=headers["Authorization"])  # fmt: skip
+            problem = response.get("Content-Type", "").startswith("application/problem+json")
+            if not (400 <= response.status_code < 500 and problem):
+                failures.append(f"{method} {path} {kind}: {response.status_code}")
+            if leaked := other_tenant_markers_in(response.content):
+                failures.append(f"{method} {path} {kind}: carries {leaked}")
+    assert not failures, failures

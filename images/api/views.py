@@ -12,7 +12,6 @@ from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +22,7 @@ from accounts.rate_limits import RateLimitRule
 from accounts.services.quotas import uploads_today
 from config.errors import InvalidInput, NotFound, ServiceUnavailable
 from config.pagination import PageNumberPagination, paginated
+from config.parsers import MultiPartParser
 from images.api.serializers import (
     ImageFiltersSerializer,
     ImageSerializer,
