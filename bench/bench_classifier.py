@@ -19,6 +19,7 @@ from bench.harness import compare, report
 # A full-HD picture, and the 12-megapixel one a phone camera takes.
 PHOTO_SIZES = {"1920x1080": (1920, 1080), "4032x3024": (4032, 3024)}
 BATCH = 32
+GOAL_SIZE = "1920x1080"
 GOAL_IMAGE_MS = 12
 GOAL_BATCH_MS = 400
 GOAL_RSS_MB = 350
@@ -122,10 +123,13 @@ def run() -> None:
     report(f"Classifier, a batch of {BATCH} photos", batches)
     memory = _memory()
     print()
+    # The goals are for full-HD photos; a 12-megapixel one is shown for scale.
     for name, milliseconds in per_photo.items():
-        print(f"one {name} photo, chain: {milliseconds:.1f} ms (goal <= {GOAL_IMAGE_MS} ms)")
+        goal = f" (goal <= {GOAL_IMAGE_MS} ms)" if name == GOAL_SIZE else ""
+        print(f"one {name} photo, chain: {milliseconds:.1f} ms{goal}")
     for result in batches[1:]:
-        print(f"{result.name}: {result.median_us / 1000:.0f} ms (goal <= {GOAL_BATCH_MS} ms)")
+        goal = f" (goal <= {GOAL_BATCH_MS} ms)" if GOAL_SIZE in result.name else ""
+        print(f"{result.name}: {result.median_us / 1000:.0f} ms{goal}")
     before, once, batch = memory["before"], memory["once"], memory["batch"]
     print(
         f"a fresh process, model loaded, one photo classified: {once['VmRSS']} MB resident "

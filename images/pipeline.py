@@ -20,6 +20,7 @@ from PIL import ExifTags
 from PIL import Image as PILImage
 
 from classifier.chain import classify_with_failover
+from classifier.preprocessing import model_input
 from classifier.providers.base import ProviderError
 from classifier.services import classification_record
 from config.errors import DomainError
@@ -218,7 +219,8 @@ def _classify(job: Job, data: bytes) -> None:
     thumbnail = storage_path_for(organization_id=image.organization_id, image_id=image.id,
                                  variant="thumbnail", extension="jpg")  # fmt: skip
     _store(thumbnail, thumbnail_make(data))
-    result = classify_with_failover([decoded.convert("RGB")])[0]
+    # The model sees the upright centre square, reduced: never a second full-size copy.
+    result = classify_with_failover([model_input(decoded)])[0]
     with _result_writing(job):
         stored = classification_record(
             organization_id=image.organization_id, principal_ref=image.uploaded_by,
