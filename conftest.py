@@ -20,6 +20,10 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+# The browser fixtures, registered once: a session-scoped Playwright must not
+# start a second time for another test module.
+pytest_plugins = ["config.tests.browser"]
+
 INTEGRATION_ENV = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
 _skipped_integration: list[str] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
 import uuid
 from collections.abc import Callable
@@ -122,7 +123,12 @@ def health_report() -> tuple[dict[str, Any], int]:
     # side by side, so each waits at most HEALTH_CHECK_TIMEOUT and not their sum.
     others = [name for name in CHECKS if name != "database"]
     with ThreadPoolExecutor(max_workers=len(others)) as pool:
-        pending = {name: pool.submit(_run, name, CHECKS[name][0]) for name in others}
+        # Each probe runs in a copy of this request's context: its log lines
+        # carry the request's id like every other line of the request.
+        pending = {
+            name: pool.submit(contextvars.copy_context().run, _run, name, CHECKS[name][0])
+            for name in others
+        }
         checks = {"database": _run("database", CHECKS["database"][0])}
         checks |= {name: future.result() for name, future in pending.items()}
     failed = {name for name, result in checks.items() if result["status"] != "ok"}

@@ -11,10 +11,7 @@ from playwright.sync_api import expect
 
 from accounts.models import Invitation, Membership
 from accounts.tests.factories import PASSWORD, GroupFactory
-from config.tests.browser import chromium, new_page, screenshots, sign_in
-
-# Fixtures, used by name.
-__all__ = ["chromium", "new_page", "screenshots"]
+from config.tests.browser import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -380,14 +380,19 @@ def test_unsafe_api_call_with_the_browser_session_needs_the_csrf_header(org, mem
     client = signed_in_browser()
     session = browser_session(client)
 
-    refused = client.post(API_LOGOUT_URL)
+    refused = client.post(API_LOGOUT_URL, content_type="application/json")
 
     assert refused.status_code == 403, refused.content
     assert "CSRF" in refused.json()["detail"]
+    # A form another site makes the browser send is refused too: the API takes no forms.
+    forged = client.post(API_LOGOUT_URL, {"anything": "1"})
+    assert forged.status_code in (403, 415), forged.content
     session.refresh_from_db()
     assert session.revoked_at is None
 
-    accepted = client.post(API_LOGOUT_URL, HTTP_X_CSRFTOKEN=csrf_token(client))
+    accepted = client.post(
+        API_LOGOUT_URL, content_type="application/json", HTTP_X_CSRFTOKEN=csrf_token(client)
+    )
 
     assert accepted.status_code == 204, accepted.content
     session.refresh_from_db()
@@ -409,4 +414,4 @@ def test_admin_login_redirects_to_the_dashboard_login(db):
     response = browser().get("/admin/login/")
 
     assert response.status_code == 302
-    assert response["Location"] == "/login/?next=/admin/"
+    assert response["Location"] == "/login/?next=%2Fadmin%2F"

@@ -196,8 +196,8 @@ def test_removing_the_creator_from_the_organization_refuses_the_token(org, admin
     response = login_client(second_admin).delete(f"{MEMBERS}/{admin.id}")
     assert response.status_code == 204, response.content
 
-    assert_problem(bearer(secret), status=401, code="AUTHENTICATION_FAILED")
-    assert_problem(api_key(secret, TOKENS), status=401, code="AUTHENTICATION_FAILED")
+    assert_problem(bearer(secret), status=401, code="TOKEN_REVOKED")
+    assert_problem(api_key(secret, TOKENS), status=401, code="TOKEN_REVOKED")
 
 
 def test_a_token_never_does_more_than_its_scopes(admin_client):

@@ -11,10 +11,7 @@ from playwright.sync_api import expect
 
 from accounts.services.sessions import auth_login
 from accounts.tests.factories import PASSWORD
-from config.tests.browser import chromium, jobs_run_at_once, new_page, screenshots, sign_in
-
-# Fixtures, used by name.
-__all__ = ["chromium", "jobs_run_at_once", "new_page", "screenshots"]
+from config.tests.browser import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
