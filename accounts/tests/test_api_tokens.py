@@ -230,6 +230,65 @@ def test_a_token_with_token_manage_creates_a_narrower_token_for_its_creator(issu
     assert ServiceToken.objects.get(id=response.json()["id"]).created_by == admin
 
 
+@pytest.mark.parametrize("name", ["ci-pipeline", " CI-Pipeline "])
+def test_create_with_a_live_tokens_name_is_refused_and_creates_nothing(admin_client, name):
+    live = create_token(admin_client, name="ci-pipeline")
+
+    response = admin_client.post(TOKENS, {"name": name, "scopes": ["image:upload"]},
+                                 format="json")  # fmt: skip
+
+    body = assert_problem(response, status=409, code="CONFLICT", with_errors=True)
+    assert body["title"] == "Token name in use"
+    assert "A live token is already named 'ci-pipeline'" in body["detail"]
+    assert live["prefix"] in body["detail"]
+    assert [error["field"] for error in body["errors"]] == ["name"]
+    assert body["errors"][0]["code"] == "taken"
+    assert "token" not in body
+    assert list(ServiceToken.objects.values_list("id", flat=True)) == [uuid.UUID(live["id"])]
+    assert len(events("token.created")) == 1
+
+
+@pytest.mark.parametrize("ended", ["revoked", "expired"])
+def test_the_name_of_a_revoked_or_expired_token_is_free_again(admin_client, ended):
+    old = create_token(admin_client, name="ci-pipeline")
+    payload = {"name": "ci-pipeline", "scopes": ["image:read"]}
+    refused = admin_client.post(TOKENS, payload, format="json")
+    assert_problem(refused, status=409, code="CONFLICT", with_errors=True)
+    if ended == "revoked":
+        assert admin_client.delete(detail_url(old["id"])).status_code == 204
+    else:
+        ServiceToken.objects.filter(id=old["id"]).update(expires_at=timezone.now())
+
+    again = create_token(admin_client, name="ci-pipeline")
+
+    assert again["id"] != old["id"]
+    assert ServiceToken.objects.filter(name="ci-pipeline").count() == 2
+
+
+def test_a_rotated_token_keeps_its_name_which_stays_taken(admin_client, issued):
+    rotated = admin_client.post(rotate_url(issued["id"]), {"grace_seconds": 0}, format="json")
+    assert rotated.status_code == 201, rotated.content
+    assert rotated.json()["name"] == "deployer"
+
+    response = admin_client.post(TOKENS, {"name": "deployer", "scopes": ["image:read"]},
+                                 format="json")  # fmt: skip
+
+    assert_problem(response, status=409, code="CONFLICT", with_errors=True)
+    assert ServiceToken.objects.filter(name="deployer").count() == 2
+
+
+def test_a_name_is_taken_only_within_its_organization(admin_client, outsider_client):
+    create_token(admin_client, name="ci-pipeline")
+
+    made = create_token(outsider_client, name="ci-pipeline")
+    refused = outsider_client.post(TOKENS, {"name": "ci-pipeline", "scopes": ["image:read"]},
+                                   format="json")  # fmt: skip
+
+    assert ServiceToken.objects.get(id=made["id"]).organization.slug == "globex"
+    assert_problem(refused, status=409, code="CONFLICT", with_errors=True)
+    assert ServiceToken.objects.filter(name="ci-pipeline").count() == 2
+
+
 # --- GET /tokens ------------------------------------------------------------------------
 
 
