@@ -132,10 +132,13 @@ class Rotation:
     self_rotated: bool = False
 
 
-def _name_free_checked(organization: Organization, name: str) -> None:
+def _name_free_checked(
+    organization: Organization, name: str, *, family_id: uuid.UUID | None = None
+) -> None:
     """Refuse the name of a live token (neither revoked nor expired) of the organization.
 
     Case is ignored: rows differing only by case read as the same token in a list.
+    Members of `family_id` (a token being renamed and its rotations) do not count.
     """
     now = timezone.now()
     live = (
@@ -144,10 +147,12 @@ def _name_free_checked(organization: Organization, name: str) -> None:
         )
         .exclude(revoked_at__lte=now)
         .order_by("-created_at")
-        .first()
     )
-    if live is not None:
-        raise TokenNameTaken(live)
+    if family_id is not None:
+        live = live.exclude(family_id=family_id)
+    found = live.first()
+    if found is not None:
+        raise TokenNameTaken(found)
 
 
 def _issuance_locked(organization_id: Any) -> None:
@@ -241,6 +246,8 @@ def token_update(
     if name is not None and name.strip() != token.name:
         if not 1 <= len(name.strip()) <= 100:
             raise InvalidInput("The name must have 1 to 100 characters.", field="name")
+        _issuance_locked(token.organization_id)
+        _name_free_checked(token.organization, name.strip(), family_id=token.family_id or token.id)
         changes["name"] = {"from": token.name, "to": name.strip()}
         token.name = name.strip()
     if scopes is not None:

@@ -452,6 +452,40 @@ def test_patch_renames_the_token_and_audits_it(admin_client, issued):
     assert event.details["name"] == {"from": "deployer", "to": "deployer-v2"}
 
 
+@pytest.mark.parametrize("name", ["ci-pipeline", "CI-PIPELINE"])
+def test_patch_refuses_a_live_tokens_name_and_changes_nothing(admin_client, issued, name):
+    create_token(admin_client, name="ci-pipeline")
+
+    response = admin_client.patch(
+        detail_url(issued["id"]), {"name": name, "scopes": ["image:read"]}, format="json"
+    )
+
+    body = assert_problem(response, status=409, code="CONFLICT", with_errors=True)
+    assert [error["field"] for error in body["errors"]] == ["name"]
+    token = ServiceToken.objects.get(id=issued["id"])
+    assert token.name == "deployer"
+    assert token.scopes == ["image:read", "token:manage"]
+    assert not events("token.updated")
+
+
+def test_patch_renames_within_a_rotation_family_and_to_a_name_once_its_token_ended(
+    admin_client, issued
+):
+    rotated = admin_client.post(rotate_url(issued["id"]), {"grace_seconds": 600}, format="json")
+    successor = rotated.json()["id"]
+    other = create_token(admin_client, name="ci-pipeline")
+    while_live = admin_client.patch(detail_url(successor), {"name": "ci-pipeline"}, format="json")
+    assert admin_client.delete(detail_url(other["id"])).status_code == 204
+
+    recased = admin_client.patch(detail_url(successor), {"name": "Deployer"}, format="json")
+    renamed = admin_client.patch(detail_url(successor), {"name": "ci-pipeline"}, format="json")
+
+    assert_problem(while_live, status=409, code="CONFLICT", with_errors=True)
+    assert recased.status_code == 200, recased.content
+    assert renamed.status_code == 200, renamed.content
+    assert ServiceToken.objects.get(id=successor).name == "ci-pipeline"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_narrowed_scopes_apply_from_the_tokens_next_request(admin_client, issued):
     secret = issued["token"]
