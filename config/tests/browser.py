@@ -33,9 +33,17 @@ def _browser_required() -> bool:
     return os.environ.get("VANTAGE_REQUIRE_INTEGRATION", "") not in ("", "0", "false")
 
 
+# Each browser test module imports `chromium`, which makes it a fixture of that module;
+# Playwright refuses a second instance in the thread, so every module shares the first.
+_launched: list[Any] = []
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     """A headless Chromium for the whole run (`make test` installs Debian's when missing)."""
+    if _launched:
+        yield _launched[0]
+        return
     executable = chromium_path()
     if executable is None:
         message = "Chromium is not installed: `make test` installs Debian's chromium package"
@@ -53,9 +61,11 @@ def chromium() -> Iterator[Any]:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        _launched.append(browser)
         try:
             yield browser
         finally:
+            _launched.clear()
             browser.close()
 
 
