@@ -17,6 +17,7 @@ urlpatterns: list[URLPattern] = [
     path("tokens/new/", views.token_create_page, name="token-create"),
     path("tokens/revoke-all/", views.tokens_revoke_all_page, name="tokens-revoke-all"),
     path("tokens/<uuid:token_id>/", views.token_page, name="token"),
+    path("tokens/<uuid:token_id>/secret/", views.token_secret_page, name="token-secret"),
     path("tokens/<uuid:token_id>/rotate/", views.token_rotate_page, name="token-rotate"),
     path("tokens/<uuid:token_id>/revoke/", views.token_revoke_page, name="token-revoke"),
     path(

@@ -48,6 +48,17 @@ class RotationInProgress(Conflict):
     )
 
 
+class TokenNameTaken(Conflict):
+    title = "Token name in use"
+
+    def __init__(self, token: ServiceToken) -> None:
+        detail = (
+            f"A live token is already named {token.name!r} in this organization "
+            f"({token.prefix}…). Choose another name, or rotate that token for a new secret."
+        )
+        super().__init__(detail, errors=[{"field": "name", "message": detail, "code": "taken"}])
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     """A token just made, with its secret: shown once, never stored."""
@@ -121,6 +132,29 @@ class Rotation:
     self_rotated: bool = False
 
 
+def _name_free_checked(
+    organization: Organization, name: str, *, family_id: uuid.UUID | None = None
+) -> None:
+    """Refuse the name of a live token (neither revoked nor expired) of the organization.
+
+    Case is ignored: rows differing only by case read as the same token in a list.
+    Members of `family_id` (a token being renamed and its rotations) do not count.
+    """
+    now = timezone.now()
+    live = (
+        ServiceToken.objects.filter(
+            organization=organization, name__iexact=name, expires_at__gt=now
+        )
+        .exclude(revoked_at__lte=now)
+        .order_by("-created_at")
+    )
+    if family_id is not None:
+        live = live.exclude(family_id=family_id)
+    found = live.first()
+    if found is not None:
+        raise TokenNameTaken(found)
+
+
 def _issuance_locked(organization_id: Any) -> None:
     """Serialize issuing the organization's tokens with revoking them all or by family.
 
@@ -178,6 +212,8 @@ def token_create(
     if not 1 <= len(name) <= 100:
         raise InvalidInput("The name must have 1 to 100 characters.", field="name")
     _issuance_locked(organization.id)
+    # Checked under the issuance lock: two requests with one name cannot both pass.
+    _name_free_checked(organization, name)
     chosen = _checked_scopes(scopes, grantor)
     days = _checked_lifetime(
         organization,
@@ -210,6 +246,8 @@ def token_update(
     if name is not None and name.strip() != token.name:
         if not 1 <= len(name.strip()) <= 100:
             raise InvalidInput("The name must have 1 to 100 characters.", field="name")
+        _issuance_locked(token.organization_id)
+        _name_free_checked(token.organization, name.strip(), family_id=token.family_id or token.id)
         changes["name"] = {"from": token.name, "to": name.strip()}
         token.name = name.strip()
     if scopes is not None:

@@ -230,6 +230,65 @@ def test_a_token_with_token_manage_creates_a_narrower_token_for_its_creator(issu
     assert ServiceToken.objects.get(id=response.json()["id"]).created_by == admin
 
 
+@pytest.mark.parametrize("name", ["ci-pipeline", " CI-Pipeline "])
+def test_create_with_a_live_tokens_name_is_refused_and_creates_nothing(admin_client, name):
+    live = create_token(admin_client, name="ci-pipeline")
+
+    response = admin_client.post(TOKENS, {"name": name, "scopes": ["image:upload"]},
+                                 format="json")  # fmt: skip
+
+    body = assert_problem(response, status=409, code="CONFLICT", with_errors=True)
+    assert body["title"] == "Token name in use"
+    assert "A live token is already named 'ci-pipeline'" in body["detail"]
+    assert live["prefix"] in body["detail"]
+    assert [error["field"] for error in body["errors"]] == ["name"]
+    assert body["errors"][0]["code"] == "taken"
+    assert "token" not in body
+    assert list(ServiceToken.objects.values_list("id", flat=True)) == [uuid.UUID(live["id"])]
+    assert len(events("token.created")) == 1
+
+
+@pytest.mark.parametrize("ended", ["revoked", "expired"])
+def test_the_name_of_a_revoked_or_expired_token_is_free_again(admin_client, ended):
+    old = create_token(admin_client, name="ci-pipeline")
+    payload = {"name": "ci-pipeline", "scopes": ["image:read"]}
+    refused = admin_client.post(TOKENS, payload, format="json")
+    assert_problem(refused, status=409, code="CONFLICT", with_errors=True)
+    if ended == "revoked":
+        assert admin_client.delete(detail_url(old["id"])).status_code == 204
+    else:
+        ServiceToken.objects.filter(id=old["id"]).update(expires_at=timezone.now())
+
+    again = create_token(admin_client, name="ci-pipeline")
+
+    assert again["id"] != old["id"]
+    assert ServiceToken.objects.filter(name="ci-pipeline").count() == 2
+
+
+def test_a_rotated_token_keeps_its_name_which_stays_taken(admin_client, issued):
+    rotated = admin_client.post(rotate_url(issued["id"]), {"grace_seconds": 0}, format="json")
+    assert rotated.status_code == 201, rotated.content
+    assert rotated.json()["name"] == "deployer"
+
+    response = admin_client.post(TOKENS, {"name": "deployer", "scopes": ["image:read"]},
+                                 format="json")  # fmt: skip
+
+    assert_problem(response, status=409, code="CONFLICT", with_errors=True)
+    assert ServiceToken.objects.filter(name="deployer").count() == 2
+
+
+def test_a_name_is_taken_only_within_its_organization(admin_client, outsider_client):
+    create_token(admin_client, name="ci-pipeline")
+
+    made = create_token(outsider_client, name="ci-pipeline")
+    refused = outsider_client.post(TOKENS, {"name": "ci-pipeline", "scopes": ["image:read"]},
+                                   format="json")  # fmt: skip
+
+    assert ServiceToken.objects.get(id=made["id"]).organization.slug == "globex"
+    assert_problem(refused, status=409, code="CONFLICT", with_errors=True)
+    assert ServiceToken.objects.filter(name="ci-pipeline").count() == 2
+
+
 # --- GET /tokens ------------------------------------------------------------------------
 
 
@@ -391,6 +450,40 @@ def test_patch_renames_the_token_and_audits_it(admin_client, issued):
     [event] = events("token.updated", resource_id=issued["id"])
     assert event.outcome == AuditEvent.Outcome.SUCCESS
     assert event.details["name"] == {"from": "deployer", "to": "deployer-v2"}
+
+
+@pytest.mark.parametrize("name", ["ci-pipeline", "CI-PIPELINE"])
+def test_patch_refuses_a_live_tokens_name_and_changes_nothing(admin_client, issued, name):
+    create_token(admin_client, name="ci-pipeline")
+
+    response = admin_client.patch(
+        detail_url(issued["id"]), {"name": name, "scopes": ["image:read"]}, format="json"
+    )
+
+    body = assert_problem(response, status=409, code="CONFLICT", with_errors=True)
+    assert [error["field"] for error in body["errors"]] == ["name"]
+    token = ServiceToken.objects.get(id=issued["id"])
+    assert token.name == "deployer"
+    assert token.scopes == ["image:read", "token:manage"]
+    assert not events("token.updated")
+
+
+def test_patch_renames_within_a_rotation_family_and_to_a_name_once_its_token_ended(
+    admin_client, issued
+):
+    rotated = admin_client.post(rotate_url(issued["id"]), {"grace_seconds": 600}, format="json")
+    successor = rotated.json()["id"]
+    other = create_token(admin_client, name="ci-pipeline")
+    while_live = admin_client.patch(detail_url(successor), {"name": "ci-pipeline"}, format="json")
+    assert admin_client.delete(detail_url(other["id"])).status_code == 204
+
+    recased = admin_client.patch(detail_url(successor), {"name": "Deployer"}, format="json")
+    renamed = admin_client.patch(detail_url(successor), {"name": "ci-pipeline"}, format="json")
+
+    assert_problem(while_live, status=409, code="CONFLICT", with_errors=True)
+    assert recased.status_code == 200, recased.content
+    assert renamed.status_code == 200, renamed.content
+    assert ServiceToken.objects.get(id=successor).name == "ci-pipeline"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -597,7 +597,7 @@ def test_the_token_list_costs_the_same_queries_for_many_tokens(
 
     def add(count: int) -> None:
         for n in range(count):
-            token = issue(org, admin, f"t{n}").token
+            token = issue(org, admin, f"t{count}-{n}").token
             TokenUsageDay.objects.create(token=token, date=today, requests=n + 1)
             rotated = token_services.token_rotate(token=token, grace_seconds=60)
             TokenUsageDay.objects.create(token=rotated.token, date=today, requests=1)
@@ -655,12 +655,14 @@ def test_the_new_token_form_offers_only_the_scopes_the_user_may_grant(org, membe
 def test_creating_a_token_shows_its_secret_once_and_never_stores_it(org, admin):
     client = signed_in_browser("alice")
 
-    response = post(
+    sent = post(
         client,
         "/tokens/new/",
         {"name": "ci-deploy", "scopes": ["image:read", "image:upload"], "expires_in_days": "30",
          "allowed_ips": "10.0.0.0/8\r\n\r\n203.0.113.7\n"},
     )  # fmt: skip
+    assert sent.status_code == 302
+    response = client.get(sent["Location"])
 
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
@@ -691,7 +693,8 @@ def test_creating_a_token_shows_its_secret_once_and_never_stores_it(org, admin):
 
 def test_the_new_secret_authenticates(org, admin):
     client = signed_in_browser("alice")
-    page = html(post(client, "/tokens/new/", {"name": "reader", "scopes": ["image:read"]}))
+    sent = post(client, "/tokens/new/", {"name": "reader", "scopes": ["image:read"]})
+    page = html(client.get(sent["Location"]))
     secret = SECRET.search(page).group(0)
 
     response = APIClient().get("/api/v1/tokens/self", HTTP_X_API_KEY=secret)
@@ -775,7 +778,9 @@ def test_rotating_shows_the_successors_secret_once_and_keeps_the_old_for_the_gra
     client = signed_in_browser("alice")
     before = timezone.now()
 
-    response = post(client, f"/tokens/{issued.token.id}/rotate/", {"grace_seconds": "3600"})
+    sent = post(client, f"/tokens/{issued.token.id}/rotate/", {"grace_seconds": "3600"})
+    assert sent.status_code == 302
+    response = client.get(sent["Location"])
 
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]

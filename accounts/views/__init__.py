@@ -39,18 +39,17 @@ from accounts.views.signin import (
     logout_page,
 )
 from accounts.views.tokens import (
-    _secret_page,
     token_allowed_ips_page,
     token_create_page,
     token_page,
     token_revoke_page,
     token_rotate_page,
+    token_secret_page,
     tokens_page,
     tokens_revoke_all_page,
 )
 
 __all__ = [
-    "_secret_page",
     "account_page",
     "admin_login_page",
     "group_create_page",
@@ -79,6 +78,7 @@ __all__ = [
     "token_page",
     "token_revoke_page",
     "token_rotate_page",
+    "token_secret_page",
     "tokens_page",
     "tokens_revoke_all_page",
 ]

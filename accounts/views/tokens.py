@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
+from django.core import signing
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -30,7 +31,7 @@ from accounts.selectors import (
     token_usage_by_day,
     tokens_of,
 )
-from accounts.service_tokens import token_usage_flush
+from accounts.service_tokens import token_digest, token_usage_flush
 from accounts.services import tokens as token_services
 from accounts.views.forms import (
     FORM_REFUSALS,
@@ -46,6 +47,7 @@ from accounts.views.forms import (
     text_lines,
 )
 from config.dashboard import dashboard_page, signed_in_principal
+from config.errors import DomainError
 
 # --- Service tokens --------------------------------------------------------------------
 
@@ -184,19 +186,76 @@ def token_page(request: HttpRequest, token_id: Any) -> HttpResponse:
     return _token_render(request, token_id)
 
 
-def _secret_page(
+# The secret travels from the POST that made it to the page that shows it in a cookie
+# (post/redirect/get): short-lived, signed, bound to the browser session and the token, and
+# deleted by the page that shows it. The server keeps only the secret's digest.
+ISSUED_COOKIE = "vantage_token_secret"
+ISSUED_COOKIE_SECONDS = 120
+ISSUED_COOKIE_SALT = "accounts.views.tokens.secret"
+
+
+def _secret_path(token: ServiceToken) -> str:
+    return f"/tokens/{token.id}/secret/"
+
+
+def _secret_redirect(
     request: HttpRequest, issued: token_services.IssuedToken, *, rotated: bool
 ) -> HttpResponse:
-    """The one answer that shows a token's secret; never stored, never cached."""
-    context = {"token": issued.token, "secret": issued.secret, "rotated": rotated}
+    """Send the browser to the page that shows the new secret once, carrying it in a cookie."""
+    principal = signed_in_principal(request)
+    value = signing.dumps(
+        {"token": str(issued.token.id), "session": str(principal.session_id),
+         "secret": issued.secret, "rotated": rotated},
+        salt=ISSUED_COOKIE_SALT,
+    )  # fmt: skip
+    response = redirect(_secret_path(issued.token))
+    response.set_cookie(
+        ISSUED_COOKIE, value, max_age=ISSUED_COOKIE_SECONDS, path=_secret_path(issued.token),
+        secure=request.is_secure(), httponly=True, samesite="Strict",
+    )  # fmt: skip
+    return response
+
+
+def _secret_carried(request: HttpRequest, token: ServiceToken) -> dict[str, Any] | None:
+    """The cookie's secret of this token for this browser session, if fresh and genuine."""
+    value = request.COOKIES.get(ISSUED_COOKIE)
+    if not value:
+        return None
+    try:
+        carried = signing.loads(value, salt=ISSUED_COOKIE_SALT, max_age=ISSUED_COOKIE_SECONDS)
+    except signing.BadSignature:
+        return None
+    principal = signed_in_principal(request)
+    genuine = (
+        isinstance(carried, dict)
+        and carried.get("token") == str(token.id)
+        and carried.get("session") == str(principal.session_id)
+        and isinstance(carried.get("secret"), str)
+        and token_digest(carried["secret"]) == token.digest
+    )
+    return carried if genuine else None
+
+
+@dashboard_page("token:manage")
+def token_secret_page(request: HttpRequest, token_id: Any) -> HttpResponse:
+    """A new token's secret, shown once; loaded again, it says how to get a new one."""
+    token = token_get(signed_in_principal(request), str(token_id))
+    carried = _secret_carried(request, token)
+    context = {
+        "token": token,
+        "secret": carried["secret"] if carried else None,
+        "rotated": carried["rotated"] if carried else token.rotated_from_id is not None,
+    }
     response = render(request, "accounts/token_secret.html", context)
     response["Cache-Control"] = "no-store"
+    if ISSUED_COOKIE in request.COOKIES:
+        response.delete_cookie(ISSUED_COOKIE, path=_secret_path(token), samesite="Strict")
     return response
 
 
 def _token_form_render(
     request: HttpRequest, organization: Organization, *, status: int = 200,
-    errors: list[str] | None = None,
+    refusal: DomainError | None = None,
 ) -> HttpResponse:  # fmt: skip
     principal = signed_in_principal(request)
     policy = token_services.token_policy(organization)
@@ -205,7 +264,13 @@ def _token_form_render(
         "scopes": [scope for scope in SCOPES if scope_held(scope, principal.permissions)],
         "policy": policy,
         "max_days": policy["max_lifetime_days"] or policy["service_max_lifetime_days"],
-        "errors": errors or [],
+        "errors": refusal_messages(refusal) if refusal else [],
+        # Shown beside the name too, where the person will change it.
+        "name_errors": [
+            error["message"]
+            for error in (getattr(refusal, "errors", None) or ())
+            if error.get("field") == "name"
+        ],
         "values": {
             "name": data.get("name", "") if data else "",
             "scopes": data.getlist("scopes") if data else [],
@@ -218,7 +283,7 @@ def _token_form_render(
 
 @dashboard_page("token:manage")
 def token_create_page(request: HttpRequest) -> HttpResponse:
-    """The new-token form; its answer shows the secret once."""
+    """The new-token form; once it is sent, the browser goes to the page showing the secret."""
     principal = signed_in_principal(request)
     organization = principal_organization(principal)
     if request.method != "POST":
@@ -238,10 +303,8 @@ def token_create_page(request: HttpRequest) -> HttpResponse:
             grantor=principal, allowed_ips=data["allowed_ips"],
         )  # fmt: skip
     except FORM_REFUSALS as exc:
-        return _token_form_render(
-            request, organization, status=exc.status, errors=refusal_messages(exc)
-        )
-    return _secret_page(request, issued, rotated=False)
+        return _token_form_render(request, organization, status=exc.status, refusal=exc)
+    return _secret_redirect(request, issued, rotated=False)
 
 
 @dashboard_page("token:manage")
@@ -265,7 +328,7 @@ def token_rotate_page(request: HttpRequest, token_id: Any) -> HttpResponse:
         return _token_render(
             request, token_id, status=exc.status, errors={"rotate": refusal_messages(exc)}
         )
-    return _secret_page(request, issued, rotated=True)
+    return _secret_redirect(request, issued, rotated=True)
 
 
 @dashboard_page("token:manage")
