@@ -43,7 +43,7 @@ def allowed_ips_clean(values: Iterable[object], *, field: str = "allowed_ips") -
         if network.prefixlen == 0:
             raise InvalidInput(
                 f"{value.strip()!r} allows every address, which is no allow-list: "
-                "name the client networks the token may be used from.",
+                "name the client networks the token is used from.",
                 field=field,
             )
         if str(network) not in cleaned:
@@ -56,19 +56,41 @@ def allowed_ips_clean(values: Iterable[object], *, field: str = "allowed_ips") -
     return cleaned
 
 
+# The widest network an allow-list may name, and the most addresses all its
+# networks may cover together (four such networks): a list near the whole
+# address space, e.g. 0.0.0.0/1 and 128.0.0.0/2, is no allow-list either.
+WIDEST_PREFIX = {4: 8, 6: 16}
+NETWORKS_OF_THE_WIDEST = 4
+
+
 def _refuse_whole_space(entries: list[str], *, field: str) -> None:
-    """Raise 400 when the networks together cover every IPv4 or every IPv6 address."""
+    """Raise 400 when a network, or all together, allow too large a part of the address space."""
     networks = [ipaddress.ip_network(entry) for entry in entries]
-    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
-    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
-    for version, merged in ((4, ipaddress.collapse_addresses(v4)),
-                            (6, ipaddress.collapse_addresses(v6))):  # fmt: skip
-        if any(network.prefixlen == 0 for network in merged):
+    for network in networks:
+        widest = WIDEST_PREFIX[network.version]
+        if network.prefixlen < widest:
             raise InvalidInput(
-                f"Together these networks allow every IPv{version} address, which is no "
-                "allow-list: name the client networks the token may be used from.",
+                f"{network} allows {_share(network.num_addresses, network.version)} of all "
+                f"IPv{network.version} addresses: an allow-list names the client networks the "
+                f"token is used from, none wider than /{widest}.",
                 field=field,
             )
+    for version in (4, 6):
+        merged = ipaddress.collapse_addresses(n for n in networks if n.version == version)
+        covered = sum(network.num_addresses for network in merged)
+        widest = WIDEST_PREFIX[version]
+        if covered > NETWORKS_OF_THE_WIDEST * 2 ** ((32 if version == 4 else 128) - widest):
+            raise InvalidInput(
+                f"Together these networks allow {_share(covered, version)} of all IPv{version} "
+                f"addresses, more than {NETWORKS_OF_THE_WIDEST} networks of /{widest}: name "
+                "the client networks the token is used from.",
+                field=field,
+            )
+
+
+def _share(count: int, version: int) -> str:
+    share = count / 2 ** (32 if version == 4 else 128)
+    return f"{share:.0%}" if share >= 0.01 else f"{share:.2g}".replace("e-0", "e-")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,4 +1,4 @@
-"""An allow-list that allows every address is refused wherever allow-lists are set."""
+"""An allow-list that allows every address, or nearly, is refused wherever allow-lists are set."""
 
 from __future__ import annotations
 
@@ -20,8 +20,13 @@ WHOLE_SPACE = [
     ["::ffff:0.0.0.0/96"],
     ["0.0.0.0/1", "128.0.0.0/1"],
     ["::/1", "8000::/1", "10.0.0.0/8"],
+    # Nearly every address: every public IPv4 and IPv6 client but a few.
+    ["0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/3", "2000::/3"],
+    [f"{first}.0.0.0/8" for first in (11, 12, 13, 14, 15)],
 ]
-IDS = ["both", "ipv4", "ipv6", "ipv4-mapped", "two-halves-v4", "two-halves-v6"]
+IDS = ["both", "ipv4", "ipv6", "ipv4-mapped", "two-halves-v4", "two-halves-v6", "nearly-all",
+       "five-slash-8"]  # fmt: skip
+REFUSAL = re.compile(r"allows? (every (IPv\d )?address|\d+% of all IPv\d addresses)")
 
 
 @pytest.fixture
@@ -38,7 +43,7 @@ def test_create_refuses_an_allow_list_of_every_address(required, admin_client, a
     )
 
     body = invalid(response, "allowed_ips")
-    assert re.search(r"allows? every (IPv\d )?address", body["errors"][0]["message"]), body
+    assert REFUSAL.search(body["errors"][0]["message"]), body
     assert not ServiceToken.objects.exists()
     assert not events("token.created")
 
@@ -56,10 +61,11 @@ def test_patch_refuses_an_allow_list_of_every_address(required, admin_client, al
     assert not events("token.updated")
 
 
-def test_a_narrow_allow_list_beside_a_broad_one_is_still_accepted(required, admin_client):
-    made = create_token(admin_client, allowed_ips=["0.0.0.0/1", "2001:db8::/32"])
+def test_networks_up_to_the_widest_and_four_of_them_together_are_accepted(required, admin_client):
+    wide = ["10.0.0.0/8", "11.0.0.0/8", "12.0.0.0/8", "13.0.0.0/8", "2001::/16"]
+    made = create_token(admin_client, allowed_ips=wide)
 
-    assert made["allowed_ips"] == ["0.0.0.0/1", "2001:db8::/32"]
+    assert made["allowed_ips"] == wide
 
 
 def test_the_command_refuses_an_allow_list_of_every_address(required, admin):

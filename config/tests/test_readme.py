@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.test import Client
 
 from accounts.models import User
 from conftest import database_url_for_subprocess
 
 README = Path(settings.BASE_DIR) / "README.md"
 BASH = shutil.which("bash") or "/bin/bash"
+STAFF_PASSWORD = "a-long-staff-passphrase-42"
 
 
 def _blocks() -> list[str]:
@@ -60,7 +62,8 @@ def test_the_command_line_examples_sign_in_call_the_api_and_list_tokens(server_p
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_staff_account_command_asks_for_a_password_and_makes_staff():
+def test_the_staff_account_commands_make_staff_who_can_sign_in_to_admin():
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
     command = _block_with("createsuperuser").strip()
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
@@ -73,10 +76,14 @@ def test_the_staff_account_command_asks_for_a_password_and_makes_staff():
         for _ in range(2):  # the password, then its confirmation
             while b"assword" not in transcript.rsplit(b"\n", 1)[-1]:
                 transcript += os.read(controller, 4096)
-            os.write(controller, b"a-long-staff-passphrase-42\n")
+            os.write(controller, STAFF_PASSWORD.encode() + b"\n")
             transcript += os.read(controller, 4096)
         assert process.wait(timeout=60) == 0, transcript.decode(errors="replace")
     finally:
         process.kill()
         os.close(controller)
     assert User.objects.get(username="root").is_staff
+    browser = Client()
+    signed_in = browser.post("/login/", {"username": "root", "password": STAFF_PASSWORD})
+    assert signed_in.status_code == 302, signed_in.content
+    assert browser.get("/admin/").status_code == 200
