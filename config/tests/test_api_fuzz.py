@@ -262,8 +262,9 @@ def _token_caller(org: Any, admin: Any) -> Caller:
     from accounts.services.tokens import token_create
 
     def credentials() -> tuple[dict[str, str], dict[str, list[str]]]:
-        issued = token_create(organization=org, name="narrow", scopes=["image:read"],
-                              created_by=admin)  # fmt: skip
+        # A name of its own each time: a live token's name is taken in its organization.
+        issued = token_create(organization=org, name=f"narrow-{uuid.uuid4().hex[:8]}",
+                              scopes=["image:read"], created_by=admin)  # fmt: skip
         return {"Authorization": f"Bearer {issued.secret}"}, {}
 
     return Caller("narrow-token", credentials)
