@@ -267,7 +267,7 @@ def test_token_of_a_removed_member_is_refused_on_the_next_request_by_the_other_p
     remove = _send(second, "DELETE", f"/api/v1/orgs/current/members/{acme.member.id}", admin)
     assert remove.status_code == 204, remove.text
 
-    _assert_refused(_get(first, AUDIT, secret), 401, "AUTHENTICATION_FAILED")
+    _assert_refused(_get(first, AUDIT, secret), 401, "TOKEN_REVOKED")
 
 
 def test_scope_removed_from_a_token_is_refused_on_the_next_request_by_the_other_process(
