@@ -155,17 +155,14 @@ def vehicle_classify_batch(
             outcomes.append(BatchOutcome(filename=filename, error=exc))
             continue
         outcomes.append(None)
-    if accepted:
-        results = _classified([picture for _, _, picture in accepted])
-        with transaction.atomic():
-            for (index, sha256, _), result in zip(accepted, results, strict=True):
-                stored = classification_record(
-                    organization_id=principal.organization_id, principal_ref=principal.ref,
-                    principal_display=principal.display, result=result, upload_sha256=sha256,
-                )  # fmt: skip
-                outcomes[index] = BatchOutcome(filename=files[index][1], classification=stored)
-            _batch_audit(principal, outcomes)
-    else:
+    results = _classified([picture for _, _, picture in accepted]) if accepted else []
+    with transaction.atomic():
+        for (index, sha256, _), result in zip(accepted, results, strict=True):
+            stored = classification_record(
+                organization_id=principal.organization_id, principal_ref=principal.ref,
+                principal_display=principal.display, result=result, upload_sha256=sha256,
+            )  # fmt: skip
+            outcomes[index] = BatchOutcome(filename=files[index][1], classification=stored)
         _batch_audit(principal, outcomes)
     return [outcome for outcome in outcomes if outcome is not None]
 

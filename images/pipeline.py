@@ -190,16 +190,11 @@ def _result_writing(job: Job) -> Iterator[None]:
         yield
 
 
-def _store(path: str, data: bytes) -> str:
-    """Write `data` at exactly `path`, whole or not at all (a second run replaces the first)."""
-    return file_write(name=path, data=data)
-
-
 def _original_sanitize(image: Image, data: bytes) -> PILImage.Image:
     """Replace the stored original with its upright copy without metadata; return the decoded."""
     decoded = image_decode(data)
     # What is kept and served: upright, without metadata (GPS included).
-    _store(image.original_path, image_sanitize(decoded))
+    file_write(name=image.original_path, data=image_sanitize(decoded))
     width, height = decoded.size
     if _turned(decoded):
         width, height = height, width
@@ -218,7 +213,7 @@ def _classify(job: Job, data: bytes) -> None:
     decoded = _original_sanitize(image, data)
     thumbnail = storage_path_for(organization_id=image.organization_id, image_id=image.id,
                                  variant="thumbnail", extension="jpg")  # fmt: skip
-    _store(thumbnail, thumbnail_make(data))
+    file_write(name=thumbnail, data=thumbnail_make(data))
     # The model sees the upright centre square, reduced: never a second full-size copy.
     result = classify_with_failover([model_input(decoded)])[0]
     with _result_writing(job):
@@ -246,7 +241,7 @@ def _upscale(job: Job, data: bytes) -> None:
     path = storage_path_for(organization_id=source.organization_id, image_id=result_id,
                             variant="original", extension=extension)  # fmt: skip
     stem = source.filename.rsplit(".", 1)[0]
-    _store(path, larger)
+    file_write(name=path, data=larger)
     try:
         with _result_writing(job):
             Image.objects.create(
