@@ -72,6 +72,14 @@ class UserAdmin(DjangoUserAdmin):
     inlines = [MembershipInline]
     actions = ["deactivate_users", "end_all_sessions"]
 
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and {"username", "name", "email"} & set(form.changed_data):
+            # Requests read a member's name and address from the cached member
+            # views (a profile answer, audit events): renew them everywhere.
+            for org_id in obj.memberships.values_list("organization_id", flat=True):
+                organization_changed(org_id)
+
     @admin.action(description="Deactivate (and end every session of) the selected users")
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         bind_staff(request)

@@ -290,6 +290,8 @@ def token_principal(creator: Principal, record: dict[str, Any]) -> Principal:
         scopes=scopes,
         allowed_ips=tuple(record.get("allowed_ips") or ()),
         token_family=record.get("family_id") or record["id"],
+        email="",
+        name="",
     )
 
 

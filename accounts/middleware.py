@@ -33,19 +33,3 @@ class BrowserSessionMiddleware:
                 request.principal = principal  # type: ignore[attr-defined]
                 bind_principal(principal.actor, org=principal.organization_id)
         return self.get_response(request)
-
-
-class RateLimitHeadersMiddleware:
-    """Tell the client where it stands: the rate limit headers of the request's outcome."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.get_response(request)
-        outcome = getattr(request, "rate_limit", None)
-        if outcome is not None:
-            for name, value in outcome.headers().items():
-                if name not in response:
-                    response[name] = value
-        return response

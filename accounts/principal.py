@@ -90,6 +90,9 @@ class Principal:
     # A token's allow-list of client networks (empty: any address) and rotation family.
     allowed_ips: tuple[str, ...] = ()
     token_family: str | None = None
+    # A person's address and full name, as the member view holds them (empty for a token).
+    email: str = ""
+    name: str = ""
 
     @property
     def actor(self) -> Actor:
@@ -308,4 +311,6 @@ def principal_from_view(
         loaded_at=view.get("loaded_at", 0.0),
         generation=generation,
         limits=org.get("limits") or tier_limits(org["tier"]),
+        email=user.get("email") or "",
+        name=user.get("name") or "",
     )

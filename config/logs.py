@@ -5,6 +5,7 @@ At a terminal the same events are rendered as readable lines instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -56,21 +57,33 @@ _SECRET_PATTERN = re.compile(
 )
 
 
-def _is_secret_key(key: object) -> bool:
-    if not isinstance(key, str):
-        return False
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
     lowered = key.lower()
     return lowered in _SECRET_KEYS or lowered.endswith(_SECRET_SUFFIXES)
+
+
+def _is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and _secret_key(key)
 
 
 def _scrub_text(text: str) -> str:
     return _SECRET_PATTERN.sub(REDACTED, text)
 
 
+# Values that cannot hold a credential, returned as they are.
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+
+
 def redact(key: object, value: Any) -> Any:
     """Return `value` with every credential in it replaced by a marker."""
     if _is_secret_key(key):
         return REDACTED
+    kind = type(value)
+    if kind is str:
+        return _SECRET_PATTERN.sub(REDACTED, value)
+    if kind in _PLAIN_TYPES:
+        return value
     if isinstance(value, str):
         return _scrub_text(value)
     if isinstance(value, Mapping):

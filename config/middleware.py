@@ -1,15 +1,33 @@
-"""Project-wide request plumbing: request ids, timing, logging, problem details."""
+"""Project-wide request plumbing in one step: ids, timing, metrics, the log line, problem details.
+
+Every request passes here first and last, so this one layer does what would
+otherwise take five: each costs a call frame, and the per-request price of
+the whole stack is paid by every API call (docs/operations.md, "Where the
+time goes").
+"""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 import structlog
+from csp.constants import HEADER, HEADER_REPORT_ONLY
+from csp.middleware import CheckableLazyObject, CSPMiddleware
+from csp.utils import build_policy
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware import common as django_common
+from django_prometheus.middleware import Metrics
+from prometheus_client import Counter, Histogram
 
 from config.errors import CODE_FOR_STATUS, is_api_request, problem_response
+from config.lru import BoundedLRU
 from config.request_context import (
     ClientInfo,
     accepted_request_id,
@@ -26,11 +44,65 @@ logger = structlog.get_logger("vantage.request")
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
 
 
-class RequestContextMiddleware:
-    """Give each request an id, bind it to every log line, and time the response."""
+_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"}
+)
+
+
+_Children = tuple[Counter, Counter, Counter, Histogram]
+
+
+class _RequestMetrics:
+    """The request series (django-prometheus' names, as the dashboards read them), labelled once.
+
+    Labelling a series takes a lock and a lookup; the labelled children of
+    each (view, method, status) are kept, so a request costs seven updates.
+    """
+
+    def __init__(self) -> None:
+        self.metrics = Metrics.get_instance()
+        self._children: BoundedLRU[_Children] = BoundedLRU(size=4096)
+
+    def children(self, view: str, method: str, status: str) -> _Children:
+        key = (view, method, status)
+        found = self._children.get(key)
+        if found is None:
+            m = self.metrics
+            found = (
+                m.requests_by_method.labels(method=method),
+                m.responses_by_status.labels(status=status),
+                m.responses_by_status_view_method.labels(status=status, view=view, method=method),
+                m.requests_latency_by_view_method.labels(view=view, method=method),
+            )
+            self._children.put(key, found)
+        return found
+
+    def record(self, request: HttpRequest, status: int, seconds: float) -> None:
+        match = getattr(request, "resolver_match", None)
+        view = (match.view_name if match is not None else None) or "<unnamed view>"
+        method = request.method if request.method in _METHODS else "<invalid method>"
+        by_method, by_status, by_view, latency = self.children(view, str(method), str(status))
+        m = self.metrics
+        m.requests_total.inc()
+        m.responses_total.inc()
+        m.requests_latency_before.observe(seconds)
+        by_method.inc()
+        by_status.inc()
+        by_view.inc()
+        latency.observe(seconds)
+
+
+class RequestMiddleware:
+    """Give each request an id bound to every log line; time, count and log its answer.
+
+    On an API path, a bare error response (a plain 405, say) is rewritten as
+    problem details, and the rate-limit headers of the request's outcome go
+    out with whatever answer it gets.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
+        self.metrics = _RequestMetrics()
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
@@ -53,42 +125,108 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(**context)
         try:
             response = self.get_response(request)
-            duration_ms = (time.perf_counter() - started) * 1000
+            if response.status_code >= 400:
+                response = _problem_details(request, response)
+            outcome = getattr(request, "rate_limit", None)
+            if outcome is not None:
+                for name, value in outcome.headers().items():
+                    if name not in response:
+                        response[name] = value
+            seconds = time.perf_counter() - started
+            duration_ms = round(seconds * 1000, 2)
             response["X-Request-ID"] = request_id
             response["X-Response-Time"] = f"{duration_ms:.2f}ms"
+            self.metrics.record(request, response.status_code, seconds)
             log = logger.error if response.status_code >= 500 else logger.info
-            log("request_finished", status=response.status_code, duration_ms=round(duration_ms, 2))
+            log("request_finished", status=response.status_code, duration_ms=duration_ms)
             return response
         finally:
             # Nothing of this request may linger in the thread after it.
             structlog.contextvars.clear_contextvars()
             begin_context(client=ClientInfo())
 
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        """Count an exception a view let escape (Django answers it with a 500 page)."""
+        self.metrics.metrics.exceptions_by_type.labels(type=type(exception).__name__).inc()
 
-class ProblemDetailsMiddleware:
-    """Rewrite a bare error response on an API path (a plain 405, say) as problem details."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
+def _problem_details(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """Return an API path's bare error response rewritten as problem details."""
+    if (
+        response.streaming
+        or "json" in response.get("Content-Type", "")
+        or not is_api_request(request)
+    ):
+        return response
+    status = response.status_code
+    rewritten: HttpResponse = problem_response(
+        status=status,
+        code=CODE_FOR_STATUS.get(status, "INTERNAL_ERROR" if status >= 500 else "VALIDATION_ERROR"),
+        detail=HTTPStatus(status).phrase + ".",
+        headers={
+            name: value for name, value in response.items() if name.lower() not in _BODY_HEADERS
+        },
+    )
+    return rewritten
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.get_response(request)
-        if (
-            response.status_code < 400
-            or response.streaming
-            or "json" in response.get("Content-Type", "")
-            or not is_api_request(request)
+
+class CommonMiddleware(django_common.CommonMiddleware):
+    """Django's, without the search for a slash-ended twin of an unknown API path.
+
+    No API route ends in a slash, so for an unknown `/api/v1/...` path that
+    search (two more passes over every route) could never succeed.
+    """
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        if request.path_info.startswith("/api/v1/"):
+            return False
+        return bool(super().should_redirect_with_slash(request))
+
+
+# A view or template that asks for its own policy (decorators, a nonce) gets
+# django-csp's full treatment; every other answer carries the standing policy.
+_PER_RESPONSE_POLICY = (
+    "_csp_config", "_csp_update", "_csp_replace",
+    "_csp_config_ro", "_csp_update_ro", "_csp_replace_ro",
+    "_csp_exempt", "_csp_exempt_ro",
+)  # fmt: skip
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's, with the standing policy built once rather than for every response."""
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if getattr(request, "_csp_nonce", None) is not None or any(
+            hasattr(response, name) for name in _PER_RESPONSE_POLICY
         ):
-            return response
-        status = response.status_code
-        rewritten: HttpResponse = problem_response(
-            status=status,
-            code=CODE_FOR_STATUS.get(
-                status, "INTERNAL_ERROR" if status >= 500 else "VALIDATION_ERROR"
-            ),
-            detail=HTTPStatus(status).phrase + ".",
-            headers={
-                name: value for name, value in response.items() if name.lower() not in _BODY_HEADERS
-            },
-        )
-        return rewritten
+            return super().process_response(request, response)
+        if settings.DEBUG and response.status_code in (500, 404):
+            return response  # Django's debug pages, as django-csp leaves them
+        for header, (policy, excluded) in _standing_policies().items():
+            if policy and header not in response and not request.path_info.startswith(excluded):
+                response[header] = policy
+        # As django-csp: a nonce asked for after the header is written is an error.
+        request.csp_nonce = CheckableLazyObject(self._csp_nonce_post_response)  # type: ignore[attr-defined]
+        return response
+
+
+@functools.cache
+def _standing_policies() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Return each CSP header's standing value and the path prefixes it skips."""
+    policies = {}
+    for header, setting, report_only in (
+        (HEADER, "CONTENT_SECURITY_POLICY", False),
+        (HEADER_REPORT_ONLY, "CONTENT_SECURITY_POLICY_REPORT_ONLY", True),
+    ):
+        configured = getattr(settings, setting, None) or {}
+        excluded = tuple(configured.get("EXCLUDE_URL_PREFIXES", None) or ())
+        policies[header] = (build_policy(report_only=report_only), excluded)
+    return policies
+
+
+@receiver(setting_changed)
+def _policies_forget(*, setting: str, **_: Any) -> None:
+    if setting.startswith("CONTENT_SECURITY_POLICY"):
+        _standing_policies.cache_clear()

@@ -70,3 +70,22 @@ def test_audit_events_cannot_be_changed_in_admin(staff_browser):
     page = staff_browser.get(f"/admin/audit/auditevent/{event.pk}/change/")
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
+
+
+def test_a_profile_changed_in_admin_is_answered_on_the_next_request(staff_browser, member):
+    api = login_client(member)
+    assert api.get("/api/v1/auth/me").json()["email"] == member.email  # now cached
+
+    membership = Membership.objects.get(user=member)
+    response = staff_browser.post(
+        f"/admin/accounts/user/{member.pk}/change/",
+        {
+            "username": member.username, "name": "Renamed Person", "email": "renamed@example.com",
+            "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "1",
+            "memberships-0-id": str(membership.pk), "memberships-0-user": str(member.pk),
+        },
+    )  # fmt: skip
+
+    assert response.status_code == 302
+    me = api.get("/api/v1/auth/me").json()
+    assert (me["name"], me["email"]) == ("Renamed Person", "renamed@example.com")
