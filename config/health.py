@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -137,6 +138,45 @@ def health_report() -> tuple[dict[str, Any], int]:
     return {"status": "degraded" if failed else "healthy", "checks": checks}, 200
 
 
+class _LastReport:
+    """This process's last report, probed again once it is HEALTH_CACHE_SECONDS old.
+
+    Probes and load balancers may ask many times a second; the dependencies
+    are asked at most once a second per process. One request probes at a
+    time; meanwhile the others get the last report, or wait for the first.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: tuple[dict[str, Any], int, float] | None = None
+
+    def get(self) -> tuple[dict[str, Any], int]:
+        seconds = settings.HEALTH_CACHE_SECONDS
+        if seconds <= 0:
+            return health_report()
+        last = self._last
+        if last is not None and (
+            time.monotonic() - last[2] < seconds or not self._lock.acquire(blocking=False)
+        ):
+            return dict(last[0]), last[1]  # fresh, or being probed again meanwhile
+        if last is None:
+            self._lock.acquire()
+        try:
+            last = self._last
+            if last is None or time.monotonic() - last[2] >= seconds:
+                report, status = health_report()
+                last = self._last = (report, status, time.monotonic())
+            return dict(last[0]), last[1]
+        finally:
+            self._lock.release()
+
+    def forget(self) -> None:
+        self._last = None
+
+
+last_report = _LastReport()
+
+
 class CheckResultSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=["ok", "error"])
     latency_ms = serializers.FloatField()
@@ -175,7 +215,7 @@ class HealthApi(APIView):
         tags=["operations"],
     )
     def get(self, request: Request) -> Response:
-        report, status = health_report()
+        report, status = last_report.get()
         if self.include_version:
             report["version"] = settings.VERSION
         return Response(report, status=status, headers={"Cache-Control": "no-store"})

@@ -165,6 +165,8 @@ CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="vantage")
 REDIS_COOLDOWN_SECONDS = env.float("REDIS_COOLDOWN_SECONDS", default=5.0)
 # How long each of /health's probes of the cache and the broker may wait.
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=0.5)
+# A process asks its dependencies at most this often for /health (0: every request).
+HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", default=1.0)
 if REDIS_URL:
     CACHES = {
         "default": {

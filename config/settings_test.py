@@ -22,6 +22,8 @@ os.environ.setdefault("CELERY_DEFAULT_QUEUE", f"vantage-test-{uuid.uuid4().hex[:
 os.environ.setdefault("LOG_FORMAT", "json")
 # Most tests make many requests as one user; the rate limit tests turn it on.
 os.environ.setdefault("RATE_LIMIT_ENABLED", "false")
+# Health answers probe every time, so a test that breaks a dependency sees it at once.
+os.environ.setdefault("HEALTH_CACHE_SECONDS", "0")
 os.environ.setdefault(
     "DJANGO_STATICFILES_STORAGE", "django.contrib.staticfiles.storage.StaticFilesStorage"
 )

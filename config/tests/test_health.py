@@ -1,26 +1,37 @@
 """GET /health and GET /api/v1/health: each dependency checked, with its latency."""
 
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection
 
 from config import __version__
+from config.health import last_report
 
 
-@pytest.fixture
-def database_down(transactional_db: None) -> Iterator[None]:
-    """Point the default connection at a database that cannot be reached."""
+@contextmanager
+def _database_unreachable() -> Iterator[None]:
     saved = dict(connection.settings_dict)
     connection.close()
     if connection.vendor == "sqlite":
         connection.settings_dict["NAME"] = "/nonexistent-directory/down.sqlite3"
     else:
         connection.settings_dict.update(HOST="127.0.0.1", PORT=1)
-    yield
-    connection.close()
-    connection.settings_dict.clear()
-    connection.settings_dict.update(saved)
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+
+
+@pytest.fixture
+def database_down(transactional_db: None) -> Iterator[None]:
+    """Point the default connection at a database that cannot be reached."""
+    with _database_unreachable():
+        yield
 
 
 @pytest.fixture
@@ -114,3 +125,24 @@ def test_unhealthy_wins_over_degraded(api_client, database_down, cache_down):
 def test_health_needs_no_credentials_and_ignores_bad_ones(api_client):
     response = api_client.get("/health", HTTP_AUTHORIZATION="Bearer not-a-real-token")
     assert response.status_code == 200
+
+
+@pytest.fixture
+def cached_reports(settings) -> Iterator[None]:
+    settings.HEALTH_CACHE_SECONDS = 0.5
+    last_report.forget()
+    yield
+    last_report.forget()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_report_is_reused_until_it_is_older_than_the_setting(api_client, cached_reports):
+    assert api_client.get("/health").status_code == 200
+    with _database_unreachable():
+        # Within the window the dependencies are not asked again.
+        assert api_client.get("/health").status_code == 200
+        time.sleep(0.6)
+        response = api_client.get("/health")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["status"] == "error"
