@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -37,11 +37,31 @@ def quota_day_bounds(now: dt.datetime | None = None) -> tuple[dt.date, dt.dateti
     return now.date(), tomorrow
 
 
+_ORGANIZATION = UploadDay._meta.get_field("organization").target_field
+_DAY = UploadDay._meta.get_field("day")
+# Standard SQL quoting, which PostgreSQL and SQLite both read.
+_UPLOADS_TODAY_SQL = (
+    'SELECT "count" FROM "accounts_uploadday" WHERE "organization_id" = %s AND "day" = %s'
+)
+
+
 def uploads_today(*, organization_id: Any) -> int:
-    """Return how many uploads the organization has made today (UTC)."""
+    """Return how many uploads the organization has made today (UTC).
+
+    Asked by every limits answer and upload page: one indexed row, read with
+    the statement written once rather than compiled by the ORM each time
+    (which costs several times the query itself).
+    """
     day, _ = quota_day_bounds()
-    row = UploadDay.objects.filter(organization_id=organization_id, day=day).first()
-    return row.count if row is not None else 0
+    connection = connections[router.db_for_read(UploadDay)]
+    params = [
+        _ORGANIZATION.get_db_prep_value(organization_id, connection),
+        _DAY.get_db_prep_value(day, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_UPLOADS_TODAY_SQL, params)
+        row = cursor.fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 @transaction.atomic
