@@ -12,6 +12,7 @@ process counts on its own, with the limits divided by the number of processes.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -24,6 +25,7 @@ import structlog
 from django.conf import settings
 from django.core.cache import cache
 from django_redis import get_redis_connection
+from redis.exceptions import NoScriptError
 
 from accounts import metrics
 from accounts.principal import Principal
@@ -62,6 +64,7 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+_MOVING_WINDOW_SHA = hashlib.sha1(MOVING_WINDOW_LUA.encode(), usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -189,18 +192,28 @@ def rate_limit_hit(
 
 
 def _redis_hit(tier: str, windows: list[Window], member: str | None) -> RateLimitOutcome:
-    reply = window_script_queue(get_redis_connection("default"), windows, member)
+    client = get_redis_connection("default")
+    try:
+        reply = window_script_queue(client, windows, member)
+    except NoScriptError:
+        reply = window_script_queue(client, windows, member, by_digest=False)
     return window_script_outcome(tier, windows, reply)
 
 
-def window_script_queue(client: Any, windows: list[Window], member: str | None = None) -> Any:
+def window_script_queue(
+    client: Any, windows: list[Window], member: str | None = None, *, by_digest: bool = True
+) -> Any:
     """Run the moving-window script on `client` (a connection, or a pipeline to queue it on).
 
     `member` names the request in the windows: counting it again under the same
-    name (against corrected limits) does not count it twice.
+    name (against corrected limits) does not count it twice. The script is
+    named by its digest (Redis keeps it once loaded); `by_digest=False` sends
+    it whole, for a Redis that does not know it yet (`NoScriptError`).
     """
     keys = [cache.make_key(window.key) for window in windows]
     args = [WINDOW_SECONDS * 1000, member or uuid.uuid4().hex, *(w.limit for w in windows)]
+    if by_digest:
+        return client.evalsha(_MOVING_WINDOW_SHA, len(keys), *keys, *args)
     return client.eval(MOVING_WINDOW_LUA, len(keys), *keys, *args)
 
 

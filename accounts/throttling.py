@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 from django_redis import get_redis_connection
+from redis.exceptions import NoScriptError
 from rest_framework import authentication
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
@@ -87,15 +88,7 @@ class RequestCounter:
         if (self.planned is None and not self.increments) or not settings.REDIS_URL:
             return cache_get_many(keys)
         try:
-            client = get_redis_connection("default")
-            pipe = client.pipeline(transaction=False)
-            pipe.mget([cache.make_key(key) for key in keys])
-            if self.planned is not None:
-                window_script_queue(pipe, self.planned[1], self.member)
-            for key, ttl in self.increments:
-                pipe.incr(cache.make_key(key))
-                pipe.expire(cache.make_key(key), ttl)
-            replies = pipe.execute()
+            replies = self._round_trip(keys)
         except Exception as exc:
             cache_read_failed(exc)  # the request is counted by the fallback when settled
             return None
@@ -106,6 +99,25 @@ class RequestCounter:
         found = {key: decode(value) for key, value in zip(keys, replies[0], strict=True)
                  if value is not None}  # fmt: skip
         return cache_read_settled(keys, found)
+
+    def _round_trip(self, keys: list[str]) -> list[Any]:
+        """Send the read, the planned count and the increments in one pipeline; return replies."""
+        client = get_redis_connection("default")
+        pipe = client.pipeline(transaction=False)
+        pipe.mget([cache.make_key(key) for key in keys])
+        if self.planned is not None:
+            window_script_queue(pipe, self.planned[1], self.member)
+        for key, ttl in self.increments:
+            pipe.incr(cache.make_key(key))
+            pipe.expire(cache.make_key(key), ttl)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        if self.planned is not None and isinstance(replies[1], NoScriptError):
+            # A Redis that has not run the script yet (restarted, say): sent whole, once.
+            replies[1] = window_script_queue(client, self.planned[1], self.member, by_digest=False)
+        failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
+        if failed is not None:
+            raise failed
+        return replies
 
     def increments_undo(self) -> None:
         """Take back what the read counted for the credential, which was then refused.

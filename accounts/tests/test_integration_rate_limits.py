@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django_redis import get_redis_connection
 
 from accounts.models import Organization
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
@@ -168,3 +170,23 @@ def test_a_warm_request_costs_one_round_trip_to_redis(settings, round_trips):
         assert answer.status_code == 200
         assert answer["X-RateLimit-Remaining"] == "56"
         assert len(round_trips) == 1, round_trips
+
+
+def test_a_redis_that_has_forgotten_the_window_script_still_counts_each_request(settings, caplog):
+    """Redis restarted (or its scripts flushed): the script is sent whole, and nothing is lost."""
+    settings.RATE_LIMIT_ENABLED = True
+    secret = service_token(OrganizationFactory())
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    redis = get_redis_connection("default")
+    remaining = []
+    # The first request is counted on its own, the next ones in the credential's round trip.
+    for _ in range(3):
+        redis.script_flush()
+        response = client.get(LIMITS)
+        assert response.status_code == 200
+        remaining.append(int(response["X-RateLimit-Remaining"]))
+
+    limit = int(response["X-RateLimit-Limit"])
+    assert remaining == [limit - 1, limit - 2, limit - 3]
+    # Answered in the credential's round trip, not taken for an outage of the cache.
+    assert "auth_cache_unreachable" not in caplog.text
