@@ -70,7 +70,7 @@ run: install .env
 # Debian's packages the tests drive, installed when missing: Chromium for the
 # browser tests, nginx in front of gunicorn for the slow-client tests, and
 # promtool (package prometheus) for the alert rules' tests.
-TEST_TOOLS := chromium:chromium nginx:nginx promtool:prometheus
+TEST_TOOLS := chromium:chromium nginx:nginx promtool:prometheus wrk:wrk
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 		tool=$${pair%%:*}; package=$${pair#*:}; \
@@ -96,7 +96,7 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install-dev
+bench: install-dev test-tools
 	DJANGO_SETTINGS_MODULE=config.settings_test $(BIN)/python -m bench
 
 lock: install-dev

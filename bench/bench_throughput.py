@@ -1,50 +1,58 @@
-"""Throughput of the whole stack on a GET against a bare DRF view, over loopback.
+"""Throughput of the project's secured requests against a bare DRF application, over loopback.
 
-One gunicorn server (2 workers, the project's gthread configuration) on the
-benchmark's database, with rate limits on and Redis when it answers. Client
-processes, each on one keep-alive connection, send requests back to back for
-a few seconds per case; the cases take turns in every cycle, and each case is
+Two gunicorn servers with the same flags (2 sync workers, one thread each):
+the project, on the benchmark's database with rate limits on and Redis when it
+answers, and a minimal Django + DRF application with no middleware at all
+(bench/baseline). wrk (2 threads, 8 keep-alive connections) drives each case
+in turn for a few seconds; the cases take turns in every cycle, and each is
 compared with the baseline of its own cycle, so a change in the machine's load
-weighs on the baseline and the full stack alike.
+weighs on the baseline and the case alike. Only 2xx answers count as
+throughput (the unknown path's 404s for its own case).
 """
 
 from __future__ import annotations
 
-import http.client
+import json
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from django.conf import settings
 
 from bench.bench_authz import REDIS_URL, _redis_reachable
+from conftest import database_url_for_subprocess, free_port
 
-# As many clients as server workers: the clients run on the same machine, and
-# more of them only take CPU time from the server (and from Redis) they measure.
-CLIENTS = 2
-CYCLES = 15
-SECONDS = 1.0
-GOAL = 0.5
+CYCLES = 5
+SECONDS = 4
+GUNICORN_FLAGS = ["--workers", "2", "--worker-class", "sync", "--threads", "1"]
+WRK_SCRIPT = Path(__file__).with_name("wrk_count.lua")
 
 
-def _hammer(port: int, path: str, headers: dict[str, str], seconds: float) -> tuple[int, int]:
-    """Send GETs on one connection for `seconds`; return (answered 200, anything else)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    ok = other = 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        connection.request("GET", path, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        if response.status == 200:
-            ok += 1
-        else:
-            other += 1
-    connection.close()
-    return ok, other
+@dataclass(frozen=True)
+class Case:
+    name: str
+    server: str  # "baseline" or "project"
+    path: str
+    headers: dict[str, str]
+    goal: float | None = None  # the least share of the baseline's throughput it must keep
+    counted: str = "2"  # the first digit of the statuses that count as answered
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 def _setup() -> dict[str, str]:
@@ -67,59 +75,78 @@ def _setup() -> dict[str, str]:
     return {"access": access, "secret": token.secret}
 
 
-def _server(redis: bool) -> Any:
-    from conftest import server_spawn
+def _gunicorn(module: str, env: dict[str, str], log: Path) -> Server:
+    port = free_port()
+    flags = [*GUNICORN_FLAGS, "--bind", f"127.0.0.1:{port}", "--no-control-socket"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", module, *flags],
+            cwd=settings.BASE_DIR, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = Server(process, port)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{module} stopped at start-up; see {log}")
+        try:
+            httpx.get(f"{server.url}/", timeout=1)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        else:
+            return server
+    raise RuntimeError(f"{module} did not answer within a minute; see {log}")
 
-    server = server_spawn(
-        log_path=settings.VAR_DIR / "bench-throughput.log",
-        workers=2,
-        DJANGO_SETTINGS_MODULE="bench.settings",
-        RATE_LIMIT_ENABLED="true",
-        REDIS_URL=REDIS_URL if redis else "",
-        LOG_LEVEL="INFO",
-        # A worker replaced mid-cycle (after its 5,000th request by default) would pause
-        # the server for its start-up and blur the cycles it falls in.
-        GUNICORN_MAX_REQUESTS="0",
+
+def _servers(redis: bool) -> dict[str, Server]:
+    var = settings.VAR_DIR
+    project = _gunicorn(
+        "config.wsgi",
+        {
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DATABASE_URL": database_url_for_subprocess(),
+            "RATE_LIMIT_ENABLED": "true",
+            "REDIS_URL": REDIS_URL if redis else "",
+            "LOG_LEVEL": "INFO",
+            # As in production: the test settings probe every request.
+            "HEALTH_CACHE_SECONDS": "1",
+        },
+        var / "bench-throughput-project.log",
     )
-    server.wait_until_ready()
-    return server
+    baseline = _gunicorn(
+        "bench.baseline.wsgi",
+        {"DJANGO_SETTINGS_MODULE": "bench.baseline.settings"},
+        var / "bench-throughput-baseline.log",
+    )
+    return {"project": project, "baseline": baseline}
 
 
-def run() -> None:
-    credentials = _setup()
-    redis = _redis_reachable()
-    server = _server(redis)
-    cases = {
-        "bare DRF view (baseline)": ("/bench/bare", {}),
-        "full stack, JWT (auth + decision + rate limit + metrics + logs)": (
-            "/bench/authenticated", {"Authorization": f"Bearer {credentials['access']}"}),
-        "full stack, service token": (
-            "/bench/authenticated", {"Authorization": f"Bearer {credentials['secret']}"}),
-    }  # fmt: skip
-    rates: dict[str, list[float]] = {name: [] for name in cases}
-    cpu: dict[str, list[tuple[float, int]]] = {name: [] for name in cases}
-    try:
-        with ProcessPoolExecutor(max_workers=CLIENTS) as pool:
-            for cycle in range(CYCLES + 1):  # the first cycle warms up and is not counted
-                for name, (path, headers) in cases.items():
-                    before = _workers_cpu(server.process.pid)
-                    done = [pool.submit(_hammer, server.port, path, headers, SECONDS)
-                            for _ in range(CLIENTS)]  # fmt: skip
-                    answers = [future.result() for future in done]
-                    after = _workers_cpu(server.process.pid)
-                    if any(other for _, other in answers):
-                        raise AssertionError(f"{name}: not every answer was 200: {answers}")
-                    if cycle:
-                        answered = sum(ok for ok, _ in answers)
-                        rates[name].append(answered / SECONDS)
-                        if before.keys() == after.keys():  # no worker was replaced meanwhile
-                            spent = sum(after.values()) - sum(before.values())
-                            cpu[name].append((spent, answered))
-    finally:
-        server.process.terminate()
-        server.process.wait(timeout=20)
-    _report(rates, redis)
-    _report_cpu(cpu)
+def _cases(credentials: dict[str, str]) -> list[Case]:
+    jwt = {"Authorization": f"Bearer {credentials['access']}"}
+    token = {"Authorization": f"Bearer {credentials['secret']}"}
+    return [
+        Case("bare DRF application, no middleware (baseline)", "baseline", "/bare", {}),
+        Case("GET /api/v1/auth/me, JWT", "project", "/api/v1/auth/me", jwt, goal=0.5),
+        Case("GET /api/v1/images/limits, service token", "project", "/api/v1/images/limits",
+             token, goal=0.5),
+        Case("GET /health", "project", "/health", {}, goal=0.3),
+        Case("unknown API path, no credential (404)", "project", "/api/v1/no-such-path", {},
+             goal=0.7, counted="4"),
+        Case("bare DRF view inside the project's middleware", "project", "/bench/bare", {}),
+    ]  # fmt: skip
+
+
+def _wrk(url: str, headers: dict[str, str], seconds: float) -> dict[str, Any]:
+    command = ["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", str(WRK_SCRIPT)]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    out = subprocess.run(
+        [*command, url], check=False, capture_output=True, text=True, timeout=seconds + 30
+    )
+    line = next((x for x in out.stdout.splitlines() if x.startswith("WRK ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result for {url}: {out.stdout[-500:]} {out.stderr[-500:]}")
+    result: dict[str, Any] = json.loads(line[4:])
+    return result
 
 
 def _workers_cpu(master_pid: int) -> dict[int, float]:
@@ -136,42 +163,73 @@ def _workers_cpu(master_pid: int) -> dict[int, float]:
     return used
 
 
-def _report_cpu(cpu: dict[str, list[tuple[float, int]]]) -> None:
-    """The servers' CPU time per answered request: what bounds throughput on a busy host.
-
-    Unlike requests per second it does not move with other load on the machine.
-    """
-    print("  server CPU per request (both workers, user + system, all counted cycles):")
-    per_request = {
-        name: sum(spent for spent, _ in samples) / max(1, sum(n for _, n in samples))
-        for name, samples in cpu.items()
-    }
-    baseline = next(iter(per_request.values()))
-    for name, value in per_request.items():
-        bound = baseline / value if value else float("nan")
-        print(f"  {name:<66} {value * 1e3:6.2f} ms  CPU-bound throughput {bound:5.2f}x")
+@dataclass
+class Sample:
+    rate: float
+    p99_ms: float
+    cpu_ms: float | None
 
 
-def _report(rates: dict[str, list[float]], redis: bool) -> None:
+def _measure(case: Case, server: Server, seconds: float) -> Sample:
+    before = _workers_cpu(server.process.pid)
+    result = _wrk(server.url + case.path, case.headers, seconds)
+    after = _workers_cpu(server.process.pid)
+    statuses = {int(status): n for status, n in result["statuses"].items()}
+    answered = sum(n for status, n in statuses.items() if str(status).startswith(case.counted))
+    if answered < sum(statuses.values()):
+        raise AssertionError(f"{case.name}: unexpected statuses {statuses}")
+    cpu = None
+    if before.keys() == after.keys() and answered:  # no worker was replaced meanwhile
+        cpu = (sum(after.values()) - sum(before.values())) / answered * 1000
+    return Sample(answered / result["seconds"], result["p99_ms"], cpu)
+
+
+def run() -> None:
+    if shutil.which("wrk") is None:
+        print("  wrk is not installed (`make test-tools` installs it): throughput not measured")
+        return
+    credentials = _setup()
+    redis = _redis_reachable()
+    servers = _servers(redis)
+    cases = _cases(credentials)
+    samples: dict[str, list[Sample]] = {case.name: [] for case in cases}
+    try:
+        for cycle in range(CYCLES + 1):  # the first cycle warms up and is not counted
+            for case in cases:
+                sample = _measure(case, servers[case.server], 1 if cycle == 0 else SECONDS)
+                if cycle:
+                    samples[case.name].append(sample)
+    finally:
+        for server in servers.values():
+            server.process.terminate()
+        for server in servers.values():
+            server.process.wait(timeout=20)
+    _report(cases, samples, redis)
+
+
+def _report(cases: list[Case], samples: dict[str, list[Sample]], redis: bool) -> None:
     store = f"Redis ({REDIS_URL})" if redis else "in-process cache and limiter"
     print(
-        f"\n== throughput over loopback: gunicorn 2 workers, {CLIENTS} keep-alive clients, "
-        f"{CYCLES} interleaved cycles of {SECONDS:.0f} s; {store}; {os.cpu_count()} CPUs =="
+        f"\n== throughput over loopback against a bare DRF application: gunicorn 2 sync workers "
+        f"each, wrk 2 threads and 8 connections, {CYCLES} interleaved cycles of {SECONDS} s; "
+        f"{store}; {os.cpu_count()} CPUs =="
     )
-    # Each cycle measures every case back to back, so a case's rate is compared with the
-    # baseline's of the same cycle: a burst of load from elsewhere on the machine then
-    # weighs on both sides of a ratio instead of on one case's median alone.
-    baseline = next(iter(rates.values()))
-    worst = 1.0
-    for name, values in rates.items():
-        ratios = [value / base for value, base in zip(values, baseline, strict=True)]
+    baseline = samples[cases[0].name]
+    missed = []
+    for case in cases:
+        mine = samples[case.name]
+        ratios = [s.rate / b.rate for s, b in zip(mine, baseline, strict=True)]
+        p99 = statistics.median(s.p99_ms / b.p99_ms for s, b in zip(mine, baseline, strict=True))
+        cpus = [s.cpu_ms for s in mine if s.cpu_ms is not None]
+        cpu = f"{statistics.median(cpus):5.2f} ms CPU" if cpus else "CPU n/a"
         ratio = statistics.median(ratios)
-        worst = min(worst, ratio)
-        print(f"  {name:<66} {statistics.median(values):8.0f} req/s  "
-              f"(min {min(values):.0f}, max {max(values):.0f})  {ratio:5.2f}x  "
-              f"(cycles {min(ratios):.2f}-{max(ratios):.2f}x)")  # fmt: skip
-    verdict = "meets" if worst >= GOAL else "MISSES"
-    print(
-        f"  full stack keeps {worst:.2f}x of the bare view's throughput (median of the cycles' "
-        f"ratios): {verdict} the {GOAL}x goal"
-    )
+        verdict = ""
+        if case.goal is not None:
+            verdict = f"goal {case.goal}x: {'meets' if ratio >= case.goal else 'MISSES'}"
+            if ratio < case.goal:
+                missed.append(case.name)
+        print(f"  {case.name:<50} {statistics.median(s.rate for s in mine):7.0f} req/s "
+              f"{ratio:5.2f}x (cycles {min(ratios):.2f}-{max(ratios):.2f})  "
+              f"p99 {statistics.median(s.p99_ms for s in mine):6.2f} ms ({p99:4.1f}x)  "
+              f"{cpu}  {verdict}")  # fmt: skip
+    print(f"  {'every goal met' if not missed else 'goals missed: ' + '; '.join(missed)}")

@@ -6,6 +6,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+# The project's error views answer here too.
+from config.urls import handler400, handler403, handler404, handler500  # noqa: F401
+
 
 class BareApi(APIView):
     """The least a DRF view can do: the baseline every API benchmark is compared with."""
