@@ -456,6 +456,7 @@ REST_FRAMEWORK = {
     # The API speaks JSON, bounded in size and nesting and refusing NUL
     # characters; the operations that take files declare multipart themselves.
     "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.negotiation.ContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "config.openapi.OperationSchema",

@@ -285,3 +285,18 @@ def test_a_database_that_cannot_be_reached_answers_503_with_retry_after(api_clie
     assert_no_leak(response.content)
     assert "10.0.0.5" not in response.content.decode()
     assert any(line["event"] == "database_unavailable" for line in log_lines())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("accept", ["", "*/*", "application/json", "text/html, */*;q=0.8"])
+def test_json_is_answered_to_any_accept_header_that_allows_it(api_client, accept):
+    response = api_client.get("/health", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+
+
+@pytest.mark.django_db
+def test_a_format_asked_for_in_the_query_is_still_negotiated(api_client):
+    assert api_client.get("/health?format=json").status_code == 200
+    assert_problem(api_client.get("/health?format=xml"), status=404, code="NOT_FOUND")

@@ -1,0 +1,29 @@
+"""Content negotiation: DRF's, with the answer to the commonest Accept headers known at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+
+# What programs send (or nothing at all): the first renderer answers, as DRF would decide.
+_ANYTHING = frozenset({"", "*/*"})
+
+
+class ContentNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, skipping the parse of an Accept header that leaves no choice."""
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: Any = None
+    ) -> tuple[BaseRenderer, str]:
+        accept = request.META.get("HTTP_ACCEPT", "")
+        if not format_suffix and renderers and not request._request.META.get("QUERY_STRING"):
+            renderer = renderers[0]
+            if accept in _ANYTHING or accept == renderer.media_type:
+                return renderer, renderer.media_type
+        selected: tuple[BaseRenderer, str] = super().select_renderer(
+            request, renderers, format_suffix
+        )
+        return selected
