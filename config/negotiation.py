@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -16,8 +17,9 @@ class ContentNegotiation(DefaultContentNegotiation):
     """DRF's negotiation, skipping the parse of an Accept header that leaves no choice."""
 
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: Any = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: Any = None
     ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
         accept = request.META.get("HTTP_ACCEPT", "")
         if not format_suffix and renderers and not request._request.META.get("QUERY_STRING"):
             renderer = renderers[0]
