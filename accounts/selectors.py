@@ -23,7 +23,7 @@ from accounts.models import (
 from config.errors import NotFound
 
 if TYPE_CHECKING:
-    from accounts.principal import Principal
+    from accounts.identity.principal import Principal
 
 
 def organization_by_slug_or_id(value: str) -> Organization | None:

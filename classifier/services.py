@@ -10,7 +10,7 @@ import structlog
 from django.db import transaction
 from PIL import Image as PillowImage
 
-from accounts.principal import Principal
+from accounts.identity.principal import Principal
 from audit.services import audit_record
 from classifier import categories
 from classifier.chain import classify_with_failover

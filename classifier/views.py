@@ -15,8 +15,13 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.principal import Principal
-from accounts.rate_limits import DEFAULT_RULE, RateLimitExceeded, rate_limit_hit, request_windows
+from accounts.identity.principal import Principal
+from accounts.ratelimits.limits import (
+    DEFAULT_RULE,
+    RateLimitExceeded,
+    rate_limit_hit,
+    request_windows,
+)
 from classifier.api.serializers import ClassifySerializer
 from classifier.health import DEGRADED_AFTER, UNHEALTHY_AFTER
 from classifier.models import Classification

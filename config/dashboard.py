@@ -20,11 +20,11 @@ from django.shortcuts import redirect, render
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 
-from accounts.authorization import decision_check
+from accounts.authz.decision_point import decision_check
 from accounts.errors import PermissionDenied
-from accounts.principal import Principal
-from accounts.rate_limits import RateLimitOutcome
-from accounts.throttling import page_load_count
+from accounts.identity.principal import Principal
+from accounts.ratelimits.limits import RateLimitOutcome
+from accounts.ratelimits.throttling import page_load_count
 from config.errors import DomainError
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])

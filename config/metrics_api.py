@@ -21,9 +21,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts.authz.permissions import _audit_denial, request_principal
 from accounts.errors import PermissionDenied
 from accounts.models import User
-from accounts.permissions import _audit_denial, request_principal
 
 ORGANIZATION_FIGURES_URL = "/api/v1/orgs/current/metrics"
 

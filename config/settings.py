@@ -82,8 +82,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "accounts.middleware.BrowserSessionMiddleware",
-    "accounts.middleware.RateLimitHeadersMiddleware",
+    "accounts.identity.middleware.BrowserSessionMiddleware",
+    "accounts.identity.middleware.RateLimitHeadersMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -343,7 +343,7 @@ AUTH_SESSION_IDLE_DAYS = env.int("AUTH_SESSION_IDLE_DAYS", default=30)
 AUTH_LOCKOUT_WINDOW_SECONDS = env.int("AUTH_LOCKOUT_WINDOW_SECONDS", default=15 * 60)
 AUTH_LOCKOUT_USERNAME_FAILURES = env.int("AUTH_LOCKOUT_USERNAME_FAILURES", default=5)
 AUTH_LOCKOUT_IP_FAILURES = env.int("AUTH_LOCKOUT_IP_FAILURES", default=20)
-AUTHENTICATION_BACKENDS = ["accounts.backends.LoginBackend"]
+AUTHENTICATION_BACKENDS = ["accounts.identity.backends.LoginBackend"]
 # The permission cache: member views and decisions in process memory and in
 # the shared cache, valid while their organization's generation is current and
 # no longer than the TTL of their permission's class (denials: their own TTL).
@@ -440,15 +440,15 @@ LOGIN_REDIRECT_URL = "/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.authentication.ServiceTokenAuthentication",
-        "accounts.authentication.JWTAuthentication",
-        "accounts.authentication.SessionAuthentication",
+        "accounts.identity.authentication.ServiceTokenAuthentication",
+        "accounts.identity.authentication.JWTAuthentication",
+        "accounts.identity.authentication.SessionAuthentication",
         # Last: a request without credentials is counted by its client address.
-        "accounts.throttling.AnonymousRateLimit",
+        "accounts.ratelimits.throttling.AnonymousRateLimit",
     ],
     # Deny by default: a view names the permission it needs (required_permission).
-    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RequiredPermission"],
-    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.TierRateLimit"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.authz.permissions.RequiredPermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.ratelimits.throttling.TierRateLimit"],
     "DEFAULT_RENDERER_CLASSES": (
         ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
         if DEBUG
@@ -475,9 +475,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     # The credentials a caller may present (the last authentication step only counts).
     "AUTHENTICATION_WHITELIST": [
-        "accounts.authentication.ServiceTokenAuthentication",
-        "accounts.authentication.JWTAuthentication",
-        "accounts.authentication.SessionAuthentication",
+        "accounts.identity.authentication.ServiceTokenAuthentication",
+        "accounts.identity.authentication.JWTAuthentication",
+        "accounts.identity.authentication.SessionAuthentication",
     ],
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get components of their own, so an uploaded file is binary, not a URL.

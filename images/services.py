@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.principal import Principal
+from accounts.identity.principal import Principal
 from accounts.services.quotas import upload_quota_consume
 from audit.services import audit_record
 from config.errors import DomainError, InvalidInput

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.principal import Principal
+from accounts.identity.principal import Principal
 from accounts.services.quotas import quota_day_bounds, uploads_today
 from classifier.categories import LABELS, NOT_VEHICLE
 from classifier.selectors import labels_seen_since

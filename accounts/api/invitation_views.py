@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from accounts.api import invitation_serializers as s
 from accounts.api.token_views import _creator
 from accounts.api.views import _principal, _user
-from accounts.authorization import ANY_PRINCIPAL
+from accounts.authz.decision_point import ANY_PRINCIPAL
 from accounts.selectors import (
     invitation_get,
     invitation_list,

@@ -15,13 +15,13 @@ from rest_framework.views import APIView
 from accounts.api import token_serializers as s
 from accounts.api.serializers import RevokedCountSerializer
 from accounts.api.views import _principal
-from accounts.authorization import ANY_PRINCIPAL
+from accounts.authz.decision_point import ANY_PRINCIPAL
 from accounts.errors import PermissionDenied
+from accounts.identity.principal import Principal
 from accounts.models import ServiceToken, TokenUsageDay, User
-from accounts.principal import Principal
 from accounts.selectors import principal_organization, token_get, tokens_of
-from accounts.service_tokens import token_usage_flush
 from accounts.services import tokens as token_services
+from accounts.tokens.records import token_usage_flush
 from config.pagination import PageNumberPagination, paginated
 
 MANAGE = "token:manage"

@@ -11,12 +11,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import serializers as s
-from accounts.authorization import ANY_PRINCIPAL
+from accounts.authz.decision_point import ANY_PRINCIPAL
+from accounts.authz.permissions import principal_required
 from accounts.errors import PermissionDenied
+from accounts.identity.principal import Principal
 from accounts.models import Session, User
-from accounts.permissions import principal_required
-from accounts.principal import Principal
-from accounts.rate_limits import RateLimitRule
+from accounts.ratelimits.limits import RateLimitRule
+from accounts.ratelimits.tiers import organization_limits
 from accounts.selectors import (
     group_get,
     group_list,
@@ -27,7 +28,6 @@ from accounts.selectors import (
 )
 from accounts.services import organizations as org_services
 from accounts.services import sessions as session_services
-from accounts.tiers import organization_limits
 from config.errors import NotFound
 
 _principal = principal_required

@@ -15,12 +15,16 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts import metrics
-from accounts.devices import device_label
 from accounts.errors import AuthenticationFailed, TokenRevoked, TooManyLoginAttempts
-from accounts.jwt_tokens import refresh_claims, token_pair_issue
-from accounts.lockout import login_attempt_release, login_attempt_reserve, login_failures_clear
+from accounts.identity.devices import device_label
+from accounts.identity.jwt_tokens import refresh_claims, token_pair_issue
+from accounts.identity.lockout import (
+    login_attempt_release,
+    login_attempt_reserve,
+    login_failures_clear,
+)
+from accounts.identity.principal import session_changed, session_revoked
 from accounts.models import Membership, Session, User
-from accounts.principal import session_changed, session_revoked
 from accounts.selectors import (
     default_membership,
     membership_for,

@@ -16,11 +16,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.errors import TokenRevoked
-from accounts.ip_allow_lists import allowed_ips_clean
+from accounts.identity.principal import Principal
 from accounts.models import Membership, Organization, Role, ServiceToken, TokenExpiryNotice, User
-from accounts.principal import Principal
 from accounts.roles import SCOPES, scope_held
-from accounts.service_tokens import (
+from accounts.tokens.ip_allow_lists import allowed_ips_clean
+from accounts.tokens.records import (
     token_changed,
     token_digest,
     token_generate,

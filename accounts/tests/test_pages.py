@@ -20,10 +20,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.authentication import BROWSER_SESSION_KEY
+from accounts.identity.authentication import BROWSER_SESSION_KEY
 from accounts.models import Group, Membership, ServiceToken, Session, TokenUsageDay, User
 from accounts.roles import SCOPES
-from accounts.service_tokens import token_digest
 from accounts.services import tokens as token_services
 from accounts.tests.factories import PASSWORD, GroupFactory, MembershipFactory
 from accounts.tests.test_browser_login import (
@@ -33,6 +32,7 @@ from accounts.tests.test_browser_login import (
     signed_in_browser,
     submit_login,
 )
+from accounts.tokens.records import token_digest
 from audit.models import AuditEvent
 from conftest import login_client
 

@@ -12,8 +12,8 @@ from django.shortcuts import redirect
 from rest_framework import serializers
 
 from accounts.errors import LastAdmin, PermissionDenied
+from accounts.identity.principal import Principal
 from accounts.models import User
-from accounts.principal import Principal
 from config.errors import Conflict, DomainError, InvalidInput, NotFound
 
 # --- What every page of this module shares -------------------------------------------

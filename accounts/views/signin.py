@@ -12,8 +12,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.authentication import BROWSER_SESSION_KEY
 from accounts.errors import AuthenticationFailed, TooManyLoginAttempts
+from accounts.identity.authentication import BROWSER_SESSION_KEY
 from accounts.models import Session
 from accounts.services.sessions import auth_login, session_revoke
 
@@ -53,7 +53,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
             context["error"] = exc.detail
             return render(request, "accounts/login.html", context, status=401)
         _end_browser_session(request, reason="replaced")
-        login(request, sign_in.session.user, backend="accounts.backends.LoginBackend")
+        login(request, sign_in.session.user, backend="accounts.identity.backends.LoginBackend")
         request.session[BROWSER_SESSION_KEY] = str(sign_in.session.id)
         request.session.save()
         Session.objects.filter(id=sign_in.session.id).update(

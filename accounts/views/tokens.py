@@ -21,8 +21,8 @@ from accounts.api.token_serializers import (
     TokenRotateSerializer,
     TokenUpdateSerializer,
 )
+from accounts.identity.principal import Principal
 from accounts.models import Organization, ServiceToken
-from accounts.principal import Principal
 from accounts.roles import SCOPES, scope_held
 from accounts.selectors import (
     principal_organization,
@@ -31,8 +31,8 @@ from accounts.selectors import (
     token_usage_by_day,
     tokens_of,
 )
-from accounts.service_tokens import token_digest, token_usage_flush
 from accounts.services import tokens as token_services
+from accounts.tokens.records import token_digest, token_usage_flush
 from accounts.views.forms import (
     FORM_REFUSALS,
     GRACE_CHOICES,

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import principal_required, request_principal
+from accounts.authz.permissions import principal_required, request_principal
 from audit.api.serializers import (
     AuditEventFilterSerializer,
     AuditEventSerializer,

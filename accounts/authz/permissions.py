@@ -9,9 +9,9 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from accounts.authorization import decision_check
+from accounts.authz.decision_point import decision_check
 from accounts.errors import PermissionDenied
-from accounts.principal import Principal
+from accounts.identity.principal import Principal
 from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.throttle import audit_first_in_interval

@@ -30,15 +30,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import metrics
-from accounts.invalidations import (
+from accounts.caching.invalidations import (
     cache_write,
     invalidation_publish,
     local_cache_register,
 )
 from accounts.models import Membership, Session
+from accounts.ratelimits.tiers import organization_limits, tier_limits
 from accounts.roles import role_permissions
 from accounts.selectors import membership_for
-from accounts.tiers import organization_limits, tier_limits
 from config.lru import BoundedLRU
 from config.request_context import Actor
 

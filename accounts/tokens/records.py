@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.invalidations import cache_write, invalidation_publish
+from accounts.caching.invalidations import cache_write, invalidation_publish
 from accounts.models import ServiceToken, TokenUsageDay
 from config.lru import BoundedLRU
 

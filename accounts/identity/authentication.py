@@ -21,6 +21,7 @@ from rest_framework import authentication
 from rest_framework.request import Request
 
 from accounts import metrics
+from accounts.caching.invalidations import cache_get_many, invalidations_catch_up
 from accounts.errors import (
     AuthenticationFailed,
     IpNotAllowed,
@@ -28,11 +29,8 @@ from accounts.errors import (
     TokenExpired,
     TokenRevoked,
 )
-from accounts.invalidations import cache_get_many, invalidations_catch_up
-from accounts.ip_allow_lists import ip_allowed
-from accounts.jwt_tokens import access_claims
-from accounts.models import Session, User
-from accounts.principal import (
+from accounts.identity.jwt_tokens import access_claims
+from accounts.identity.principal import (
     Principal,
     generation_key,
     member_key,
@@ -44,8 +42,13 @@ from accounts.principal import (
     session_state_cache,
     session_state_load,
 )
+from accounts.models import Session, User
+from accounts.ratelimits.throttling import RequestCounter
 from accounts.roles import scope_held
-from accounts.service_tokens import (
+from accounts.services.sessions import session_revoke
+from accounts.services.tokens import token_rotation_reuse
+from accounts.tokens.ip_allow_lists import ip_allowed
+from accounts.tokens.records import (
     record_key,
     token_digest,
     token_owners,
@@ -55,9 +58,6 @@ from accounts.service_tokens import (
     token_use_increment,
     token_well_formed,
 )
-from accounts.services.sessions import session_revoke
-from accounts.services.tokens import token_rotation_reuse
-from accounts.throttling import RequestCounter
 from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.throttle import audit_first_in_interval

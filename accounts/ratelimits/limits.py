@@ -26,8 +26,8 @@ from django.core.cache import cache
 from django_redis import get_redis_connection
 
 from accounts import metrics
-from accounts.principal import Principal
-from accounts.tiers import tier_limits, tier_pages_per_minute
+from accounts.identity.principal import Principal
+from accounts.ratelimits.tiers import tier_limits, tier_pages_per_minute
 from config.errors import DomainError
 
 logger = structlog.get_logger("vantage.ratelimit")
