@@ -33,7 +33,8 @@ from accounts.services.organizations import (
     user_deactivate,
 )
 from accounts.services.sessions import session_revoke, sessions_revoke_all
-from accounts.services.tokens import token_policy_set, token_revoke
+from accounts.services.token_policies import token_policy_set
+from accounts.services.tokens import token_revoke
 from config.errors import DomainError
 from config.request_context import bind_staff
 

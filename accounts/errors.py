@@ -1,6 +1,9 @@
 """Identity's domain errors, each with its status and stable code."""
 
-from config.errors import DomainError
+from __future__ import annotations
+
+from accounts.models import ServiceToken
+from config.errors import Conflict, DomainError
 
 _BEARER = {"WWW-Authenticate": 'Bearer realm="api"'}
 
@@ -85,3 +88,22 @@ class IpNotAllowed(DomainError):
             f"This token may not be used from {ip or 'an unknown address'}: "
             "the address is not in its allow-list."
         )
+
+
+class RotationInProgress(Conflict):
+    title = "Rotation in progress"
+    default_detail = (
+        "Another request is rotating this token at the same moment; only one successor is "
+        "made. Use the successor that request received."
+    )
+
+
+class TokenNameTaken(Conflict):
+    title = "Token name in use"
+
+    def __init__(self, token: ServiceToken) -> None:
+        detail = (
+            f"A live token is already named {token.name!r} in this organization "
+            f"({token.prefix}…). Choose another name, or rotate that token for a new secret."
+        )
+        super().__init__(detail, errors=[{"field": "name", "message": detail, "code": "taken"}])

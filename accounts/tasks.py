@@ -6,8 +6,8 @@ from celery import shared_task
 
 from accounts.caching.invalidations import invalidations_replay
 from accounts.identity.lockout import login_failures_prune
-from accounts.services.tokens import token_expiry_notify
-from accounts.tokens.records import token_usage_flush
+from accounts.services.token_expiry import token_expiry_notify
+from accounts.tokens.usage import token_usage_flush
 
 
 @shared_task(name="accounts.token_usage_flush")

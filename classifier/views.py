@@ -15,6 +15,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.identity.principal import Principal
 from accounts.ratelimits.limits import (
     DEFAULT_RULE,
@@ -27,7 +28,6 @@ from classifier.health import DEGRADED_AFTER, UNHEALTHY_AFTER
 from classifier.models import Classification
 from classifier.selectors import providers_status
 from classifier.services import vehicle_classify
-from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import DomainError, InvalidInput
 from images.uploads import upload_size_guard
 from images.views import REJECTION_MESSAGES, label_text, prediction_bars, upload_rules

@@ -21,11 +21,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.authz.pages import dashboard_page, may, signed_in_principal
 from accounts.identity.principal import Principal
 from accounts.services.quotas import quota_day_bounds, uploads_today
 from classifier.categories import LABELS, NOT_VEHICLE
 from classifier.selectors import labels_seen_since
-from config.dashboard import dashboard_page, may, signed_in_principal
 from images.api.serializers import BUCKET_PATTERN, ImageFiltersSerializer
 from images.errors import alternatives, size_text
 from images.models import Image

@@ -20,8 +20,9 @@ from accounts.errors import PermissionDenied
 from accounts.identity.principal import Principal
 from accounts.models import ServiceToken, TokenUsageDay, User
 from accounts.selectors import principal_organization, token_get, tokens_of
+from accounts.services import token_expiry, token_policies, token_rotations
 from accounts.services import tokens as token_services
-from accounts.tokens.records import token_usage_flush
+from accounts.tokens.usage import token_usage_flush
 from config.pagination import PageNumberPagination, paginated
 
 MANAGE = "token:manage"
@@ -110,7 +111,7 @@ class TokenRotateApi(APIView):
         token = token_get(_principal(request), token_id)
         data = s.TokenRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        issued = token_services.token_rotate(
+        issued = token_rotations.token_rotate(
             token=token,
             grace_seconds=data.validated_data["grace_seconds"],
             grantor=_principal(request),
@@ -175,7 +176,7 @@ class TokenExpiringApi(APIView):
         """Active tokens expiring within `days` (default 7), soonest first."""
         query = s.DaysSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        tokens = token_services.tokens_expiring(
+        tokens = token_expiry.tokens_expiring(
             organization=principal_organization(_principal(request)),
             days=query.validated_data.get("days", 7),
         )
@@ -217,7 +218,7 @@ class TokenSelfRotateApi(APIView):
         _presenting_token(principal)
         data = s.TokenRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        issued = token_services.token_self_rotate(
+        issued = token_rotations.token_self_rotate(
             principal=principal,
             grace_seconds=data.validated_data["grace_seconds"],
             presented_at=presented_at,
@@ -233,7 +234,7 @@ class TokenPolicyApi(APIView):
     def get(self, request: Request) -> Response:
         """The organization's token policy: bounds on every token created or rotated."""
         organization = principal_organization(_principal(request))
-        return Response(token_services.token_policy(organization))
+        return Response(token_policies.token_policy(organization))
 
     @extend_schema(request=s.TokenPolicySerializer, responses=s.TokenPolicySerializer,
                    tags=["tokens"])  # fmt: skip
@@ -241,7 +242,7 @@ class TokenPolicyApi(APIView):
         """Change the token policy; it applies to tokens created or rotated from now on."""
         data = s.TokenPolicySerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        organization = token_services.token_policy_set(
+        organization = token_policies.token_policy_set(
             organization=principal_organization(_principal(request)), **data.validated_data
         )
-        return Response(token_services.token_policy(organization))
+        return Response(token_policies.token_policy(organization))

@@ -46,18 +46,11 @@ from accounts.models import Session, User
 from accounts.ratelimits.throttling import RequestCounter
 from accounts.roles import scope_held
 from accounts.services.sessions import session_revoke
-from accounts.services.tokens import token_rotation_reuse
+from accounts.services.token_rotations import token_rotation_reuse
+from accounts.tokens.format import token_digest, token_well_formed
 from accounts.tokens.ip_allow_lists import ip_allowed
-from accounts.tokens.records import (
-    record_key,
-    token_digest,
-    token_owners,
-    token_record_cache,
-    token_record_load,
-    token_use_count,
-    token_use_increment,
-    token_well_formed,
-)
+from accounts.tokens.records import record_key, token_owners, token_record_cache, token_record_load
+from accounts.tokens.usage import token_use_count, token_use_increment
 from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.throttle import audit_first_in_interval

@@ -26,7 +26,7 @@ from rest_framework.test import APIClient
 from accounts.models import Membership, ServiceToken, TokenUsageDay
 from accounts.tasks import token_expiry_notify_task, token_usage_flush_task
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
-from accounts.tokens.records import token_checksum, token_digest, token_prefix
+from accounts.tokens.format import token_checksum, token_digest, token_prefix
 from audit.models import AuditEvent
 from conftest import assert_problem
 

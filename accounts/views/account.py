@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from accounts.api.serializers import (
     OrgSwitchSerializer,
 )
+from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.errors import PermissionDenied, TooManyLoginAttempts
 from accounts.models import Session, User
 from accounts.selectors import (
@@ -36,7 +37,6 @@ from accounts.views.forms import (
     plural,
     post_only,
 )
-from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import InvalidInput, NotFound
 
 # --- Account and password ------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 
 from accounts.api.invitation_serializers import InvitationCreateSerializer
 from accounts.api.serializers import GroupWriteSerializer, MemberUpdateSerializer
+from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.errors import LastAdmin
 from accounts.models import Group, Membership, Role
 from accounts.roles import PERMISSIONS
@@ -37,7 +38,6 @@ from accounts.views.forms import (
     post_only,
     refusal_messages,
 )
-from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import NotFound
 
 # --- Members and groups --------------------------------------------------------------------

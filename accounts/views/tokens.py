@@ -21,6 +21,7 @@ from accounts.api.token_serializers import (
     TokenRotateSerializer,
     TokenUpdateSerializer,
 )
+from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.identity.principal import Principal
 from accounts.models import Organization, ServiceToken
 from accounts.roles import SCOPES, scope_held
@@ -31,8 +32,10 @@ from accounts.selectors import (
     token_usage_by_day,
     tokens_of,
 )
+from accounts.services import token_policies, token_rotations
 from accounts.services import tokens as token_services
-from accounts.tokens.records import token_digest, token_usage_flush
+from accounts.tokens.format import token_digest
+from accounts.tokens.usage import token_usage_flush
 from accounts.views.forms import (
     FORM_REFUSALS,
     GRACE_CHOICES,
@@ -46,7 +49,6 @@ from accounts.views.forms import (
     refusal_messages,
     text_lines,
 )
-from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import DomainError
 
 # --- Service tokens --------------------------------------------------------------------
@@ -258,7 +260,7 @@ def _token_form_render(
     refusal: DomainError | None = None,
 ) -> HttpResponse:  # fmt: skip
     principal = signed_in_principal(request)
-    policy = token_services.token_policy(organization)
+    policy = token_policies.token_policy(organization)
     data = request.POST if request.method == "POST" else None
     context = {
         "scopes": [scope for scope in SCOPES if scope_held(scope, principal.permissions)],
@@ -321,7 +323,7 @@ def token_rotate_page(request: HttpRequest, token_id: Any) -> HttpResponse:
             else {}
         )
         data = form_data(TokenRotateSerializer, grace)
-        issued = token_services.token_rotate(
+        issued = token_rotations.token_rotate(
             token=token, grace_seconds=data["grace_seconds"], grantor=principal
         )
     except FORM_REFUSALS as exc:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import ServiceToken, TokenUsageDay
 from accounts.selectors import organization_by_slug_or_id
-from accounts.tokens.records import token_usage_flush
+from accounts.tokens.usage import token_usage_flush
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.selectors import organization_by_slug_or_id
-from accounts.services.tokens import UNCHANGED, token_policy, token_policy_set
+from accounts.services.token_policies import UNCHANGED, token_policy, token_policy_set
 from config.commands import SystemCommand
 
 YES_NO = {"yes": True, "no": False}
