@@ -343,7 +343,7 @@ AUTH_SESSION_IDLE_DAYS = env.int("AUTH_SESSION_IDLE_DAYS", default=30)
 AUTH_LOCKOUT_WINDOW_SECONDS = env.int("AUTH_LOCKOUT_WINDOW_SECONDS", default=15 * 60)
 AUTH_LOCKOUT_USERNAME_FAILURES = env.int("AUTH_LOCKOUT_USERNAME_FAILURES", default=5)
 AUTH_LOCKOUT_IP_FAILURES = env.int("AUTH_LOCKOUT_IP_FAILURES", default=20)
-AUTHENTICATION_BACKENDS = ["accounts.identity.backends.LoginBackend"]
+AUTHENTICATION_BACKENDS = ["accounts.backends.LoginBackend"]
 # The permission cache: member views and decisions in process memory and in
 # the shared cache, valid while their organization's generation is current and
 # no longer than the TTL of their permission's class (denials: their own TTL).

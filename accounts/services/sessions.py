@@ -78,8 +78,8 @@ def _audit_session(
 
 def _resolve_membership(user: User, org: str | None) -> Membership | None:
     if not org:
-        return default_membership(user)
-    organization = organization_by_slug_or_id(org)
+        return default_membership(user=user)
+    organization = organization_by_slug_or_id(value=org)
     if organization is None or not organization.is_active:
         return None
     return membership_for(user_id=user.id, organization_id=organization.id)
@@ -134,8 +134,8 @@ def password_confirm(*, user: User, password: str) -> bool:
 @transaction.atomic
 def _login_failed(*, login: str, reason: str, user: User | None = None) -> None:
     """Audit a refused sign-in; a wrong password was counted already when it was attempted."""
-    known = user or user_by_login(login)
-    membership = default_membership(known) if known else None
+    known = user or user_by_login(login=login)
+    membership = default_membership(user=known) if known else None
     metrics.LOGINS.labels(outcome="failure").inc()
     audit_record(
         action="auth.login_failed",
@@ -264,6 +264,12 @@ def org_switch(*, session: Session, org: str) -> SignIn:
 
 
 @transaction.atomic
+def session_browser_key_set(*, session_id: Any, key: str) -> None:
+    """Tie a login session to the browser's Django session key (which a sign-in or a new
+    password hash has just replaced), so that ending one ends the other."""
+    Session.objects.filter(id=session_id).update(django_session_key=key)
+
+
 def session_revoke(*, session: Session, reason: str) -> bool:
     """End a session (its tokens or its browser cookie); False if it had already ended."""
     updated = Session.objects.filter(id=session.id, revoked_at__isnull=True).update(

@@ -39,7 +39,7 @@ class Command(SystemCommand):
         parser.add_argument("--require-allowed-ips", choices=sorted(YES_NO))
 
     def handle(self, *args: Any, **options: Any) -> None:
-        org = organization_by_slug_or_id(options["org"])
+        org = organization_by_slug_or_id(value=options["org"])
         if org is None:
             raise CommandError(f"No organization {options['org']!r}.")
         lifetime, required = options["max_lifetime_days"], options["require_allowed_ips"]

@@ -10,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.views import _principal
 from accounts.authz.decision_point import Decision, decision_check
 from accounts.authz.health import authorization_health
+from accounts.authz.permissions import principal_required as _principal
 from accounts.caching.invalidations import cache_get_many
 from accounts.errors import PermissionDenied
 from accounts.identity.principal import (
