@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from audit.chain import canonical_details, event_hash
 from audit.models import SYSTEM_CHAIN, AuditChainHead, AuditCheckpoint, AuditEvent, SinkBacklog
+from audit.sink import sink_enqueue
 from config import metrics
 from config.request_context import (
     SYSTEM,
@@ -103,34 +104,6 @@ def _after_commit(event: AuditEvent) -> None:
             SinkBacklog.objects.get_or_create(event_id=event.id)
         except DatabaseError:
             logger.exception("audit_sink_backlog_failed", audit_id=str(event.id))
-
-
-def sink_enqueue(event_id: str) -> bool:
-    """Queue the event's delivery to the sink; False (logged, counted) if the broker is down."""
-    from audit.tasks import audit_event_deliver
-
-    try:
-        audit_event_deliver.apply_async(args=(event_id,), retry=False)
-    except Exception as exc:
-        metrics.AUDIT_SINK_ENQUEUE_FAILURES.inc()
-        logger.warning("audit_sink_enqueue_failed", audit_id=event_id,
-                       error_type=type(exc).__name__, error=str(exc)[:300])  # fmt: skip
-        return False
-    return True
-
-
-def sink_backlog_resend(*, limit: int = 500) -> int:
-    """Queue again the sink deliveries the broker refused; returns how many were queued.
-
-    Stops at the first refusal: the broker is still down, the rest waits.
-    """
-    queued = 0
-    for entry in SinkBacklog.objects.order_by("created_at", "id")[:limit]:
-        if not sink_enqueue(str(entry.event_id)):
-            break
-        entry.delete()
-        queued += 1
-    return queued
 
 
 def audit_purge(*, older_than_days: int) -> dict[str, int]:

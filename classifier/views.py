@@ -24,13 +24,14 @@ from accounts.ratelimits.limits import (
     request_windows,
 )
 from classifier.api.serializers import ClassifySerializer
+from classifier.display import label_text, prediction_bars
 from classifier.health import DEGRADED_AFTER, UNHEALTHY_AFTER
 from classifier.models import Classification
 from classifier.selectors import providers_status
 from classifier.services import vehicle_classify
 from config.errors import DomainError, InvalidInput
+from images.upload_rules import REJECTION_MESSAGES, upload_rules
 from images.uploads import upload_size_guard
-from images.views import REJECTION_MESSAGES, label_text, prediction_bars, upload_rules
 
 PROVIDER_MOMENTS = ("last_success_at", "last_failure_at", "ejected_until")
 

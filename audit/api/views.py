@@ -24,8 +24,8 @@ from audit.api.serializers import (
     AuditExportSerializer,
     FiguresQuerySerializer,
     OrganizationFiguresSerializer,
-    event_document,
 )
+from audit.documents import event_document
 from audit.selectors import audit_event_list, organization_figures
 from config.pagination import SequenceCursorPagination, paginated
 from config.spreadsheet_csv import csv_row

@@ -119,19 +119,19 @@ class VehicleReportCreateApi(APIView):
         principal = principal_required(request)
         fields = data.validated_data
         org = principal.organization_id
-        classification = image = None
+        classification = image_id = None
         if fields.get("classification_id"):
             classification = classification_get(
                 organization_id=org, classification_id=fields["classification_id"]
             )
         if fields.get("image_id"):
-            image = image_get(organization_id=org, image_id=fields["image_id"])
+            image_id = image_get(organization_id=org, image_id=fields["image_id"]).id
         report = vehicle_report_create(
             principal=principal,
             vehicle_id=fields["vehicle_id"],
             data=fields["data"],
             classification=classification,
-            image=image,
+            image_id=image_id,
         )
         return Response(VehicleReportSerializer(report).data, status=201)
 
