@@ -49,7 +49,13 @@ from accounts.services.sessions import session_revoke
 from accounts.services.token_rotations import token_rotation_reuse
 from accounts.tokens.format import token_digest, token_well_formed
 from accounts.tokens.ip_allow_lists import ip_allowed
-from accounts.tokens.records import record_key, token_owners, token_record_cache, token_record_load
+from accounts.tokens.records import (
+    TokenRecord,
+    record_key,
+    token_owners,
+    token_record_cache,
+    token_record_load,
+)
 from accounts.tokens.usage import token_use_count, token_use_increment
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -172,7 +178,7 @@ def _presented_service_token(request: Request) -> str | None:
     return api_key or None
 
 
-def _audit_refused_token(record: dict[str, Any], reason: str) -> None:
+def _audit_refused_token(record: TokenRecord, reason: str) -> None:
     # Once a minute per token: a client retrying a dead token cannot flood the log.
     if audit_first_in_interval(f"token-refused:{record['id']}"):
         audit_record(
@@ -204,7 +210,7 @@ def _ip_denied(principal: Principal, ip: str | None) -> None:
         )  # fmt: skip
 
 
-def _refuse_if_dead(record: dict[str, Any]) -> None:
+def _refuse_if_dead(record: TokenRecord) -> None:
     """Raise the 401 for a revoked or expired token (audited at most once a minute)."""
     now = time.time()
     if record["revoked_at"] is not None and record["revoked_at"] <= now:
@@ -266,7 +272,7 @@ def principal_for_token(raw: str, counter: RequestCounter | None = None) -> Prin
     return token_principal(creator, record)
 
 
-def token_principal(creator: Principal, record: dict[str, Any]) -> Principal:
+def token_principal(creator: Principal, record: TokenRecord) -> Principal:
     """Return a token's principal: its creator's, narrowed to its scopes and named for it."""
     scopes = frozenset(record["scopes"])
     return replace(

@@ -8,7 +8,7 @@ overwrite).
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import TypedDict
 
 from django.core.cache import cache
 from django.db import transaction
@@ -18,6 +18,24 @@ from accounts.caching.invalidations import cache_write, invalidation_publish
 from accounts.models import ServiceToken
 from accounts.tokens.format import token_prefix
 from config.lru import BoundedLRU
+
+
+class TokenRecord(TypedDict):
+    """What authentication needs to know of a token (`auth:tok:<digest>`); times in epoch s."""
+
+    id: str
+    organization_id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_by_id: str | None
+    expires_at: float
+    revoked_at: float | None
+    # Revoked by a rotation: it works until `revoked_at`, the end of its grace.
+    rotated: bool
+    allowed_ips: list[str]
+    family_id: str
+
 
 RECORD_TTL = 300
 TOMBSTONE_TTL = 60 * 60 * 24
@@ -32,7 +50,7 @@ def record_key(digest: str) -> str:
     return f"auth:tok:{digest}"
 
 
-def token_record(token: ServiceToken) -> dict[str, Any]:
+def token_record(token: ServiceToken) -> TokenRecord:
     """Return what authentication needs to know of a token."""
     return {
         "id": str(token.id),
@@ -49,7 +67,7 @@ def token_record(token: ServiceToken) -> dict[str, Any]:
     }
 
 
-def token_record_load(value: str, digest: str) -> dict[str, Any] | None:
+def token_record_load(value: str, digest: str) -> TokenRecord | None:
     """Find the token by prefix and compare digests in constant time; None if unknown."""
     for token in ServiceToken.objects.filter(prefix=token_prefix(value)):
         if hmac.compare_digest(token.digest, digest):
@@ -57,7 +75,7 @@ def token_record_load(value: str, digest: str) -> dict[str, Any] | None:
     return None
 
 
-def token_record_cache(digest: str, record: dict[str, Any]) -> None:
+def token_record_cache(digest: str, record: TokenRecord) -> None:
     # add, never set: a change committed meanwhile must win over this read.
     cache_write("add", cache.add, record_key(digest), record, RECORD_TTL)
 
