@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+
+from django.utils import timezone
+
 from accounts.models import ServiceToken
-from config.errors import Conflict, DomainError
+from config.errors import Conflict, DomainError, InvalidInput
 
 _BEARER = {"WWW-Authenticate": 'Bearer realm="api"'}
 
@@ -107,3 +112,26 @@ class TokenNameTaken(Conflict):
             f"({token.prefix}…). Choose another name, or rotate that token for a new secret."
         )
         super().__init__(detail, errors=[{"field": "name", "message": detail, "code": "taken"}])
+
+
+class QuotaExceeded(DomainError):
+    status = 429
+    code = "QUOTA_EXCEEDED"
+    title = "Daily quota exceeded"
+
+    def __init__(self, limit: int, resets_at: dt.datetime) -> None:
+        wait = max(1, math.ceil((resets_at - timezone.now()).total_seconds()))
+        super().__init__(
+            f"Your organization has used its {limit} uploads for today; the quota resets at "
+            f"{resets_at.isoformat()} (in {wait} seconds).",
+            headers={"Retry-After": str(wait), "X-RateLimit-Limit": str(limit),
+                     "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(wait)},
+        )  # fmt: skip
+
+
+class FormRejected(InvalidInput):
+    """A form the API's serializer refused, with every message."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(" ".join(messages))
+        self.messages = messages

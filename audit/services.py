@@ -14,6 +14,7 @@ from django.utils import timezone
 from audit.chain import canonical_details, event_hash
 from audit.models import SYSTEM_CHAIN, AuditChainHead, AuditCheckpoint, AuditEvent, SinkBacklog
 from audit.sink import sink_enqueue
+from audit.throttle import audit_first_in_interval
 from config import metrics
 from config.request_context import (
     SYSTEM,
@@ -104,6 +105,36 @@ def _after_commit(event: AuditEvent) -> None:
             SinkBacklog.objects.get_or_create(event_id=event.id)
         except DatabaseError:
             logger.exception("audit_sink_backlog_failed", audit_id=str(event.id))
+
+
+def audit_denial(
+    *,
+    once_per: str,
+    interval: int = 60,
+    action: str,
+    organization_id: uuid.UUID | str | None,
+    organization_display: str = "",
+    actor: Actor | None,
+    resource_type: str,
+    resource_id: str,
+    details: dict[str, Any],
+) -> None:
+    """Record a refusal at most once per `interval` seconds for the key `once_per`.
+
+    A client retrying a refused call cannot flood the log; without the cache
+    every refusal is recorded rather than lost.
+    """
+    if audit_first_in_interval(once_per, interval):
+        audit_record(
+            action=action,
+            outcome=AuditEvent.Outcome.DENIED,
+            organization_id=organization_id,
+            organization_display=organization_display,
+            actor=actor,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            details=details,
+        )
 
 
 def audit_purge(*, older_than_days: int) -> dict[str, int]:

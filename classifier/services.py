@@ -14,25 +14,16 @@ from accounts.identity.principal import Principal
 from audit.services import audit_record
 from classifier import categories
 from classifier.chain import classify_with_failover
+from classifier.errors import ClassifierUnavailable
 from classifier.models import Classification, VehicleReport
 from classifier.preprocessing import model_input
 from classifier.providers import ProviderError
-from config.errors import DomainError, InvalidInput, ServiceUnavailable
+from config.errors import DomainError, InvalidInput
 from images.validation import decoding, format_of, full_size_decoding, image_open, upload_checked
 
 logger = structlog.get_logger("vantage.classifier")
 
 MAX_BATCH_FILES = 32
-# When to ask again after every provider failed: about one health probe's interval.
-RETRY_AFTER_SECONDS = 30
-
-
-class ClassifierUnavailable(ServiceUnavailable):
-    title = "Classifier unavailable"
-    default_detail = "No classifier provider could classify the image now; try again shortly."
-
-    def __init__(self) -> None:
-        super().__init__(headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,13 @@ from audit.services import audit_record
 from config.errors import DomainError, InvalidInput
 from config.request_context import current_request_id
 from images import metrics
-from images.errors import InsufficientStorage, StorageUnavailable, UpscaleTooLarge
+from images.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InsufficientStorage,
+    StorageUnavailable,
+    UpscaleTooLarge,
+)
 from images.models import IdempotentUpload, Image, Job
 from images.queue import job_enqueue
 from images.storage_errors import STORAGE_ERRORS, storage_error_code, storage_full
@@ -33,24 +39,6 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 # How long a request holds its Idempotency-Key while it is being answered.
 IDEMPOTENCY_LOCK_SECONDS = 60
 UPSCALE_FACTORS = (2, 4)
-
-
-class IdempotencyKeyReused(DomainError):
-    status = 409
-    code = "IDEMPOTENCY_KEY_REUSED"
-    title = "Idempotency key reused"
-    default_detail = (
-        "This Idempotency-Key was first sent with another file; send a new key for a new file."
-    )
-
-
-class IdempotencyKeyInFlight(DomainError):
-    status = 409
-    code = "CONFLICT"
-    title = "Request in progress"
-    default_detail = (
-        "A request with this Idempotency-Key is still being answered; retry in a moment."
-    )
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,7 @@ from accounts.tokens.records import (
     token_record_load,
 )
 from accounts.tokens.usage import token_use_count, token_use_increment
-from audit.models import AuditEvent
-from audit.services import audit_record
-from audit.throttle import audit_first_in_interval
+from audit.services import audit_denial
 from config.request_context import Actor, bind_principal, current_client
 
 logger = structlog.get_logger("vantage.auth")
@@ -180,34 +178,32 @@ def _presented_service_token(request: Request) -> str | None:
 
 def _audit_refused_token(record: TokenRecord, reason: str) -> None:
     # Once a minute per token: a client retrying a dead token cannot flood the log.
-    if audit_first_in_interval(f"token-refused:{record['id']}"):
-        audit_record(
-            action="token.used_after_revocation",
-            outcome=AuditEvent.Outcome.DENIED,
-            organization_id=record["organization_id"],
-            actor=Actor("service_token", record["id"], record["name"]),
-            resource_type="service_token",
-            resource_id=record["id"],
-            details={"reason": reason, "prefix": record["prefix"]},
-        )
+    audit_denial(
+        once_per=f"token-refused:{record['id']}",
+        action="token.used_after_revocation",
+        organization_id=record["organization_id"],
+        actor=Actor("service_token", record["id"], record["name"]),
+        resource_type="service_token",
+        resource_id=record["id"],
+        details={"reason": reason, "prefix": record["prefix"]},
+    )
 
 
 def _ip_denied(principal: Principal, ip: str | None) -> None:
     metrics.AUTH_FAILURES.labels(code=IpNotAllowed.code).inc()
     logger.warning("token_ip_denied", token_id=principal.id, ip=ip)
     # Once a minute per token: a leaked token tried from elsewhere cannot flood the log.
-    if audit_first_in_interval(f"token-ip-denied:{principal.id}"):
-        audit_record(
-            action="token.ip_denied",
-            outcome=AuditEvent.Outcome.DENIED,
-            organization_id=principal.organization_id,
-            organization_display=principal.organization_slug,
-            actor=principal.actor,
-            resource_type="service_token",
-            resource_id=principal.id,
-            details={"ip": ip, "prefix": principal.token_prefix,
-                     "allowed_ips": list(principal.allowed_ips)},
-        )  # fmt: skip
+    audit_denial(
+        once_per=f"token-ip-denied:{principal.id}",
+        action="token.ip_denied",
+        organization_id=principal.organization_id,
+        organization_display=principal.organization_slug,
+        actor=principal.actor,
+        resource_type="service_token",
+        resource_id=principal.id,
+        details={"ip": ip, "prefix": principal.token_prefix,
+                 "allowed_ips": list(principal.allowed_ips)},
+    )  # fmt: skip
 
 
 def _refuse_if_dead(record: TokenRecord) -> None:

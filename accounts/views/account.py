@@ -15,7 +15,7 @@ from accounts.api.serializers import (
     OrgSwitchSerializer,
 )
 from accounts.authz.pages import dashboard_page, signed_in_principal
-from accounts.errors import PermissionDenied, TooManyLoginAttempts
+from accounts.errors import FormRejected, PermissionDenied, TooManyLoginAttempts
 from accounts.models import User
 from accounts.selectors import (
     session_get,
@@ -33,7 +33,6 @@ from accounts.services.sessions import (
 )
 from accounts.views.forms import (
     SESSIONS_PER_PAGE,
-    FormRejected,
     browser_session_id,
     form_data,
     page_user,

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from rest_framework import serializers
 
-from accounts.errors import LastAdmin
+from accounts.errors import FormRejected, LastAdmin
 from accounts.identity.principal import Principal
 from accounts.models import User
 from accounts.selectors import person_get
@@ -47,14 +47,6 @@ FIELD_LABELS = {
     "members": "Member",
     "org": "Organization",
 }
-
-
-class FormRejected(InvalidInput):
-    """A form the API's serializer refused, with every message."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__(" ".join(messages))
-        self.messages = messages
 
 
 # Refusals a page shows beside the form that caused them; any other domain error

@@ -22,6 +22,7 @@ from accounts.api.token_serializers import (
     TokenUpdateSerializer,
 )
 from accounts.authz.pages import dashboard_page, signed_in_principal
+from accounts.errors import FormRejected
 from accounts.identity.principal import Principal
 from accounts.models import Organization, ServiceToken
 from accounts.roles import SCOPES, scope_held
@@ -42,7 +43,6 @@ from accounts.views.forms import (
     GRACE_CHOICES,
     TOKENS_PER_PAGE,
     USAGE_DAYS,
-    FormRejected,
     form_data,
     page_user,
     plural,
