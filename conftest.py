@@ -123,8 +123,8 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
 @pytest.fixture(autouse=True)
 def _isolated_cache() -> Iterator[None]:
     """Each test starts with an empty cache; on Redis only this run's keys are removed."""
-    from accounts.invalidations import cache_outage_forget
-    from accounts.rate_limits import local_windows_clear
+    from accounts.caching.invalidations import cache_outage_forget
+    from accounts.ratelimits.limits import local_windows_clear
     from config.redis_guard import redis_cooldowns_forget
 
     local_windows_clear()

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.identity.principal import organization_changed
 from accounts.models import (
     Group,
     Invitation,
@@ -23,7 +24,7 @@ from accounts.models import (
     Session,
     User,
 )
-from accounts.principal import organization_changed
+from accounts.ratelimits.tiers import LIMIT_FIELDS
 from accounts.services.invitations import invitation_revoke
 from accounts.services.organizations import (
     LIMIT_CEILINGS,
@@ -32,8 +33,8 @@ from accounts.services.organizations import (
     user_deactivate,
 )
 from accounts.services.sessions import session_revoke, sessions_revoke_all
-from accounts.services.tokens import token_policy_set, token_revoke
-from accounts.tiers import LIMIT_FIELDS
+from accounts.services.token_policies import token_policy_set
+from accounts.services.tokens import token_revoke
 from config.errors import DomainError
 from config.request_context import bind_staff
 

@@ -1,4 +1,8 @@
-"""Sign-in by username or email, in the same time whether the account exists or not."""
+"""Sign-in by username or email, in the same time whether the account exists or not.
+
+It stays at this dotted path: Django keeps it in every signed-in browser's session,
+and a new path would sign every browser and admin out.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ class LoginBackend(ModelBackend):
     ) -> User | None:
         if not username or password is None:
             return None
-        user = user_by_login(username)
+        user = user_by_login(login=username)
         if user is None:
             # Hash anyway, so an unknown name costs what a wrong password costs.
             User().set_password(password)

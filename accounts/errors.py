@@ -1,6 +1,14 @@
 """Identity's domain errors, each with its status and stable code."""
 
-from config.errors import DomainError
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from django.utils import timezone
+
+from accounts.models import ServiceToken
+from config.errors import Conflict, DomainError, InvalidInput
 
 _BEARER = {"WWW-Authenticate": 'Bearer realm="api"'}
 
@@ -85,3 +93,45 @@ class IpNotAllowed(DomainError):
             f"This token may not be used from {ip or 'an unknown address'}: "
             "the address is not in its allow-list."
         )
+
+
+class RotationInProgress(Conflict):
+    title = "Rotation in progress"
+    default_detail = (
+        "Another request is rotating this token at the same moment; only one successor is "
+        "made. Use the successor that request received."
+    )
+
+
+class TokenNameTaken(Conflict):
+    title = "Token name in use"
+
+    def __init__(self, token: ServiceToken) -> None:
+        detail = (
+            f"A live token is already named {token.name!r} in this organization "
+            f"({token.prefix}…). Choose another name, or rotate that token for a new secret."
+        )
+        super().__init__(detail, errors=[{"field": "name", "message": detail, "code": "taken"}])
+
+
+class QuotaExceeded(DomainError):
+    status = 429
+    code = "QUOTA_EXCEEDED"
+    title = "Daily quota exceeded"
+
+    def __init__(self, limit: int, resets_at: dt.datetime) -> None:
+        wait = max(1, math.ceil((resets_at - timezone.now()).total_seconds()))
+        super().__init__(
+            f"Your organization has used its {limit} uploads for today; the quota resets at "
+            f"{resets_at.isoformat()} (in {wait} seconds).",
+            headers={"Retry-After": str(wait), "X-RateLimit-Limit": str(limit),
+                     "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(wait)},
+        )  # fmt: skip
+
+
+class FormRejected(InvalidInput):
+    """A form the API's serializer refused, with every message."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(" ".join(messages))
+        self.messages = messages

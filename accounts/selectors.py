@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from datetime import date, timedelta
+from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from accounts.errors import PermissionDenied
 from accounts.models import (
     Group,
     Invitation,
@@ -22,11 +23,8 @@ from accounts.models import (
 )
 from config.errors import NotFound
 
-if TYPE_CHECKING:
-    from accounts.principal import Principal
 
-
-def organization_by_slug_or_id(value: str) -> Organization | None:
+def organization_by_slug_or_id(*, value: str) -> Organization | None:
     """Return the organization with this slug, or this id."""
     org = Organization.objects.filter(slug=value).first()
     if org is not None:
@@ -37,7 +35,7 @@ def organization_by_slug_or_id(value: str) -> Organization | None:
         return None
 
 
-def user_by_login(login: str) -> User | None:
+def user_by_login(*, login: str) -> User | None:
     """Return the user whose username or email (any case) is `login`."""
     return User.objects.filter(Q(username=login) | Q(email__iexact=login)).first()
 
@@ -52,7 +50,7 @@ def membership_for(*, user_id: Any, organization_id: Any) -> Membership | None:
     )
 
 
-def default_membership(user: User) -> Membership | None:
+def default_membership(*, user: User) -> Membership | None:
     """Return the user's first membership in an active organization."""
     return (
         Membership.objects.select_related("organization")
@@ -88,6 +86,14 @@ def session_list(*, user_id: Any) -> QuerySet[Session]:
     )
 
 
+def session_live_get(*, user_id: Any, session_id: Any) -> Session:
+    """Return one of the user's live sessions, or raise 404."""
+    session = session_list(user_id=user_id).filter(id=session_id).first()
+    if session is None:
+        raise NotFound("You have no live session with that id.")
+    return session
+
+
 def user_memberships(*, user_id: Any) -> QuerySet[Membership]:
     """The user's memberships in active organizations, with the organization, by its name."""
     return (
@@ -97,17 +103,30 @@ def user_memberships(*, user_id: Any) -> QuerySet[Membership]:
     )
 
 
-def token_usage_by_day(
-    *, organization_id: Any, token_ids: Iterable[Any], since: date
-) -> dict[str, dict[date, int]]:
-    """Requests per day (UTC) since `since` of each of the organization's tokens, in one query."""
+def token_usage_series(
+    *, organization_id: Any, token_ids: Iterable[Any], since: date, days: int
+) -> dict[str, list[int]]:
+    """Requests per day (UTC) of each of the organization's tokens, for `days` days from
+    `since` (a day without a request counts 0), in one query."""
+    wanted = list(token_ids)
     usage: dict[str, dict[date, int]] = {}
     rows = TokenUsageDay.objects.filter(
-        token__organization_id=organization_id, token_id__in=list(token_ids), date__gte=since
+        token__organization_id=organization_id, token_id__in=wanted, date__gte=since
     ).values_list("token_id", "date", "requests")
     for token_id, day, requests in rows:
         usage.setdefault(str(token_id), {})[day] = requests
-    return usage
+    return {
+        token_id: [usage.get(token_id, {}).get(since + timedelta(days=n), 0) for n in range(days)]
+        for token_id in map(str, wanted)
+    }
+
+
+def token_usage_totals(*, token_ids: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """Each token's use count and last use (when and from where), by token id."""
+    rows = ServiceToken.objects.filter(id__in=list(token_ids)).values(
+        "id", "usage_count", "last_used_at", "last_used_ip"
+    )
+    return {str(row["id"]): dict(row) for row in rows}
 
 
 def token_family_list(*, organization_id: Any, family_id: Any) -> QuerySet[ServiceToken]:
@@ -119,44 +138,91 @@ def token_family_list(*, organization_id: Any, family_id: Any) -> QuerySet[Servi
     )
 
 
+# --- The person behind a credential ------------------------------------------------
+
+
+def person_required(*, user_id: str | None) -> str:
+    """Return the id of the person a principal is; a service token is refused, 403."""
+    if user_id is None:
+        raise PermissionDenied("Only people have sessions and a profile; use a user's token.")
+    return user_id
+
+
+def person_get(*, user_id: str | None) -> User:
+    """Return the person a principal is (its `user_id`); a service token is refused, 403."""
+    return User.objects.get(id=person_required(user_id=user_id))
+
+
+def token_creator_get(*, user_id: Any, token_id: Any) -> User | None:
+    """Return who a new token is created by: the person calling, or the calling token's creator."""
+    if user_id:
+        return User.objects.get(id=user_id)
+    token = ServiceToken.objects.select_related("created_by").get(id=token_id)
+    return token.created_by
+
+
+def session_get(*, session_id: Any) -> Session | None:
+    """Return a login session, live or ended, with its organization (None if there is none)."""
+    if not session_id:
+        return None
+    return Session.objects.select_related("organization").filter(id=session_id).first()
+
+
+def session_current_get(*, session_id: Any) -> Session:
+    """Return the login session a credential is tied to, or raise 404."""
+    session = session_get(session_id=session_id)
+    if session is None:
+        raise NotFound("This credential is not tied to a session.")
+    return session
+
+
 # --- One record of the caller's organization, or 404 ---------------------------------
 
 
-def principal_organization(principal: Principal) -> Organization:
-    """Return the organization the principal acts in."""
-    return Organization.objects.get(id=principal.organization_id)
+def organization_get(*, organization_id: Any) -> Organization:
+    """Return the organization a principal acts in."""
+    return Organization.objects.get(id=organization_id)
 
 
-def member_get(principal: Principal, user_id: str) -> Membership:
-    """Return a member of the principal's organization, or raise 404."""
-    membership = member_list(organization_id=principal.organization_id).filter(user_id=user_id)
+def member_get(*, organization_id: Any, user_id: Any) -> Membership:
+    """Return a member of the organization, or raise 404."""
+    membership = member_list(organization_id=organization_id).filter(user_id=user_id)
     found = membership.select_related("organization").first()
     if found is None:
         raise NotFound("No member of this organization has that id.")
     return found
 
 
-def group_get(principal: Principal, group_id: str) -> Group:
-    """Return a group of the principal's organization, or raise 404."""
-    group = group_list(organization_id=principal.organization_id).filter(id=group_id)
+def group_get(*, organization_id: Any, group_id: Any) -> Group:
+    """Return a group of the organization, or raise 404."""
+    group = group_list(organization_id=organization_id).filter(id=group_id)
     found = group.select_related("organization").first()
     if found is None:
         raise NotFound("This organization has no group with that id.")
     return found
 
 
-def tokens_of(principal: Principal) -> QuerySet[ServiceToken]:
-    """Return the service tokens of the principal's organization, newest first."""
-    return (
-        ServiceToken.objects.filter(organization_id=principal.organization_id)
+def token_list(*, organization_id: Any, with_rotations: bool = False) -> QuerySet[ServiceToken]:
+    """Return the service tokens of the organization, newest first (`with_rotations`: with
+    each one's predecessor and successors loaded)."""
+    tokens = (
+        ServiceToken.objects.filter(organization_id=organization_id)
         .select_related("created_by", "organization")
         .order_by("-created_at")
     )
+    if with_rotations:
+        tokens = tokens.select_related("rotated_from").prefetch_related("successors")
+    return tokens
 
 
-def token_get(principal: Principal, token_id: str) -> ServiceToken:
-    """Return a service token of the principal's organization, or raise 404."""
-    token = tokens_of(principal).filter(id=token_id).first()
+def token_presenting_get(*, token_id: Any) -> ServiceToken:
+    """Return the service token presented by the caller, with its creator and organization."""
+    return ServiceToken.objects.select_related("created_by", "organization").get(id=token_id)
+
+
+def token_get(*, organization_id: Any, token_id: Any) -> ServiceToken:
+    """Return a service token of the organization, or raise 404."""
+    token = token_list(organization_id=organization_id).filter(id=token_id).first()
     if token is None:
         raise NotFound("This organization has no service token with that id.")
     return token
@@ -181,9 +247,9 @@ def invitation_list(*, organization_id: Any, status: str | None = None) -> Query
     return invitations.filter(state=status) if status else invitations
 
 
-def invitation_get(principal: Principal, invitation_id: str) -> Invitation:
-    """Return an invitation of the principal's organization, or raise 404."""
-    found = invitation_list(organization_id=principal.organization_id).filter(id=invitation_id)
+def invitation_get(*, organization_id: Any, invitation_id: Any) -> Invitation:
+    """Return an invitation of the organization, or raise 404."""
+    found = invitation_list(organization_id=organization_id).filter(id=invitation_id)
     invitation = found.first()
     if invitation is None:
         raise NotFound("This organization has no invitation with that id.")

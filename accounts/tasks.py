@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from accounts.invalidations import invalidations_replay
-from accounts.lockout import login_failures_prune
-from accounts.service_tokens import token_usage_flush
-from accounts.services.tokens import token_expiry_notify
+from accounts.caching.invalidations import invalidations_replay
+from accounts.identity.lockout import login_failures_prune
+from accounts.services.token_expiry import token_expiry_notify
+from accounts.tokens.usage import token_usage_flush
 
 
 @shared_task(name="accounts.token_usage_flush")

@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from audit.chain import canonical_details, event_hash
 from audit.models import SYSTEM_CHAIN, AuditChainHead, AuditCheckpoint, AuditEvent, SinkBacklog
+from audit.sink import sink_enqueue
+from audit.throttle import audit_first_in_interval
 from config import metrics
 from config.request_context import (
     SYSTEM,
@@ -105,32 +107,34 @@ def _after_commit(event: AuditEvent) -> None:
             logger.exception("audit_sink_backlog_failed", audit_id=str(event.id))
 
 
-def sink_enqueue(event_id: str) -> bool:
-    """Queue the event's delivery to the sink; False (logged, counted) if the broker is down."""
-    from audit.tasks import audit_event_deliver
+def audit_denial(
+    *,
+    once_per: str,
+    interval: int = 60,
+    action: str,
+    organization_id: uuid.UUID | str | None,
+    organization_display: str = "",
+    actor: Actor | None,
+    resource_type: str,
+    resource_id: str,
+    details: dict[str, Any],
+) -> None:
+    """Record a refusal at most once per `interval` seconds for the key `once_per`.
 
-    try:
-        audit_event_deliver.apply_async(args=(event_id,), retry=False)
-    except Exception as exc:
-        metrics.AUDIT_SINK_ENQUEUE_FAILURES.inc()
-        logger.warning("audit_sink_enqueue_failed", audit_id=event_id,
-                       error_type=type(exc).__name__, error=str(exc)[:300])  # fmt: skip
-        return False
-    return True
-
-
-def sink_backlog_resend(*, limit: int = 500) -> int:
-    """Queue again the sink deliveries the broker refused; returns how many were queued.
-
-    Stops at the first refusal: the broker is still down, the rest waits.
+    A client retrying a refused call cannot flood the log; without the cache
+    every refusal is recorded rather than lost.
     """
-    queued = 0
-    for entry in SinkBacklog.objects.order_by("created_at", "id")[:limit]:
-        if not sink_enqueue(str(entry.event_id)):
-            break
-        entry.delete()
-        queued += 1
-    return queued
+    if audit_first_in_interval(once_per, interval):
+        audit_record(
+            action=action,
+            outcome=AuditEvent.Outcome.DENIED,
+            organization_id=organization_id,
+            organization_display=organization_display,
+            actor=actor,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            details=details,
+        )
 
 
 def audit_purge(*, older_than_days: int) -> dict[str, int]:

@@ -13,12 +13,12 @@ from django.shortcuts import render
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.request import Request
 
+from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.views.forms import error_messages
 from audit.api.serializers import AuditEventFilterSerializer
 from audit.api.views import AuditEventPagination
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify, audit_event_list
-from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import NotFound
 
 FILTERS = (

@@ -41,9 +41,9 @@ def _decisions(org_id: str, user_id: str) -> dict[str, Callable[[], Any]]:
     (with the session's state): the shared-cache case pays that round trip,
     the in-process case is handed its result, as a request's would be.
     """
-    from accounts.authorization import decision_check
-    from accounts.invalidations import cache_get_many
-    from accounts.principal import (
+    from accounts.authz.decision_point import decision_check
+    from accounts.caching.invalidations import cache_get_many
+    from accounts.identity.principal import (
         _member_l1,
         generation_key,
         member_key,
@@ -103,8 +103,8 @@ def _decision_server() -> Any:
 
 
 def _remote(org_id: str, user_id: str) -> Callable[[], Any]:
-    from accounts.authorization import decision_check
-    from accounts.principal import member_view_load, principal_from_view
+    from accounts.authz.decision_point import decision_check
+    from accounts.identity.principal import member_view_load, principal_from_view
 
     view = member_view_load(organization_id=org_id, user_id=user_id)
     # No generation: no cached decision is trusted, every decision is asked.

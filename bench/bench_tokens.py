@@ -58,8 +58,9 @@ def _filler_tokens(org: Any, user: Any, count: int) -> None:
 
 
 def _verification(raw: str) -> dict[str, Any]:
-    from accounts.authentication import principal_for_token
-    from accounts.service_tokens import record_key, token_digest
+    from accounts.identity.authentication import principal_for_token
+    from accounts.tokens.format import token_digest
+    from accounts.tokens.records import record_key
 
     key = record_key(token_digest(raw))
 

@@ -10,31 +10,20 @@ import structlog
 from django.db import transaction
 from PIL import Image as PillowImage
 
-from accounts.principal import Principal
+from accounts.identity.principal import Principal
 from audit.services import audit_record
 from classifier import categories
 from classifier.chain import classify_with_failover
+from classifier.errors import ClassifierUnavailable
 from classifier.models import Classification, VehicleReport
 from classifier.preprocessing import model_input
 from classifier.providers import ProviderError
-from config.errors import DomainError, InvalidInput, ServiceUnavailable
-from images.models import Image, Job
-from images.services import upload_checked
-from images.validation import decoding, format_of, full_size_decoding, image_open
+from config.errors import DomainError, InvalidInput
+from images.validation import decoding, format_of, full_size_decoding, image_open, upload_checked
 
 logger = structlog.get_logger("vantage.classifier")
 
 MAX_BATCH_FILES = 32
-# When to ask again after every provider failed: about one health probe's interval.
-RETRY_AFTER_SECONDS = 30
-
-
-class ClassifierUnavailable(ServiceUnavailable):
-    title = "Classifier unavailable"
-    default_detail = "No classifier provider could classify the image now; try again shortly."
-
-    def __init__(self) -> None:
-        super().__init__(headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @dataclass(frozen=True)
@@ -64,15 +53,15 @@ def classification_record(
     principal_display: str,
     result: categories.Classification,
     upload_sha256: str,
-    image: Image | None = None,
-    job: Job | None = None,
+    image_id: Any = None,
+    job_id: Any = None,
 ) -> Classification:
-    """Keep what a provider concluded; for a job, once however often the job runs."""
+    """Keep what a provider concluded; for a job (`job_id`), once however often the job runs."""
     fields = {
         "organization_id": organization_id,
         "principal": principal_ref,
         "principal_display": principal_display,
-        "image": image,
+        "image_id": image_id,
         "upload_sha256": upload_sha256,
         "is_vehicle": result.is_vehicle,
         "top_label": result.top_label,
@@ -85,8 +74,8 @@ def classification_record(
         "model": result.model,
         "processing_time_ms": result.processing_time_ms,
     }
-    if job is not None:
-        stored, _ = Classification.objects.update_or_create(job=job, defaults=fields)
+    if job_id is not None:
+        stored, _ = Classification.objects.update_or_create(job_id=job_id, defaults=fields)
         return stored
     return Classification.objects.create(**fields)
 
@@ -181,19 +170,19 @@ def vehicle_report_create(
     vehicle_id: str,
     data: dict[str, Any],
     classification: Classification | None = None,
-    image: Image | None = None,
+    image_id: Any = None,
 ) -> VehicleReport:
     """File a report about a vehicle; what it cites belongs to the principal's organization."""
     with transaction.atomic():
         report = VehicleReport.objects.create(
             organization_id=principal.organization_id, vehicle_id=vehicle_id,
-            classification=classification, image=image, data=data,
+            classification=classification, image_id=image_id, data=data,
             reported_by=principal.ref, reported_by_display=principal.display,
         )  # fmt: skip
         _audit(principal, "vehicle.report_created", "vehicle_report", report.id,
                vehicle_id=vehicle_id,
                classification_id=str(classification.id) if classification else None,
-               image_id=str(image.id) if image else None)  # fmt: skip
+               image_id=str(image_id) if image_id else None)  # fmt: skip
     return report
 
 

@@ -15,17 +15,23 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.principal import Principal
-from accounts.rate_limits import DEFAULT_RULE, RateLimitExceeded, rate_limit_hit, request_windows
+from accounts.authz.pages import dashboard_page, signed_in_principal
+from accounts.identity.principal import Principal
+from accounts.ratelimits.limits import (
+    DEFAULT_RULE,
+    RateLimitExceeded,
+    rate_limit_hit,
+    request_windows,
+)
 from classifier.api.serializers import ClassifySerializer
+from classifier.display import label_text, prediction_bars
 from classifier.health import DEGRADED_AFTER, UNHEALTHY_AFTER
 from classifier.models import Classification
 from classifier.selectors import providers_status
 from classifier.services import vehicle_classify
-from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import DomainError, InvalidInput
+from images.upload_rules import REJECTION_MESSAGES, upload_rules
 from images.uploads import upload_size_guard
-from images.views import REJECTION_MESSAGES, label_text, prediction_bars, upload_rules
 
 PROVIDER_MOMENTS = ("last_success_at", "last_failure_at", "ejected_until")
 

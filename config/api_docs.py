@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from accounts.rate_limits import RateLimitRule
+from accounts.ratelimits.limits import RateLimitRule
 
 # Reading the docs is counted apart from the API's own calls: a client
 # generator or a person reading them never spends the anonymous window that

@@ -21,9 +21,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts.authz.permissions import permission_denial_audit, request_principal
 from accounts.errors import PermissionDenied
 from accounts.models import User
-from accounts.permissions import _audit_denial, request_principal
 
 ORGANIZATION_FIGURES_URL = "/api/v1/orgs/current/metrics"
 
@@ -53,7 +53,7 @@ class IsStaff(BasePermission):
             return False  # DRF answers 401 when nobody authenticated
         if principal.kind == "user" and _is_staff(principal.id):
             return True
-        _audit_denial(principal, "installation:monitor", "not staff", request.path)
+        permission_denial_audit(principal, "installation:monitor", "not staff", request.path)
         raise PermissionDenied(
             "Installation-wide monitoring is for staff and the scrape token; your "
             f"organization's figures are at {ORGANIZATION_FIGURES_URL}."

@@ -81,7 +81,7 @@ MIDDLEWARE = [
     "config.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "accounts.middleware.BrowserSessionMiddleware",
+    "accounts.identity.middleware.BrowserSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -101,7 +101,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
-                "config.dashboard.navigation",
+                "config.navigation.navigation",
             ],
         },
     },
@@ -439,15 +439,15 @@ LOGIN_REDIRECT_URL = "/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.authentication.ServiceTokenAuthentication",
-        "accounts.authentication.JWTAuthentication",
-        "accounts.authentication.SessionAuthentication",
+        "accounts.identity.authentication.ServiceTokenAuthentication",
+        "accounts.identity.authentication.JWTAuthentication",
+        "accounts.identity.authentication.SessionAuthentication",
         # Last: a request without credentials is counted by its client address.
-        "accounts.throttling.AnonymousRateLimit",
+        "accounts.ratelimits.throttling.AnonymousRateLimit",
     ],
     # Deny by default: a view names the permission it needs (required_permission).
-    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RequiredPermission"],
-    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.TierRateLimit"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.authz.permissions.RequiredPermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.ratelimits.throttling.TierRateLimit"],
     "DEFAULT_RENDERER_CLASSES": (
         ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
         if DEBUG
@@ -475,9 +475,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     # The credentials a caller may present (the last authentication step only counts).
     "AUTHENTICATION_WHITELIST": [
-        "accounts.authentication.ServiceTokenAuthentication",
-        "accounts.authentication.JWTAuthentication",
-        "accounts.authentication.SessionAuthentication",
+        "accounts.identity.authentication.ServiceTokenAuthentication",
+        "accounts.identity.authentication.JWTAuthentication",
+        "accounts.identity.authentication.SessionAuthentication",
     ],
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get components of their own, so an uploaded file is binary, not a URL.

@@ -188,3 +188,21 @@ class StorageUnavailable(DomainError):
 
     def __init__(self) -> None:
         super().__init__(headers={"Retry-After": str(STORAGE_RETRY_AFTER)})
+
+
+class IdempotencyKeyReused(DomainError):
+    status = 409
+    code = "IDEMPOTENCY_KEY_REUSED"
+    title = "Idempotency key reused"
+    default_detail = (
+        "This Idempotency-Key was first sent with another file; send a new key for a new file."
+    )
+
+
+class IdempotencyKeyInFlight(DomainError):
+    status = 409
+    code = "CONFLICT"
+    title = "Request in progress"
+    default_detail = (
+        "A request with this Idempotency-Key is still being answered; retry in a moment."
+    )

@@ -27,6 +27,7 @@ from config.errors import DomainError
 from images import metrics
 from images.models import Image, Job
 from images.processing import image_decode, image_sanitize, image_upscale, thumbnail_make
+from images.queue import job_enqueue
 from images.storage_errors import STORAGE_ERRORS, storage_error_code
 from images.stored_files import file_discard, file_write
 from images.validation import format_of, storage_path_for
@@ -220,7 +221,7 @@ def _classify(job: Job, data: bytes) -> None:
         stored = classification_record(
             organization_id=image.organization_id, principal_ref=image.uploaded_by,
             principal_display=image.uploaded_by_display, result=result,
-            upload_sha256=image.sha256, image=image, job=job,
+            upload_sha256=image.sha256, image_id=image.id, job_id=job.id,
         )  # fmt: skip
         classification = {"classification_id": str(stored.id), **result.to_dict()}
         Image.objects.filter(id=image.id).update(
@@ -298,8 +299,6 @@ def _discarded(job: Job, reason: str) -> None:
 
 def jobs_requeue_stuck() -> int:
     """Hand again the jobs queued or running for too long; return how many were handed."""
-    from images.services import job_enqueue
-
     now = timezone.now()
     queued_before = now - timedelta(seconds=settings.JOB_QUEUED_TIMEOUT)
     running_before = now - timedelta(seconds=settings.JOB_RUNNING_TIMEOUT)

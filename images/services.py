@@ -14,17 +14,24 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.principal import Principal
+from accounts.identity.principal import Principal
 from accounts.services.quotas import upload_quota_consume
 from audit.services import audit_record
 from config.errors import DomainError, InvalidInput
 from config.request_context import current_request_id
 from images import metrics
-from images.errors import InsufficientStorage, StorageUnavailable, UpscaleTooLarge
+from images.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InsufficientStorage,
+    StorageUnavailable,
+    UpscaleTooLarge,
+)
 from images.models import IdempotentUpload, Image, Job
+from images.queue import job_enqueue
 from images.storage_errors import STORAGE_ERRORS, storage_error_code, storage_full
 from images.stored_files import file_discard, file_write
-from images.validation import ValidatedUpload, storage_path_for, upload_validate
+from images.validation import ValidatedUpload, storage_path_for, upload_checked
 
 logger = structlog.get_logger("vantage.images")
 
@@ -34,40 +41,11 @@ IDEMPOTENCY_LOCK_SECONDS = 60
 UPSCALE_FACTORS = (2, 4)
 
 
-class IdempotencyKeyReused(DomainError):
-    status = 409
-    code = "IDEMPOTENCY_KEY_REUSED"
-    title = "Idempotency key reused"
-    default_detail = (
-        "This Idempotency-Key was first sent with another file; send a new key for a new file."
-    )
-
-
-class IdempotencyKeyInFlight(DomainError):
-    status = 409
-    code = "CONFLICT"
-    title = "Request in progress"
-    default_detail = (
-        "A request with this Idempotency-Key is still being answered; retry in a moment."
-    )
-
-
 @dataclass(frozen=True)
 class UploadAnswer:
     job: Job
     # True when this is the first answer to the same Idempotency-Key, given again.
     replayed: bool
-
-
-def upload_checked(*, principal: Principal, file: IO[bytes], filename: str) -> ValidatedUpload:
-    """Return the upload validated within the principal's limits; a refusal is counted."""
-    try:
-        return upload_validate(
-            file=file, filename=filename, max_bytes=principal.limits["max_file_size_bytes"]
-        )
-    except DomainError as exc:
-        metrics.VALIDATION_REJECTIONS.labels(code=exc.code).inc()
-        raise
 
 
 def image_upload(
@@ -222,19 +200,6 @@ def _records_create(
     metrics.JOBS_CREATED.labels(kind=kind).inc()
     transaction.on_commit(lambda: job_enqueue(job.id))
     return job
-
-
-def job_enqueue(job_id: uuid.UUID | str) -> bool:
-    """Hand the job to the queue; False if the broker is unreachable (it is handed again later)."""
-    from images.tasks import job_run_task
-
-    try:
-        options = {"queue": settings.JOB_QUEUE} if settings.JOB_QUEUE else {}
-        job_run_task.apply_async(args=(str(job_id),), retry=False, **options)
-    except Exception as exc:
-        logger.warning("job_enqueue_failed", job_id=str(job_id), error_type=type(exc).__name__)
-        return False
-    return True
 
 
 @transaction.atomic

@@ -19,8 +19,8 @@ from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest
 from rest_framework.request import Request
 
-from accounts.permissions import principal_required
-from accounts.principal import Principal
+from accounts.authz.permissions import principal_required
+from accounts.identity.principal import Principal
 from images.errors import FileTooLarge
 
 # Room for the multipart boundaries, part headers and small fields (bucket, scale).

@@ -26,6 +26,9 @@ from typing import IO
 from django.conf import settings
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from accounts.identity.principal import Principal
+from config.errors import DomainError
+from images import metrics
 from images.errors import (
     AnimationTooLarge,
     DecompressionBomb,
@@ -399,3 +402,14 @@ def storage_path_for(
 
 
 decoder_limits_apply()
+
+
+def upload_checked(*, principal: Principal, file: IO[bytes], filename: str) -> ValidatedUpload:
+    """Return the upload validated within the principal's limits; a refusal is counted."""
+    try:
+        return upload_validate(
+            file=file, filename=filename, max_bytes=principal.limits["max_file_size_bytes"]
+        )
+    except DomainError as exc:
+        metrics.VALIDATION_REJECTIONS.labels(code=exc.code).inc()
+        raise

@@ -7,12 +7,10 @@ never allow or show what the API would not.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -21,13 +19,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.principal import Principal
+from accounts.authz.pages import dashboard_page, may, signed_in_principal
+from accounts.identity.principal import Principal
 from accounts.services.quotas import quota_day_bounds, uploads_today
 from classifier.categories import LABELS, NOT_VEHICLE
+from classifier.display import Bar, label_text, prediction_bars
 from classifier.selectors import labels_seen_since
-from config.dashboard import dashboard_page, may, signed_in_principal
 from images.api.serializers import BUCKET_PATTERN, ImageFiltersSerializer
-from images.errors import alternatives, size_text
+from images.errors import size_text
 from images.models import Image
 from images.selectors import (
     image_counts_by_status,
@@ -38,39 +37,13 @@ from images.selectors import (
     jobs_recent,
 )
 from images.services import image_delete
-from images.validation import accepted_formats
+from images.upload_rules import REJECTION_MESSAGES, upload_rules
 
 GALLERY_PAGE_SIZE = 24
 RECENT_JOBS = 8
 CHART_DAYS = 7
 IMAGE_JOBS_SHOWN = 5
 QUOTA_WARNING_PERCENT = 80
-
-# What a person is told when an upload or classification is refused, by problem code;
-# the problem's own `detail` follows with the specifics (the limit, the reset time).
-REJECTION_MESSAGES: dict[str, str] = {
-    "FILE_TOO_LARGE": "File too large.",
-    "UNSUPPORTED_MEDIA_TYPE": "Unsupported format.",
-    "INVALID_IMAGE": "Unreadable image.",
-    "IMAGE_DIMENSIONS_OUT_OF_RANGE": "Dimensions out of range.",
-    "QUOTA_EXCEEDED": "Daily upload quota used up.",
-    "RATE_LIMIT_EXCEEDED": "Too many requests.",
-    "VALIDATION_ERROR": "Not accepted.",
-    "IDEMPOTENCY_KEY_REUSED": "Upload key already used for another file.",
-    "CONFLICT": "The same upload is still being answered.",
-    "NOT_AUTHENTICATED": "Signed out.",
-    "AUTHENTICATION_FAILED": "Signed out.",
-    "TOKEN_REVOKED": "Session ended.",
-    "TOKEN_EXPIRED": "Session ended.",
-    "PERMISSION_DENIED": "Not allowed.",
-    "AUTHORIZATION_UNAVAILABLE": "Permissions cannot be checked right now.",
-    "SERVICE_UNAVAILABLE": "Service unavailable right now.",
-    "INSUFFICIENT_STORAGE": "Image storage full right now.",
-    "STORAGE_UNAVAILABLE": "Image storage unavailable right now.",
-    "INTERNAL_ERROR": "Server error.",
-    # Not a problem code: the browser could not reach the server at all.
-    "NETWORK_ERROR": "Connection failed.",
-}
 
 # What each gallery filter accepts, said for people (the API's messages are terse).
 FILTER_HINTS = {
@@ -80,30 +53,6 @@ FILTER_HINTS = {
     "uploaded_after": "Give a date (YYYY-MM-DD) or a date and time.",
     "uploaded_before": "Give a date (YYYY-MM-DD) or a date and time.",
 }
-
-
-@dataclass(frozen=True)
-class Bar:
-    """One bar of a chart: its label, its value as text, and its length in percent."""
-
-    label: str
-    value: str
-    percent: float
-
-
-def label_text(label: str) -> str:
-    """Return a classifier label as people read it: "other_vehicle" -> "other vehicle"."""
-    return label.replace("_", " ")
-
-
-def prediction_bars(predictions: Iterable[Mapping[str, Any]]) -> list[Bar]:
-    """Return a classification's predictions as bars, their length the confidence."""
-    bars = []
-    for prediction in predictions:
-        confidence = max(0.0, min(1.0, float(prediction.get("confidence", 0.0))))
-        bars.append(Bar(label_text(str(prediction.get("label", ""))),
-                        f"{confidence * 100:.1f}%", round(confidence * 100, 2)))  # fmt: skip
-    return bars
 
 
 def _count_bars(counts: Mapping[str, int]) -> list[Bar]:
@@ -118,20 +67,6 @@ def _html_pattern(pattern: str) -> str:
     # The attribute is implicitly anchored, and with the `v` flag a class's literal '-'
     # must be escaped.
     return pattern.removeprefix("^").removesuffix("$").replace("-]", r"\-]")
-
-
-def upload_rules(principal: Principal) -> dict[str, Any]:
-    """Return what an uploaded file must be for the principal, as the pages taking one say it."""
-    formats = accepted_formats()
-    labels = [image_format.label for image_format in formats]
-    return {
-        "accept": ",".join(image_format.content_type for image_format in formats),
-        "formats": alternatives(labels),
-        "max_bytes": principal.limits["max_file_size_bytes"],
-        "max_size": size_text(principal.limits["max_file_size_bytes"]),
-        "min_dimension": settings.IMAGE_MIN_DIMENSION,
-        "max_dimension": settings.IMAGE_MAX_DIMENSION,
-    }
 
 
 def _quota(principal: Principal) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.ip_allow_lists import MAX_ALLOWED_IPS
 from accounts.models import ServiceToken
 from accounts.roles import SCOPES
+from accounts.tokens.ip_allow_lists import MAX_ALLOWED_IPS
 
 
 class ServiceTokenSerializer(serializers.ModelSerializer[ServiceToken]):

@@ -11,12 +11,12 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from accounts.errors import LastAdmin
+from accounts.identity.principal import organization_changed
 from accounts.models import Group, Membership, Organization, Role, User
-from accounts.principal import organization_changed
+from accounts.ratelimits.tiers import LIMIT_FIELDS
 from accounts.roles import PERMISSIONS
 from accounts.services.sessions import session_revoke, sessions_revoke_all
 from accounts.services.tokens import tokens_revoke_of_creator
-from accounts.tiers import LIMIT_FIELDS
 from audit.services import audit_record
 from config.errors import Conflict, InvalidInput
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
@@ -11,23 +10,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts import metrics
+from accounts.errors import QuotaExceeded
 from accounts.models import UploadDay
-from config.errors import DomainError
-
-
-class QuotaExceeded(DomainError):
-    status = 429
-    code = "QUOTA_EXCEEDED"
-    title = "Daily quota exceeded"
-
-    def __init__(self, limit: int, resets_at: dt.datetime) -> None:
-        wait = max(1, math.ceil((resets_at - timezone.now()).total_seconds()))
-        super().__init__(
-            f"Your organization has used its {limit} uploads for today; the quota resets at "
-            f"{resets_at.isoformat()} (in {wait} seconds).",
-            headers={"Retry-After": str(wait), "X-RateLimit-Limit": str(limit),
-                     "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(wait)},
-        )  # fmt: skip
 
 
 def quota_day_bounds(now: dt.datetime | None = None) -> tuple[dt.date, dt.datetime]:

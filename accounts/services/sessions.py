@@ -15,12 +15,16 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts import metrics
-from accounts.devices import device_label
 from accounts.errors import AuthenticationFailed, TokenRevoked, TooManyLoginAttempts
-from accounts.jwt_tokens import refresh_claims, token_pair_issue
-from accounts.lockout import login_attempt_release, login_attempt_reserve, login_failures_clear
+from accounts.identity.devices import device_label
+from accounts.identity.jwt_tokens import refresh_claims, token_pair_issue
+from accounts.identity.lockout import (
+    login_attempt_release,
+    login_attempt_reserve,
+    login_failures_clear,
+)
+from accounts.identity.principal import session_changed, session_revoked
 from accounts.models import Membership, Session, User
-from accounts.principal import session_changed, session_revoked
 from accounts.selectors import (
     default_membership,
     membership_for,
@@ -74,8 +78,8 @@ def _audit_session(
 
 def _resolve_membership(user: User, org: str | None) -> Membership | None:
     if not org:
-        return default_membership(user)
-    organization = organization_by_slug_or_id(org)
+        return default_membership(user=user)
+    organization = organization_by_slug_or_id(value=org)
     if organization is None or not organization.is_active:
         return None
     return membership_for(user_id=user.id, organization_id=organization.id)
@@ -130,8 +134,8 @@ def password_confirm(*, user: User, password: str) -> bool:
 @transaction.atomic
 def _login_failed(*, login: str, reason: str, user: User | None = None) -> None:
     """Audit a refused sign-in; a wrong password was counted already when it was attempted."""
-    known = user or user_by_login(login)
-    membership = default_membership(known) if known else None
+    known = user or user_by_login(login=login)
+    membership = default_membership(user=known) if known else None
     metrics.LOGINS.labels(outcome="failure").inc()
     audit_record(
         action="auth.login_failed",
@@ -260,6 +264,12 @@ def org_switch(*, session: Session, org: str) -> SignIn:
 
 
 @transaction.atomic
+def session_browser_key_set(*, session_id: Any, key: str) -> None:
+    """Tie a login session to the browser's Django session key (which a sign-in or a new
+    password hash has just replaced), so that ending one ends the other."""
+    Session.objects.filter(id=session_id).update(django_session_key=key)
+
+
 def session_revoke(*, session: Session, reason: str) -> bool:
     """End a session (its tokens or its browser cookie); False if it had already ended."""
     updated = Session.objects.filter(id=session.id, revoked_at__isnull=True).update(

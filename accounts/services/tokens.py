@@ -1,8 +1,11 @@
-"""Service tokens: create, narrow, rotate, revoke, and announce their expiry; all audited."""
+"""Service tokens: create, narrow and revoke them; all audited.
+
+Rotation, the token policy and expiry notices have modules of their own
+(`token_rotations`, `token_policies`, `token_expiry`).
+"""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,52 +14,20 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import TokenRevoked
-from accounts.ip_allow_lists import allowed_ips_clean
-from accounts.models import Membership, Organization, Role, ServiceToken, TokenExpiryNotice, User
-from accounts.principal import Principal
+from accounts.errors import TokenNameTaken
+from accounts.identity.principal import Principal
+from accounts.models import Organization, ServiceToken, User
 from accounts.roles import SCOPES, scope_held
-from accounts.service_tokens import (
-    token_changed,
-    token_digest,
-    token_generate,
-    token_prefix,
-)
-from audit.models import AuditEvent
+from accounts.tokens.format import token_digest, token_generate, token_prefix
+from accounts.tokens.ip_allow_lists import allowed_ips_clean
+from accounts.tokens.records import token_changed
 from audit.services import audit_record
-from config.errors import Conflict, InvalidInput
+from config.errors import InvalidInput
 
 logger = structlog.get_logger("vantage.tokens")
-
-MAX_GRACE_SECONDS = 86400
-# Requests presenting a token this close to its rotation overlapped with it (the second
-# waited for the first's lock, or was sent twice): they are not a reuse of an old token.
-CONCURRENT_ROTATION_SECONDS = 5
-# A keyword argument not given, as distinct from one given as None.
-UNCHANGED: Any = object()
-
-
-class RotationInProgress(Conflict):
-    title = "Rotation in progress"
-    default_detail = (
-        "Another request is rotating this token at the same moment; only one successor is "
-        "made. Use the successor that request received."
-    )
-
-
-class TokenNameTaken(Conflict):
-    title = "Token name in use"
-
-    def __init__(self, token: ServiceToken) -> None:
-        detail = (
-            f"A live token is already named {token.name!r} in this organization "
-            f"({token.prefix}…). Choose another name, or rotate that token for a new secret."
-        )
-        super().__init__(detail, errors=[{"field": "name", "message": detail, "code": "taken"}])
 
 
 @dataclass(frozen=True)
@@ -287,209 +258,6 @@ def token_revoke(*, token: ServiceToken, reason: str = "") -> bool:
     return True
 
 
-def _grace_checked(grace_seconds: int) -> int:
-    if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
-        raise InvalidInput(
-            f"grace_seconds must be between 0 and {MAX_GRACE_SECONDS}.", field="grace_seconds"
-        )
-    return grace_seconds
-
-
-def _successor_issue(token: ServiceToken, grace_seconds: int, rotation: Rotation) -> IssuedToken:
-    """Issue the token's successor (same name, scopes and allow-list; its lifetime again,
-    within the policy) and let the token work until its grace ends."""
-    now = timezone.now()
-    networks = _checked_allowed_ips(token.organization, token.allowed_ips or ())
-    lifetime = min(token.expires_at - token.created_at,
-                   timedelta(days=_max_lifetime(token.organization)))  # fmt: skip
-    try:
-        with transaction.atomic():
-            issued = _issue(
-                organization=token.organization, name=token.name, scopes=list(token.scopes),
-                created_by=token.created_by, lifetime=lifetime, allowed_ips=networks,
-                rotation=rotation,
-            )  # fmt: skip
-    except IntegrityError:
-        # Another request gave the token its successor meanwhile.
-        raise RotationInProgress() from None
-    token.revoked_at = now + timedelta(seconds=grace_seconds)
-    token.revoked_reason = "rotated"
-    token.save(update_fields=["revoked_at", "revoked_reason"])
-    token_changed(token)
-    _audit(token, "token.rotated", successor_id=str(issued.token.id),
-           grace_until=token.revoked_at.isoformat(), by=rotation.by_display,
-           self_rotated=rotation.self_rotated)  # fmt: skip
-    return issued
-
-
-@transaction.atomic
-def token_rotate(
-    *, token: ServiceToken, grace_seconds: int, grantor: Principal | None = None
-) -> IssuedToken:
-    """Issue a successor with the same name and scopes; the old token works for the grace.
-
-    `grantor` (the caller) must hold every scope of the token: rotating is
-    issuing a new secret, and nobody may obtain one with more than they have.
-    """
-    _grace_checked(grace_seconds)
-    _issuance_locked(token.organization_id)
-    token = (
-        ServiceToken.objects.select_for_update(of=("self",))
-        .select_related("organization")
-        .get(id=token.id)
-    )
-    status = token.status_at(timezone.now())
-    if status != ServiceToken.Status.ACTIVE:
-        raise InvalidInput(f"Only an active token can be rotated; this one is {status}.")
-    _checked_scopes(token.scopes, grantor)
-    by = grantor.ref if grantor else "system"
-    by_display = grantor.display if grantor else "system"
-    return _successor_issue(token, grace_seconds, Rotation(token, by, by_display))
-
-
-def token_self_rotate(
-    *, principal: Principal, grace_seconds: int, presented_at: float
-) -> IssuedToken:
-    """Rotate the presenting token itself: only the newest token of its family may.
-
-    An older member of the family presented here means a copy of a rotated
-    token is in someone's hands: the whole family is revoked. A successor made
-    less than CONCURRENT_ROTATION_SECONDS before this request arrived
-    (`presented_at`, epoch seconds) comes from a concurrent rotation of the
-    same token, a retried request say, and is answered 409 instead.
-    """
-    _grace_checked(grace_seconds)
-    with transaction.atomic():
-        _issuance_locked(principal.organization_id)
-        token = (
-            ServiceToken.objects.select_for_update(of=("self",))
-            .select_related("organization", "created_by")
-            .get(id=principal.id)
-        )
-        successor = ServiceToken.objects.filter(rotated_from=token).first()
-        if successor is None:
-            # Revoked while this request waited for the lock: a revocation is never undone.
-            if token.status_at(timezone.now()) != ServiceToken.Status.ACTIVE:
-                raise TokenRevoked("The service token has been revoked.")
-            rotation = Rotation(token, principal.ref, principal.display, self_rotated=True)
-            return _successor_issue(token, grace_seconds, rotation)
-        if presented_at - successor.created_at.timestamp() < CONCURRENT_ROTATION_SECONDS:
-            raise RotationInProgress()
-    raise _reuse_revoked(token)
-
-
-def token_rotation_reuse(*, token_id: str, revoked_at: float) -> None:
-    """A token rotated out, its grace over, was presented to rotate again: revoke its family.
-
-    Within CONCURRENT_ROTATION_SECONDS of its rotation (a rotation without grace and a
-    retry of the same request) it is answered 409 instead.
-    """
-    if time.time() - revoked_at < CONCURRENT_ROTATION_SECONDS:
-        raise RotationInProgress()
-    token = ServiceToken.objects.select_related("organization").filter(id=token_id).first()
-    if token is not None:
-        raise _reuse_revoked(token)
-
-
-def _reuse_revoked(token: ServiceToken) -> TokenRevoked:
-    """Revoke the token's family; return the error that answers the request."""
-    family_revoke(token=token, reason="rotation reuse detected")
-    return TokenRevoked(
-        "This token was rotated already and only its newest successor may rotate: presenting "
-        "it again revoked every token of its rotation family. Create a new token."
-    )
-
-
-@transaction.atomic
-def family_revoke(*, token: ServiceToken, reason: str) -> int:
-    """Revoke now every token of the token's rotation family; returns how many were live."""
-    _issuance_locked(token.organization_id)
-    now = timezone.now()
-    family = token.family_id or token.id
-    members = (
-        ServiceToken.objects.select_for_update(of=("self",))
-        .select_related("organization")
-        .filter(family_id=family)
-        .order_by("created_at")
-    )
-    revoked = []
-    for member in members:
-        if member.revoked_at is not None and member.revoked_at <= now:
-            continue
-        member.revoked_at, member.revoked_reason = now, reason[:200]
-        member.save(update_fields=["revoked_at", "revoked_reason"])
-        token_changed(member)
-        revoked.append(str(member.id))
-    audit_record(
-        action="token.rotation_reuse_detected",
-        outcome=AuditEvent.Outcome.DENIED,
-        organization_id=token.organization_id,
-        organization_display=token.organization.slug,
-        resource_type="service_token",
-        resource_id=str(token.id),
-        details={"name": token.name, "prefix": token.prefix, "family_id": str(family),
-                 "revoked": revoked, "reason": reason},
-    )  # fmt: skip
-    logger.warning("token_family_revoked", token_id=str(token.id), family_id=str(family),
-                   revoked=len(revoked))  # fmt: skip
-    return len(revoked)
-
-
-@transaction.atomic
-def token_policy_set(
-    *, organization: Organization, max_lifetime_days: int | object | None = UNCHANGED,
-    require_allowed_ips: bool | object = UNCHANGED,
-) -> Organization:  # fmt: skip
-    """Change the organization's token policy (None lifts the lifetime bound); audited.
-
-    It applies to tokens created or rotated from now on.
-    """
-    organization = Organization.objects.select_for_update(no_key=True).get(id=organization.id)
-    changes: dict[str, Any] = {}
-    if max_lifetime_days is not UNCHANGED:
-        if max_lifetime_days is not None and (
-            not isinstance(max_lifetime_days, int)
-            or not 1 <= max_lifetime_days <= settings.TOKEN_MAX_LIFETIME_DAYS
-        ):
-            raise InvalidInput(
-                f"max_lifetime_days must be between 1 and {settings.TOKEN_MAX_LIFETIME_DAYS}, "
-                "or null for no bound beyond the service's.",
-                field="max_lifetime_days",
-            )
-        if max_lifetime_days != organization.token_max_lifetime_days:
-            changes["max_lifetime_days"] = {"from": organization.token_max_lifetime_days,
-                                            "to": max_lifetime_days}  # fmt: skip
-            organization.token_max_lifetime_days = max_lifetime_days
-    if require_allowed_ips is not UNCHANGED:
-        if not isinstance(require_allowed_ips, bool):
-            raise InvalidInput("require_allowed_ips must be true or false.",
-                               field="require_allowed_ips")  # fmt: skip
-        if require_allowed_ips != organization.require_allowed_ips:
-            changes["require_allowed_ips"] = {"from": organization.require_allowed_ips,
-                                              "to": require_allowed_ips}  # fmt: skip
-            organization.require_allowed_ips = require_allowed_ips
-    if changes:
-        organization.save(update_fields=["token_max_lifetime_days", "require_allowed_ips"])
-        audit_record(
-            action="token.policy_changed",
-            organization_id=organization.id,
-            organization_display=organization.slug,
-            resource_type="organization",
-            resource_id=str(organization.id),
-            details=changes,
-        )
-    return organization
-
-
-def token_policy(organization: Organization) -> dict[str, Any]:
-    """Return the organization's token policy as the API shows it."""
-    return {
-        "max_lifetime_days": organization.token_max_lifetime_days,
-        "require_allowed_ips": organization.require_allowed_ips,
-        "service_max_lifetime_days": settings.TOKEN_MAX_LIFETIME_DAYS,
-    }
-
-
 @transaction.atomic
 def tokens_revoke_all(*, organization: Organization, reason: str) -> int:
     """Emergency: revoke every live token of the organization now; returns how many."""
@@ -545,60 +313,3 @@ def tokens_revoke_of_creator(
         _audit(token, "token.revoked", reason=token.revoked_reason, creator=user.username)
         revoked += 1
     return revoked
-
-
-def tokens_expiring(*, organization: Organization | None, days: int) -> list[ServiceToken]:
-    """Active tokens expiring within `days`, soonest first."""
-    now = timezone.now()
-    tokens = (
-        ServiceToken.objects.select_related("organization", "created_by")
-        .filter(expires_at__gt=now, expires_at__lte=now + timedelta(days=days))
-        .filter(revoked_at__isnull=True)  # a rotating token is being replaced already
-        .order_by("expires_at")
-    )
-    if organization is not None:
-        tokens = tokens.filter(organization=organization)
-    return list(tokens)
-
-
-def token_expiry_notify(*, days: int | None = None) -> int:
-    """Announce each token's coming expiry once per threshold (audit + mail to org admins).
-
-    The thresholds are the configured ones (7 and 1 days), plus `days` if given.
-    """
-    thresholds = sorted({*settings.TOKEN_EXPIRY_THRESHOLDS_DAYS, *([days] if days else [])})
-    sent = 0
-    for token in tokens_expiring(organization=None, days=max(thresholds)):
-        remaining = token.expires_at - timezone.now()
-        threshold = next(t for t in thresholds if remaining <= timedelta(days=t))
-        if _notify_once(token, threshold):
-            sent += 1
-    return sent
-
-
-def _notify_once(token: ServiceToken, threshold: int) -> bool:
-    try:
-        with transaction.atomic():
-            TokenExpiryNotice.objects.create(token=token, threshold_days=threshold)
-            _audit(token, "token.expiring", expires_at=token.expires_at.isoformat(),
-                   threshold_days=threshold)  # fmt: skip
-    except IntegrityError:
-        return False  # announced at this threshold already
-    admins = Membership.objects.filter(
-        organization=token.organization, role=Role.ADMIN, user__is_active=True
-    ).values_list("user__email", flat=True)
-    recipients = [email for email in admins if email]
-    if recipients:
-        send_mail(
-            subject=f"[Vantage] Service token {token.name!r} expires soon",
-            message=(
-                f"The service token {token.name} ({token.prefix}…) of {token.organization.name} "
-                f"expires at {token.expires_at:%Y-%m-%d %H:%M} UTC. Rotate it before then: "
-                "POST /api/v1/tokens/{id}/rotate or manage.py rotate_service_token."
-            ).replace("{id}", str(token.id)),
-            from_email=None,
-            recipient_list=recipients,
-            fail_silently=False,
-        )
-    logger.info("token_expiry_notified", token_id=str(token.id), threshold_days=threshold)
-    return True

@@ -25,7 +25,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Organization, ServiceToken
-from accounts.services.tokens import CONCURRENT_ROTATION_SECONDS
+from accounts.services.token_rotations import CONCURRENT_ROTATION_SECONDS
 from accounts.tests.factories import MembershipFactory
 from accounts.tests.test_api_tokens import (
     SECRET,

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.test import Client
 from django.utils.module_loading import import_string
 
-from accounts.authentication import BROWSER_SESSION_KEY
+from accounts.identity.authentication import BROWSER_SESSION_KEY
 from accounts.models import Session
 from accounts.tests.factories import PASSWORD, MembershipFactory, UserFactory
 from audit.models import AuditEvent

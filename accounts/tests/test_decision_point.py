@@ -16,9 +16,9 @@ from django.core.management.base import SystemCheckError
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from accounts.decision_cache import decision_key
+from accounts.authz.decision_cache import decision_key
+from accounts.identity.principal import session_key
 from accounts.models import CacheInvalidation, Membership
-from accounts.principal import session_key
 from accounts.tasks import cache_invalidations_replay_task
 from audit.models import AuditEvent
 from conftest import _member_of, assert_problem, login_client

@@ -22,12 +22,12 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from accounts.invalidations import invalidations_catch_up
+from accounts.caching.invalidations import invalidations_catch_up
 from accounts.models import CacheInvalidation
-from accounts.service_tokens import record_key, token_record_cache, token_record_load
 from accounts.services.tokens import token_create, token_revoke
 from accounts.tasks import cache_invalidations_replay_task
 from accounts.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory
+from accounts.tokens.records import record_key, token_record_cache, token_record_load
 from conftest import database_url_for_subprocess
 
 EMBEDDED = {"REDIS_URL": ""}

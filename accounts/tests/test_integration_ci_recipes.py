@@ -29,7 +29,8 @@ from PIL import ImageDraw
 
 from accounts.models import Membership, ServiceToken
 from accounts.services.organizations import member_update
-from accounts.services.tokens import CONCURRENT_ROTATION_SECONDS, token_create
+from accounts.services.token_rotations import CONCURRENT_ROTATION_SECONDS
+from accounts.services.tokens import token_create
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from audit.models import AuditEvent
 from classifier.categories import LABELS

@@ -162,7 +162,7 @@ def _self_rotate(server, secret: str) -> httpx.Response:
 
 
 def test_a_rotation_family_revoked_through_one_process_is_refused_by_the_other(server_processes):
-    from accounts.services.tokens import CONCURRENT_ROTATION_SECONDS
+    from accounts.services.token_rotations import CONCURRENT_ROTATION_SECONDS
 
     org = OrganizationFactory(slug="twoproc-family")
     admin = MembershipFactory(organization=org, role="admin", user__username="kate").user

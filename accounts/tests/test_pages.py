@@ -20,10 +20,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.authentication import BROWSER_SESSION_KEY
+from accounts.identity.authentication import BROWSER_SESSION_KEY
 from accounts.models import Group, Membership, ServiceToken, Session, TokenUsageDay, User
 from accounts.roles import SCOPES
-from accounts.service_tokens import token_digest
+from accounts.services import token_rotations
 from accounts.services import tokens as token_services
 from accounts.tests.factories import PASSWORD, GroupFactory, MembershipFactory
 from accounts.tests.test_browser_login import (
@@ -33,6 +33,7 @@ from accounts.tests.test_browser_login import (
     signed_in_browser,
     submit_login,
 )
+from accounts.tokens.format import token_digest
 from audit.models import AuditEvent
 from conftest import login_client
 
@@ -599,7 +600,7 @@ def test_the_token_list_costs_the_same_queries_for_many_tokens(
         for n in range(count):
             token = issue(org, admin, f"t{count}-{n}").token
             TokenUsageDay.objects.create(token=token, date=today, requests=n + 1)
-            rotated = token_services.token_rotate(token=token, grace_seconds=60)
+            rotated = token_rotations.token_rotate(token=token, grace_seconds=60)
             TokenUsageDay.objects.create(token=rotated.token, date=today, requests=1)
 
     add(1)
@@ -946,7 +947,7 @@ def test_revoke_all_without_the_typed_confirmation_and_a_reason_revokes_nothing(
 
 def test_revoke_all_with_the_slug_typed_revokes_every_token(org, admin, outsider, other_org):
     mine = [issue(org, admin, f"t{n}") for n in range(3)]
-    token_services.token_rotate(token=mine[0].token, grace_seconds=3600)
+    token_rotations.token_rotate(token=mine[0].token, grace_seconds=3600)
     theirs = issue(other_org, outsider)
     client = signed_in_browser("alice")
 

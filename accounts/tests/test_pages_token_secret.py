@@ -18,11 +18,11 @@ from django.core import signing
 from django.test import Client
 from django.utils import timezone
 
-from accounts.authentication import BROWSER_SESSION_KEY
+from accounts.identity.authentication import BROWSER_SESSION_KEY
 from accounts.models import ServiceToken
-from accounts.service_tokens import token_digest
 from accounts.services import tokens as token_services
 from accounts.tests.test_browser_login import csrf_token, signed_in_browser
+from accounts.tokens.format import token_digest
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

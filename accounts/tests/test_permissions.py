@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from accounts.authorization import decision_check
+from accounts.authz.decision_point import decision_check
+from accounts.identity.principal import member_view_load, principal_from_view
 from accounts.models import Group, Membership
-from accounts.principal import member_view_load, principal_from_view
 from audit.models import AuditEvent
 from conftest import assert_problem, login_client
 

@@ -8,7 +8,7 @@ session before the revocation must not write its copy over it.
 import pytest
 from django.core.cache import cache
 
-from accounts.principal import session_activity_touch, session_key
+from accounts.identity.principal import session_activity_touch, session_key
 from conftest import login_client
 
 pytestmark = pytest.mark.django_db(transaction=True)

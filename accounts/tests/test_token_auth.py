@@ -18,9 +18,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ServiceToken, TokenUsageDay
-from accounts.service_tokens import token_generate, token_usage_flush
 from accounts.tests.factories import MembershipFactory
 from accounts.tests.test_cache_outage import UNREACHABLE_REDIS
+from accounts.tokens.format import token_generate
+from accounts.tokens.usage import token_usage_flush
 from audit.models import AuditEvent
 from conftest import assert_problem, login_client
 

@@ -24,9 +24,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Membership, ServiceToken, TokenUsageDay
-from accounts.service_tokens import token_checksum, token_digest, token_prefix
 from accounts.tasks import token_expiry_notify_task, token_usage_flush_task
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
+from accounts.tokens.format import token_checksum, token_digest, token_prefix
 from audit.models import AuditEvent
 from conftest import assert_problem
 

@@ -14,29 +14,31 @@ from django.shortcuts import redirect, render
 from accounts.api.serializers import (
     OrgSwitchSerializer,
 )
-from accounts.errors import PermissionDenied, TooManyLoginAttempts
-from accounts.models import Session, User
+from accounts.authz.pages import dashboard_page, signed_in_principal
+from accounts.errors import FormRejected, PermissionDenied, TooManyLoginAttempts
+from accounts.models import User
 from accounts.selectors import (
+    session_get,
     session_list,
+    session_live_get,
     user_memberships,
 )
 from accounts.services import organizations as org_services
 from accounts.services.sessions import (
     org_switch,
     password_confirm,
+    session_browser_key_set,
     session_revoke,
     sessions_revoke_all,
 )
 from accounts.views.forms import (
     SESSIONS_PER_PAGE,
-    FormRejected,
     browser_session_id,
     form_data,
     page_user,
     plural,
     post_only,
 )
-from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import InvalidInput, NotFound
 
 # --- Account and password ------------------------------------------------------------
@@ -115,9 +117,7 @@ def password_change_page(request: HttpRequest) -> HttpResponse:
         return _account_render(request, form, status=400)
     # The new password hash would sign this browser out too; keep it, under a new key.
     update_session_auth_hash(request, form.user)
-    Session.objects.filter(id=session_id).update(
-        django_session_key=request.session.session_key or ""
-    )
+    session_browser_key_set(session_id=session_id, key=request.session.session_key or "")
     messages.success(request, f"Your password was changed; {plural(ended, 'other session')} ended.")
     return redirect("/account/")
 
@@ -127,7 +127,7 @@ def password_change_page(request: HttpRequest) -> HttpResponse:
 def organization_switch_page(request: HttpRequest) -> HttpResponse:
     """Move this browser's login Session to another organization of the user."""
     principal = signed_in_principal(request)
-    session = Session.objects.filter(id=browser_session_id(principal)).first()
+    session = session_get(session_id=browser_session_id(principal))
     if session is None:
         raise NotFound("This browser's session has ended; sign in again.")
     try:
@@ -161,9 +161,7 @@ def sessions_page(request: HttpRequest) -> HttpResponse:
 def session_revoke_page(request: HttpRequest, session_id: Any) -> HttpResponse:
     """End one of the user's sessions; ending this browser's signs it out."""
     principal = signed_in_principal(request)
-    session = session_list(user_id=principal.user_id).filter(id=session_id).first()
-    if session is None:
-        raise NotFound("You have no live session with that id.")
+    session = session_live_get(user_id=principal.user_id, session_id=session_id)
     session_revoke(session=session, reason="revoked_by_user")
     if str(session.id) == principal.session_id:
         logout(request)

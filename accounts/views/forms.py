@@ -11,9 +11,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from rest_framework import serializers
 
-from accounts.errors import LastAdmin, PermissionDenied
+from accounts.errors import FormRejected, LastAdmin
+from accounts.identity.principal import Principal
 from accounts.models import User
-from accounts.principal import Principal
+from accounts.selectors import person_get
 from config.errors import Conflict, DomainError, InvalidInput, NotFound
 
 # --- What every page of this module shares -------------------------------------------
@@ -46,14 +47,6 @@ FIELD_LABELS = {
     "members": "Member",
     "org": "Organization",
 }
-
-
-class FormRejected(InvalidInput):
-    """A form the API's serializer refused, with every message."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__(" ".join(messages))
-        self.messages = messages
 
 
 # Refusals a page shows beside the form that caused them; any other domain error
@@ -117,9 +110,8 @@ def post_only(parent: str) -> Callable[[PageView], PageView]:
 
 
 def page_user(principal: Principal) -> User:
-    if principal.user_id is None:
-        raise PermissionDenied("Only a person has an account.")
-    return User.objects.get(id=principal.user_id)
+    """Return the person signed in to the page (a browser is always signed in by one)."""
+    return person_get(user_id=principal.user_id)
 
 
 def browser_session_id(principal: Principal) -> str:

@@ -8,10 +8,10 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.selectors import invitation_received_get, invitations_received
 from accounts.services import invitations as invitation_services
 from accounts.views.forms import FORM_REFUSALS, page_user, post_only, refusal_messages
-from config.dashboard import dashboard_page, signed_in_principal
 
 
 def _invitations_render(

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 
 from accounts.api.invitation_serializers import InvitationCreateSerializer
 from accounts.api.serializers import GroupWriteSerializer, MemberUpdateSerializer
+from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.errors import LastAdmin
 from accounts.models import Group, Membership, Role
 from accounts.roles import PERMISSIONS
@@ -23,7 +24,7 @@ from accounts.selectors import (
     invitation_list,
     member_get,
     member_list,
-    principal_organization,
+    organization_get,
 )
 from accounts.services import invitations as invitation_services
 from accounts.services import organizations as org_services
@@ -37,7 +38,6 @@ from accounts.views.forms import (
     post_only,
     refusal_messages,
 )
-from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import NotFound
 
 # --- Members and groups --------------------------------------------------------------------
@@ -92,7 +92,7 @@ def member_invite_page(request: HttpRequest) -> HttpResponse:
     try:
         data = form_data(InvitationCreateSerializer, values)
         invitation = invitation_services.invitation_create(
-            organization=principal_organization(principal),
+            organization=organization_get(organization_id=principal.organization_id),
             email=data["email"],
             role=data["role"],
             groups=data.get("groups", []),
@@ -110,7 +110,10 @@ def member_invite_page(request: HttpRequest) -> HttpResponse:
 @post_only("/members/")
 def invitation_revoke_page(request: HttpRequest, invitation_id: Any) -> HttpResponse:
     """Withdraw a pending invitation."""
-    invitation = invitation_get(signed_in_principal(request), str(invitation_id))
+    invitation = invitation_get(
+        organization_id=signed_in_principal(request).organization_id,
+        invitation_id=str(invitation_id),
+    )
     try:
         invitation_services.invitation_revoke(invitation=invitation)
     except FORM_REFUSALS as exc:
@@ -126,7 +129,7 @@ def invitation_revoke_page(request: HttpRequest, invitation_id: Any) -> HttpResp
 def member_role_page(request: HttpRequest, user_id: Any) -> HttpResponse:
     """Change a member's role; the last admin keeps theirs."""
     principal = signed_in_principal(request)
-    membership = member_get(principal, str(user_id))
+    membership = member_get(organization_id=principal.organization_id, user_id=str(user_id))
     try:
         data = form_data(MemberUpdateSerializer, {"role": request.POST.get("role", "")})
         org_services.member_update(membership=membership, role=data["role"])
@@ -148,7 +151,7 @@ def member_role_page(request: HttpRequest, user_id: Any) -> HttpResponse:
 def member_remove_page(request: HttpRequest, user_id: Any) -> HttpResponse:
     """Remove a member: their sessions in this organization end now."""
     principal = signed_in_principal(request)
-    membership = member_get(principal, str(user_id))
+    membership = member_get(organization_id=principal.organization_id, user_id=str(user_id))
     try:
         org_services.member_remove(membership=membership)
     except LastAdmin as exc:
@@ -174,9 +177,10 @@ def group_create_page(request: HttpRequest) -> HttpResponse:
     try:
         data = form_data(GroupWriteSerializer, values)
         group = org_services.group_create(
-            organization=principal_organization(principal), name=data["name"],
+            organization=organization_get(organization_id=principal.organization_id),
+            name=data["name"],
             permissions=data["permissions"],
-        )  # fmt: skip
+        )
     except FORM_REFUSALS as exc:
         return _members_render(
             request, status=exc.status, errors={"group": refusal_messages(exc)},
@@ -191,7 +195,7 @@ def _group_render(
     errors: dict[str, list[str]] | None = None, values: Any = None,
 ) -> HttpResponse:  # fmt: skip
     principal = signed_in_principal(request)
-    group = group_get(principal, str(group_id))
+    group = group_get(organization_id=principal.organization_id, group_id=str(group_id))
     in_group = sorted(group.members.all(), key=lambda membership: membership.user.username)
     joined = {membership.user_id for membership in in_group}
     others = [
@@ -220,7 +224,9 @@ def group_page(request: HttpRequest, group_id: Any) -> HttpResponse:
 @post_only("/members/groups/{group_id}/")
 def group_edit_page(request: HttpRequest, group_id: Any) -> HttpResponse:
     """Rename a group or change its permissions."""
-    group = group_get(signed_in_principal(request), str(group_id))
+    group = group_get(
+        organization_id=signed_in_principal(request).organization_id, group_id=str(group_id)
+    )
     values = {
         "name": request.POST.get("name", "").strip(),
         "permissions": request.POST.getlist("permissions"),
@@ -241,7 +247,9 @@ def group_edit_page(request: HttpRequest, group_id: Any) -> HttpResponse:
 @post_only("/members/groups/{group_id}/")
 def group_delete_page(request: HttpRequest, group_id: Any) -> HttpResponse:
     """Delete a group; its members lose what it granted on their next request."""
-    group = group_get(signed_in_principal(request), str(group_id))
+    group = group_get(
+        organization_id=signed_in_principal(request).organization_id, group_id=str(group_id)
+    )
     org_services.group_delete(group=group)
     messages.success(request, f"The group {group.name} was deleted.")
     return redirect("/members/")
@@ -263,7 +271,9 @@ def _group_members_set(request: HttpRequest, group: Group, user_ids: list[str]) 
 @post_only("/members/groups/{group_id}/")
 def group_member_add_page(request: HttpRequest, group_id: Any) -> HttpResponse:
     """Add a member of the organization to the group."""
-    group = group_get(signed_in_principal(request), str(group_id))
+    group = group_get(
+        organization_id=signed_in_principal(request).organization_id, group_id=str(group_id)
+    )
     current = [str(membership.user_id) for membership in group.members.all()]
     return _group_members_set(request, group, [*current, request.POST.get("user_id", "")])
 
@@ -272,7 +282,9 @@ def group_member_add_page(request: HttpRequest, group_id: Any) -> HttpResponse:
 @post_only("/members/groups/{group_id}/")
 def group_member_remove_page(request: HttpRequest, group_id: Any, user_id: Any) -> HttpResponse:
     """Take a member out of the group."""
-    group = group_get(signed_in_principal(request), str(group_id))
+    group = group_get(
+        organization_id=signed_in_principal(request).organization_id, group_id=str(group_id)
+    )
     current = [str(membership.user_id) for membership in group.members.all()]
     if str(user_id) not in current:
         raise NotFound("This group has no member with that id.")

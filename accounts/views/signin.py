@@ -12,10 +12,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.authentication import BROWSER_SESSION_KEY
 from accounts.errors import AuthenticationFailed, TooManyLoginAttempts
+from accounts.identity.authentication import BROWSER_SESSION_KEY
 from accounts.models import Session
-from accounts.services.sessions import auth_login, session_revoke
+from accounts.selectors import session_get
+from accounts.services.sessions import auth_login, session_browser_key_set, session_revoke
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -56,8 +57,8 @@ def login_page(request: HttpRequest) -> HttpResponse:
         login(request, sign_in.session.user, backend="accounts.backends.LoginBackend")
         request.session[BROWSER_SESSION_KEY] = str(sign_in.session.id)
         request.session.save()
-        Session.objects.filter(id=sign_in.session.id).update(
-            django_session_key=request.session.session_key or ""
+        session_browser_key_set(
+            session_id=sign_in.session.id, key=request.session.session_key or ""
         )
         return HttpResponseRedirect(_next_url(request))
     return render(request, "accounts/login.html", context)
@@ -65,11 +66,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
 
 def _end_browser_session(request: HttpRequest, *, reason: str) -> None:
     session_id = request.session.get(BROWSER_SESSION_KEY)
-    session = (
-        Session.objects.select_related("organization").filter(id=session_id).first()
-        if session_id
-        else None
-    )
+    session = session_get(session_id=session_id)
     if session is not None:
         session_revoke(session=session, reason=reason)
 

@@ -21,24 +21,28 @@ from accounts.api.token_serializers import (
     TokenRotateSerializer,
     TokenUpdateSerializer,
 )
+from accounts.authz.pages import dashboard_page, signed_in_principal
+from accounts.errors import FormRejected
+from accounts.identity.principal import Principal
 from accounts.models import Organization, ServiceToken
-from accounts.principal import Principal
 from accounts.roles import SCOPES, scope_held
 from accounts.selectors import (
-    principal_organization,
+    organization_get,
     token_family_list,
     token_get,
-    token_usage_by_day,
-    tokens_of,
+    token_list,
+    token_usage_series,
+    token_usage_totals,
 )
-from accounts.service_tokens import token_digest, token_usage_flush
+from accounts.services import token_policies, token_rotations
 from accounts.services import tokens as token_services
+from accounts.tokens.format import token_digest
+from accounts.tokens.usage import token_usage_flush
 from accounts.views.forms import (
     FORM_REFUSALS,
     GRACE_CHOICES,
     TOKENS_PER_PAGE,
     USAGE_DAYS,
-    FormRejected,
     form_data,
     page_user,
     plural,
@@ -46,7 +50,6 @@ from accounts.views.forms import (
     refusal_messages,
     text_lines,
 )
-from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import DomainError
 
 # --- Service tokens --------------------------------------------------------------------
@@ -94,12 +97,7 @@ def _usage_flushed(tokens: list[ServiceToken]) -> None:
     ids = [str(token.id) for token in tokens]
     if not ids or not token_usage_flush(ids):
         return
-    fresh: dict[str, dict[str, Any]] = {
-        str(row["id"]): dict(row)
-        for row in ServiceToken.objects.filter(id__in=ids).values(
-            "id", "usage_count", "last_used_at", "last_used_ip"
-        )
-    }
+    fresh = token_usage_totals(token_ids=ids)
     for token in tokens:
         row: dict[str, Any] = fresh.get(str(token.id), {})
         for name in ("usage_count", "last_used_at", "last_used_ip"):
@@ -113,16 +111,16 @@ def _token_rows(principal: Principal, tokens: Iterable[ServiceToken]) -> list[To
     _usage_flushed(tokens)
     now = timezone.now()
     since = now.date() - timedelta(days=USAGE_DAYS - 1)
-    usage = token_usage_by_day(
+    usage = token_usage_series(
         organization_id=principal.organization_id,
         token_ids=[token.id for token in tokens],
         since=since,
+        days=USAGE_DAYS,
     )
     rows = []
     for token in tokens:
         status = token.status_at(now)
-        daily = usage.get(str(token.id), {})
-        counts = [daily.get(since + timedelta(days=n), 0) for n in range(USAGE_DAYS)]
+        counts = usage[str(token.id)]
         rows.append(
             TokenRow(
                 token=token,
@@ -141,12 +139,12 @@ def _tokens_render(
     values: Any = None,
 ) -> HttpResponse:  # fmt: skip
     principal = signed_in_principal(request)
-    tokens = tokens_of(principal).select_related("rotated_from").prefetch_related("successors")
+    tokens = token_list(organization_id=principal.organization_id, with_rotations=True)
     page = Paginator(tokens, TOKENS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         "page": page,
         "rows": _token_rows(principal, page),
-        "organization": principal_organization(principal),
+        "organization": organization_get(organization_id=principal.organization_id),
         "errors": errors or {},
         "values": values or {},
         "usage_days": USAGE_DAYS,
@@ -165,7 +163,7 @@ def _token_render(
     errors: dict[str, list[str]] | None = None, values: Any = None,
 ) -> HttpResponse:  # fmt: skip
     principal = signed_in_principal(request)
-    token = token_get(principal, str(token_id))
+    token = token_get(organization_id=principal.organization_id, token_id=str(token_id))
     family = token_family_list(
         organization_id=principal.organization_id, family_id=token.family_id or token.id
     )
@@ -239,7 +237,9 @@ def _secret_carried(request: HttpRequest, token: ServiceToken) -> dict[str, Any]
 @dashboard_page("token:manage")
 def token_secret_page(request: HttpRequest, token_id: Any) -> HttpResponse:
     """A new token's secret, shown once; loaded again, it says how to get a new one."""
-    token = token_get(signed_in_principal(request), str(token_id))
+    token = token_get(
+        organization_id=signed_in_principal(request).organization_id, token_id=str(token_id)
+    )
     carried = _secret_carried(request, token)
     context = {
         "token": token,
@@ -258,7 +258,7 @@ def _token_form_render(
     refusal: DomainError | None = None,
 ) -> HttpResponse:  # fmt: skip
     principal = signed_in_principal(request)
-    policy = token_services.token_policy(organization)
+    policy = token_policies.token_policy(organization)
     data = request.POST if request.method == "POST" else None
     context = {
         "scopes": [scope for scope in SCOPES if scope_held(scope, principal.permissions)],
@@ -285,7 +285,7 @@ def _token_form_render(
 def token_create_page(request: HttpRequest) -> HttpResponse:
     """The new-token form; once it is sent, the browser goes to the page showing the secret."""
     principal = signed_in_principal(request)
-    organization = principal_organization(principal)
+    organization = organization_get(organization_id=principal.organization_id)
     if request.method != "POST":
         return _token_form_render(request, organization)
     values: dict[str, Any] = {
@@ -312,7 +312,7 @@ def token_create_page(request: HttpRequest) -> HttpResponse:
 def token_rotate_page(request: HttpRequest, token_id: Any) -> HttpResponse:
     """Issue the token's successor (its secret shown once); the old one works for the grace."""
     principal = signed_in_principal(request)
-    token = token_get(principal, str(token_id))
+    token = token_get(organization_id=principal.organization_id, token_id=str(token_id))
     try:
         # Without a grace period given, the API's default applies.
         grace = (
@@ -321,7 +321,7 @@ def token_rotate_page(request: HttpRequest, token_id: Any) -> HttpResponse:
             else {}
         )
         data = form_data(TokenRotateSerializer, grace)
-        issued = token_services.token_rotate(
+        issued = token_rotations.token_rotate(
             token=token, grace_seconds=data["grace_seconds"], grantor=principal
         )
     except FORM_REFUSALS as exc:
@@ -336,7 +336,7 @@ def token_rotate_page(request: HttpRequest, token_id: Any) -> HttpResponse:
 def token_revoke_page(request: HttpRequest, token_id: Any) -> HttpResponse:
     """Revoke the token: refused from its next request on."""
     principal = signed_in_principal(request)
-    token = token_get(principal, str(token_id))
+    token = token_get(organization_id=principal.organization_id, token_id=str(token_id))
     try:
         data = form_data(TokenRevokeSerializer, {"reason": request.POST.get("reason", "").strip()})
     except FORM_REFUSALS as exc:
@@ -355,7 +355,7 @@ def token_revoke_page(request: HttpRequest, token_id: Any) -> HttpResponse:
 def token_allowed_ips_page(request: HttpRequest, token_id: Any) -> HttpResponse:
     """Replace the token's allow-list of client networks (empty: any address)."""
     principal = signed_in_principal(request)
-    token = token_get(principal, str(token_id))
+    token = token_get(organization_id=principal.organization_id, token_id=str(token_id))
     text = request.POST.get("allowed_ips", "")
     try:
         data = form_data(TokenUpdateSerializer, {"allowed_ips": text_lines(text)})
@@ -374,7 +374,7 @@ def token_allowed_ips_page(request: HttpRequest, token_id: Any) -> HttpResponse:
 @post_only("/tokens/")
 def tokens_revoke_all_page(request: HttpRequest) -> HttpResponse:
     """Emergency: revoke every token of the organization, once its slug is typed to confirm."""
-    organization = principal_organization(signed_in_principal(request))
+    organization = organization_get(organization_id=signed_in_principal(request).organization_id)
     reason = request.POST.get("reason", "").strip()
     try:
         data = form_data(RevokeAllTokensSerializer, {"reason": reason})

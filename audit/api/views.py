@@ -17,15 +17,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import principal_required, request_principal
+from accounts.authz.permissions import principal_required, request_principal
 from audit.api.serializers import (
     AuditEventFilterSerializer,
     AuditEventSerializer,
     AuditExportSerializer,
     FiguresQuerySerializer,
     OrganizationFiguresSerializer,
-    event_document,
 )
+from audit.documents import event_document
 from audit.selectors import audit_event_list, organization_figures
 from config.pagination import SequenceCursorPagination, paginated
 from config.spreadsheet_csv import csv_row

@@ -667,7 +667,7 @@ def test_with_the_broker_down_a_login_still_succeeds_and_its_sink_copy_waits(
 def test_the_backlog_is_sent_once_the_broker_is_back(sink, sink_event, settings,
                                                       tasks_run_at_once):  # fmt: skip
     from audit.models import SinkBacklog
-    from audit.services import sink_backlog_resend
+    from audit.sink import sink_backlog_resend
 
     settings.AUDIT_SINK_URL = sink.url
     events = [sink_event(), sink_event()]
@@ -684,7 +684,7 @@ def test_the_backlog_is_sent_once_the_broker_is_back(sink, sink_event, settings,
 def test_while_the_broker_is_still_down_the_backlog_is_kept(sink, sink_event, settings,
                                                              broker_down):  # fmt: skip
     from audit.models import SinkBacklog
-    from audit.services import sink_backlog_resend
+    from audit.sink import sink_backlog_resend
 
     settings.AUDIT_SINK_URL = sink.url
     SinkBacklog.objects.create(event_id=sink_event().id)

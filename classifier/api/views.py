@@ -12,9 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authorization import ANY_PRINCIPAL
-from accounts.permissions import principal_required
-from accounts.rate_limits import RateLimitRule
+from accounts.authz.decision_point import ANY_PRINCIPAL
+from accounts.authz.permissions import principal_required
+from accounts.ratelimits.limits import RateLimitRule
 from classifier.api.serializers import (
     VEHICLE_ID_PATTERN,
     BatchAnswerSerializer,
@@ -119,19 +119,19 @@ class VehicleReportCreateApi(APIView):
         principal = principal_required(request)
         fields = data.validated_data
         org = principal.organization_id
-        classification = image = None
+        classification = image_id = None
         if fields.get("classification_id"):
             classification = classification_get(
                 organization_id=org, classification_id=fields["classification_id"]
             )
         if fields.get("image_id"):
-            image = image_get(organization_id=org, image_id=fields["image_id"])
+            image_id = image_get(organization_id=org, image_id=fields["image_id"]).id
         report = vehicle_report_create(
             principal=principal,
             vehicle_id=fields["vehicle_id"],
             data=fields["data"],
             classification=classification,
-            image=image,
+            image_id=image_id,
         )
         return Response(VehicleReportSerializer(report).data, status=201)
 

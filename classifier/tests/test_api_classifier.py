@@ -14,8 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
 
+from accounts.ratelimits.tiers import tier_limits
 from accounts.tests.test_token_auth import create_token
-from accounts.tiers import tier_limits
 from classifier.categories import VEHICLE_CATEGORIES
 from classifier.models import Classification, VehicleReport
 from classifier.providers.remote import classification_from_answer

@@ -122,7 +122,7 @@ def test_pages_rate_limits_request_ids_and_idempotency_keys_are_documented(api_c
 
 
 def test_the_schema_and_docs_are_read_in_a_window_of_their_own(api_client, settings, monkeypatch):
-    from accounts.rate_limits import RateLimitRule
+    from accounts.ratelimits.limits import RateLimitRule
     from config.api_docs import DocsPage, SchemaApi
 
     settings.RATE_LIMIT_ENABLED = True

@@ -16,9 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authorization import ANY_PRINCIPAL
-from accounts.permissions import principal_required
-from accounts.rate_limits import RateLimitRule
+from accounts.authz.decision_point import ANY_PRINCIPAL
+from accounts.authz.permissions import principal_required
+from accounts.ratelimits.limits import RateLimitRule
 from accounts.services.quotas import uploads_today
 from config.errors import InvalidInput, NotFound, ServiceUnavailable
 from config.pagination import PageNumberPagination, paginated

@@ -7,7 +7,8 @@ import time_machine
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from accounts.services.quotas import QuotaExceeded, upload_quota_consume
+from accounts.errors import QuotaExceeded
+from accounts.services.quotas import upload_quota_consume
 from conftest import assert_problem, login_client
 
 LIMITS = "/api/v1/images/limits"

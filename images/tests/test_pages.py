@@ -25,7 +25,7 @@ from classifier.models import Classification
 from images.models import Image, Job
 from images.tasks import job_run_task
 from images.tests.factories import ImageFactory
-from images.views import REJECTION_MESSAGES
+from images.upload_rules import REJECTION_MESSAGES
 
 pytestmark = pytest.mark.django_db
 

@@ -22,10 +22,10 @@ class Command(SystemCommand):
         parser.add_argument("--groups", default="", help="comma-separated group names")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user = user_by_login(options["username"])
+        user = user_by_login(login=options["username"])
         if user is None:
             raise CommandError(f"No user {options['username']!r}.")
-        org = organization_by_slug_or_id(options["slug"])
+        org = organization_by_slug_or_id(value=options["slug"])
         if org is None:
             raise CommandError(f"No organization {options['slug']!r}.")
         existing = Membership.objects.filter(user=user, organization=org).first()

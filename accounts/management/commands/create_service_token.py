@@ -29,12 +29,12 @@ class Command(SystemCommand):
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
-        org = organization_by_slug_or_id(options["org"])
+        org = organization_by_slug_or_id(value=options["org"])
         if org is None:
             raise CommandError(f"No organization {options['org']!r}.")
         creator = None
         if options["created_by"]:
-            creator = user_by_login(options["created_by"])
+            creator = user_by_login(login=options["created_by"])
             if creator is None or not creator.memberships.filter(organization=org).exists():
                 raise CommandError(f"{options['created_by']!r} is not a member of {org.slug}.")
         else:

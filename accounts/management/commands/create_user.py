@@ -30,7 +30,7 @@ class Command(SystemCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        org = organization_by_slug_or_id(options["org"])
+        org = organization_by_slug_or_id(value=options["org"])
         if org is None:
             raise CommandError(f"No organization {options['org']!r}.")
         if options["password_stdin"]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from accounts.services.tokens import token_expiry_notify, tokens_expiring
+from accounts.services.token_expiry import token_expiry_notify, tokens_expiring
 from config.commands import SystemCommand
 
 

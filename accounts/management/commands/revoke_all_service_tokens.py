@@ -24,7 +24,7 @@ class Command(SystemCommand):
             raise CommandError(
                 "This revokes every token of the organization; add --yes to confirm."
             )
-        org = organization_by_slug_or_id(options["org"])
+        org = organization_by_slug_or_id(value=options["org"])
         if org is None:
             raise CommandError(f"No organization {options['org']!r}.")
         revoked = tokens_revoke_all(organization=org, reason=options["reason"])

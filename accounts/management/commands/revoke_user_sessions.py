@@ -22,7 +22,7 @@ class Command(SystemCommand):
         parser.add_argument("--reason", default="revoked_by_operator", help="recorded with each")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user = user_by_login(options["login"])
+        user = user_by_login(login=options["login"])
         if user is None:
             raise CommandError(f"No user {options['login']!r}.")
         reason = options["reason"].strip()[:64]

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from accounts.management.token_lookup import token_by_id_or_prefix
-from accounts.services.tokens import token_rotate
+from accounts.services.token_rotations import token_rotate
 from config.commands import SystemCommand
 
 

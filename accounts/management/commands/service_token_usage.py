@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import ServiceToken, TokenUsageDay
 from accounts.selectors import organization_by_slug_or_id
-from accounts.service_tokens import token_usage_flush
+from accounts.tokens.usage import token_usage_flush
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        org = organization_by_slug_or_id(options["org"])
+        org = organization_by_slug_or_id(value=options["org"])
         if org is None:
             raise CommandError(f"No organization {options['org']!r}.")
         if not 1 <= options["days"] <= 365:

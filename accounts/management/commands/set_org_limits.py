@@ -8,8 +8,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.models import Organization
+from accounts.ratelimits.tiers import organization_limits, tier_limits
 from accounts.services.organizations import organization_limits_set
-from accounts.tiers import organization_limits, tier_limits
 from config.commands import SystemCommand
 
 

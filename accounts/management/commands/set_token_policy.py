@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.selectors import organization_by_slug_or_id
-from accounts.services.tokens import UNCHANGED, token_policy, token_policy_set
+from accounts.services.token_policies import UNCHANGED, token_policy, token_policy_set
 from config.commands import SystemCommand
 
 YES_NO = {"yes": True, "no": False}
@@ -39,7 +39,7 @@ class Command(SystemCommand):
         parser.add_argument("--require-allowed-ips", choices=sorted(YES_NO))
 
     def handle(self, *args: Any, **options: Any) -> None:
-        org = organization_by_slug_or_id(options["org"])
+        org = organization_by_slug_or_id(value=options["org"])
         if org is None:
             raise CommandError(f"No organization {options['org']!r}.")
         lifetime, required = options["max_lifetime_days"], options["require_allowed_ips"]

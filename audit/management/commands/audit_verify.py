@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.selectors import organization_by_slug_or_id
 from audit.selectors import audit_chain_verify, audit_chains
 
 
@@ -31,9 +32,7 @@ class Command(BaseCommand):
 
 
 def _org_chain(value: str) -> str:
-    from accounts.selectors import organization_by_slug_or_id
-
-    org = organization_by_slug_or_id(value)
+    org = organization_by_slug_or_id(value=value)
     if org is None:
         raise CommandError(f"no organization with slug or id {value!r}")
     return str(org.id)

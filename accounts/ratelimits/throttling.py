@@ -23,9 +23,9 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from accounts import metrics
-from accounts.invalidations import cache_get_many, cache_read_failed, cache_read_settled
-from accounts.principal import Principal, member_view_known
-from accounts.rate_limits import (
+from accounts.caching.invalidations import cache_get_many, cache_read_failed, cache_read_settled
+from accounts.identity.principal import Principal, member_view_known
+from accounts.ratelimits.limits import (
     DEFAULT_RULE,
     RateLimitExceeded,
     RateLimitOutcome,
@@ -38,7 +38,7 @@ from accounts.rate_limits import (
     window_script_outcome,
     window_script_queue,
 )
-from accounts.tiers import tier_limits
+from accounts.ratelimits.tiers import tier_limits
 from config.request_context import client_ip
 
 

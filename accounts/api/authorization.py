@@ -10,12 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.views import _principal
-from accounts.authorization import Decision, decision_check
-from accounts.authorization_health import authorization_health
+from accounts.authz.decision_point import Decision, decision_check
+from accounts.authz.health import authorization_health
+from accounts.authz.permissions import principal_required as _principal
+from accounts.caching.invalidations import cache_get_many
 from accounts.errors import PermissionDenied
-from accounts.invalidations import cache_get_many
-from accounts.principal import (
+from accounts.identity.principal import (
     generation_key,
     member_key,
     member_view,

@@ -25,9 +25,9 @@ from django.conf import settings
 from django.core.cache import cache
 
 from accounts import metrics
-from accounts.decision_cache import Decision, decision_cached, decision_key, decision_remember
+from accounts.authz.decision_cache import Decision, decision_cached, decision_key, decision_remember
 from accounts.errors import AuthorizationUnavailable
-from accounts.principal import Principal
+from accounts.identity.principal import Principal
 from config.request_context import current_request_id
 
 logger = structlog.get_logger("vantage.authz")

@@ -30,15 +30,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import metrics
-from accounts.invalidations import (
+from accounts.caching.invalidations import (
     cache_write,
     invalidation_publish,
     local_cache_register,
 )
+from accounts.identity.records import MemberEntry, MemberView, PrincipalKind, SessionState
 from accounts.models import Membership, Session
+from accounts.ratelimits.tiers import organization_limits, tier_limits
 from accounts.roles import role_permissions
 from accounts.selectors import membership_for
-from accounts.tiers import organization_limits, tier_limits
 from config.lru import BoundedLRU
 from config.request_context import Actor
 
@@ -53,7 +54,7 @@ MEMBER_L1_TTL = 300
 _LOOKUPS = {
     source: metrics.PRINCIPAL_LOOKUPS.labels(source=source) for source in ("l1", "cache", "db")
 }
-_member_l1: BoundedLRU[tuple[str, dict[str, Any], float]] = BoundedLRU(size=10_000)
+_member_l1: BoundedLRU[tuple[str, MemberView, float]] = BoundedLRU(size=10_000)
 local_cache_register(_member_l1.clear)
 # A tombstone outlives every access token issued before the revocation.
 TOMBSTONE_TTL = 60 * 60 * 24
@@ -63,7 +64,7 @@ TOMBSTONE_TTL = 60 * 60 * 24
 class Principal:
     """An authenticated caller bound to one organization, with what it may do there."""
 
-    kind: str
+    kind: PrincipalKind
     id: str
     display: str
     organization_id: str
@@ -107,22 +108,22 @@ class Principal:
 # --- Cache keys and safe access ---------------------------------------------
 
 
-def session_key(session_id: Any) -> str:
+def session_key(session_id: str | uuid.UUID) -> str:
     return f"auth:sess:{session_id}"
 
 
-def generation_key(organization_id: Any) -> str:
+def generation_key(organization_id: str | uuid.UUID) -> str:
     return f"auth:gen:{organization_id}"
 
 
-def member_key(organization_id: Any, user_id: Any) -> str:
+def member_key(organization_id: str, user_id: str) -> str:
     return f"auth:member:{organization_id}:{user_id}"
 
 
 # --- Invalidation (called by services, effective after commit) --------------
 
 
-def organization_changed(organization_id: Any) -> None:
+def organization_changed(organization_id: str | uuid.UUID) -> None:
     """Make every cached member view of this organization stale once the change commits."""
 
     key = generation_key(organization_id)
@@ -139,7 +140,7 @@ def session_changed(session: Session) -> None:
     )
 
 
-def session_revoked(session_id: Any) -> None:
+def session_revoked(session_id: str | uuid.UUID) -> None:
     """Refuse this session everywhere from the next request on, once the revocation commits."""
 
     key = session_key(session_id)
@@ -151,7 +152,7 @@ def session_revoked(session_id: Any) -> None:
 # --- Session state ------------------------------------------------------------
 
 
-def session_state(session: Session) -> dict[str, Any]:
+def session_state(session: Session) -> SessionState:
     return {
         "revoked": session.revoked_at is not None,
         "user_id": str(session.user_id),
@@ -161,18 +162,18 @@ def session_state(session: Session) -> dict[str, Any]:
     }
 
 
-def session_state_load(session_id: Any) -> dict[str, Any] | None:
+def session_state_load(session_id: str) -> SessionState | None:
     """Return a session's state from the database (None if it does not exist)."""
     session = Session.objects.filter(id=session_id).first()
     return session_state(session) if session is not None else None
 
 
-def session_state_cache(session_id: Any, state: dict[str, Any]) -> None:
+def session_state_cache(session_id: str, state: SessionState) -> None:
     # add, never set: a tombstone written meanwhile must win over this read.
     cache_write("add", cache.add, session_key(session_id), state, SESSION_TTL)
 
 
-def session_activity_touch(session_id: Any, state: dict[str, Any]) -> None:
+def session_activity_touch(session_id: str, state: SessionState) -> None:
     """Record activity at most once a minute per session."""
     now = time.time()
     if now - state["last_activity"] < 60:
@@ -188,7 +189,7 @@ def session_activity_touch(session_id: Any, state: dict[str, Any]) -> None:
 # --- Member view --------------------------------------------------------------
 
 
-def member_view_load(*, organization_id: Any, user_id: Any) -> dict[str, Any]:
+def member_view_load(*, organization_id: str, user_id: str) -> MemberView:
     """Return what the user may do in the organization, read from the database."""
     membership: Membership | None = membership_for(user_id=user_id, organization_id=organization_id)
     if membership is None:
@@ -212,7 +213,7 @@ def member_view_load(*, organization_id: Any, user_id: Any) -> dict[str, Any]:
 
 
 class MemberLookup(NamedTuple):
-    view: dict[str, Any]
+    view: MemberView
     # l1 (this process), cache (shared) or db.
     source: str
     # The organization's generation the view is valid for; None without the shared cache.
@@ -220,7 +221,7 @@ class MemberLookup(NamedTuple):
 
 
 def member_view(
-    *, organization_id: Any, user_id: Any, cached: dict[str, Any] | None
+    *, organization_id: str, user_id: str, cached: dict[str, Any] | None
 ) -> MemberLookup:
     """Return the member view, where it came from and the generation it is valid for.
 
@@ -244,18 +245,18 @@ def member_view(
     local = _member_l1.get((str(organization_id), str(user_id)))
     if local is not None and local[0] == generation and time.monotonic() < local[2]:
         _LOOKUPS["l1"].inc()
-        return MemberLookup(dict(local[1]), "l1", generation)
-    entry = cached.get(member_key(organization_id, user_id))
+        return MemberLookup(local[1].copy(), "l1", generation)
+    entry: MemberEntry | None = cached.get(member_key(organization_id, user_id))
     if entry is not None and entry.get("generation") == generation:
         _LOOKUPS["cache"].inc()
         member_view_remember(organization_id, user_id, generation, entry["view"], shared=False)
-        return MemberLookup(dict(entry["view"]), "cache", generation)
+        return MemberLookup(entry["view"].copy(), "cache", generation)
     return member_view_reload(
         organization_id=organization_id, user_id=user_id, generation=generation
     )
 
 
-def member_view_known(*, organization_id: Any, user_id: Any) -> dict[str, Any] | None:
+def member_view_known(*, organization_id: str, user_id: str) -> MemberView | None:
     """Return this process's copy of an 'ok' member view, whatever its generation: a guess."""
     local = _member_l1.get((str(organization_id), str(user_id)))
     return local[1] if local is not None and local[1].get("status") == "ok" else None
@@ -273,20 +274,20 @@ def member_view_reload(
 
 
 def member_view_remember(
-    organization_id: Any, user_id: Any, generation: str, view: dict[str, Any], *, shared: bool
+    organization_id: str, user_id: str, generation: str, view: MemberView, *, shared: bool
 ) -> None:
     """Keep a member view in this process and, if `shared`, in the shared cache."""
     expires = time.monotonic() + MEMBER_L1_TTL
     _member_l1.put((str(organization_id), str(user_id)), (generation, view, expires))
     if shared:
-        entry = {"generation": generation, "view": view}
+        entry: MemberEntry = {"generation": generation, "view": view}
         cache_write("set", cache.set, member_key(organization_id, user_id), entry, MEMBER_TTL)
 
 
 def principal_from_view(
-    view: dict[str, Any],
+    view: MemberView,
     *,
-    session_id: Any = None,
+    session_id: str | None = None,
     source: str = "db",
     generation: str | None = None,
 ) -> Principal:

@@ -9,12 +9,10 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from accounts.authorization import decision_check
+from accounts.authz.decision_point import decision_check
 from accounts.errors import PermissionDenied
-from accounts.principal import Principal
-from audit.models import AuditEvent
-from audit.services import audit_record
-from audit.throttle import audit_first_in_interval
+from accounts.identity.principal import Principal
+from audit.services import audit_denial
 
 logger = structlog.get_logger("vantage.authz")
 
@@ -35,19 +33,19 @@ def principal_required(request: Request) -> Principal:
     return principal
 
 
-def _audit_denial(principal: Principal, permission: str, reason: str, path: str) -> None:
-    key = f"authz-denied:{principal.organization_id}:{principal.id}:{permission}"
-    if audit_first_in_interval(key, DENIAL_AUDIT_INTERVAL):
-        audit_record(
-            action="authz.denied",
-            outcome=AuditEvent.Outcome.DENIED,
-            organization_id=principal.organization_id,
-            organization_display=principal.organization_slug,
-            actor=principal.actor,
-            resource_type="permission",
-            resource_id=permission,
-            details={"reason": reason, "path": path},
-        )
+def permission_denial_audit(principal: Principal, permission: str, reason: str, path: str) -> None:
+    """Record that the principal was refused `permission`, at most once an interval."""
+    audit_denial(
+        once_per=f"authz-denied:{principal.organization_id}:{principal.id}:{permission}",
+        interval=DENIAL_AUDIT_INTERVAL,
+        action="authz.denied",
+        organization_id=principal.organization_id,
+        organization_display=principal.organization_slug,
+        actor=principal.actor,
+        resource_type="permission",
+        resource_id=permission,
+        details={"reason": reason, "path": path},
+    )
 
 
 class RequiredPermission(BasePermission):
@@ -73,6 +71,6 @@ class RequiredPermission(BasePermission):
             principal=principal, permission=permission, organization_id=principal.organization_id
         )
         if not decision.allowed:
-            _audit_denial(principal, permission, decision.reason, request.path)
+            permission_denial_audit(principal, permission, decision.reason, request.path)
             raise PermissionDenied(f"Permission denied: {permission}")
         return True

@@ -9,15 +9,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import invitation_serializers as s
-from accounts.api.token_views import _creator
-from accounts.api.views import _principal, _user
-from accounts.authorization import ANY_PRINCIPAL
+from accounts.authz.decision_point import ANY_PRINCIPAL
+from accounts.authz.permissions import principal_required as _principal
 from accounts.selectors import (
     invitation_get,
     invitation_list,
     invitation_received_get,
     invitations_received,
-    principal_organization,
+    organization_get,
+    person_get,
+    token_creator_get,
 )
 from accounts.services import invitations as invitation_services
 from config.pagination import PageNumberPagination, paginated
@@ -51,13 +52,15 @@ class InvitationCollectionApi(APIView):
         data.is_valid(raise_exception=True)
         principal = _principal(request)
         invitation = invitation_services.invitation_create(
-            organization=principal_organization(principal),
+            organization=organization_get(organization_id=principal.organization_id),
             email=data.validated_data["email"],
             role=data.validated_data["role"],
             groups=data.validated_data.get("groups", []),
-            invited_by=_creator(principal),
+            invited_by=token_creator_get(user_id=principal.user_id, token_id=principal.id),
         )
-        fresh = invitation_get(principal, str(invitation.id))
+        fresh = invitation_get(
+            organization_id=principal.organization_id, invitation_id=str(invitation.id)
+        )
         return Response(s.InvitationSerializer(fresh).data, status=202)
 
 
@@ -67,7 +70,9 @@ class InvitationDetailApi(APIView):
     @extend_schema(responses={204: None}, tags=["organizations"])
     def delete(self, request: Request, invitation_id: str) -> Response:
         """Revoke a pending invitation: it can no longer be accepted."""
-        invitation = invitation_get(_principal(request), invitation_id)
+        invitation = invitation_get(
+            organization_id=_principal(request).organization_id, invitation_id=invitation_id
+        )
         invitation_services.invitation_revoke(invitation=invitation)
         return Response(status=204)
 
@@ -79,7 +84,7 @@ class ReceivedInvitationCollectionApi(APIView):
 
     @extend_schema(responses=s.ReceivedInvitationSerializer(many=True), tags=["invitations"])
     def get(self, request: Request) -> Response:
-        invitations = invitations_received(user=_user(_principal(request)))
+        invitations = invitations_received(user=person_get(user_id=_principal(request).user_id))
         return Response(s.ReceivedInvitationSerializer(invitations, many=True).data)
 
 
@@ -90,7 +95,7 @@ class ReceivedInvitationAcceptApi(APIView):
 
     @extend_schema(request=None, responses=s.ReceivedInvitationSerializer, tags=["invitations"])
     def post(self, request: Request, invitation_id: str) -> Response:
-        user = _user(_principal(request))
+        user = person_get(user_id=_principal(request).user_id)
         invitation = invitation_received_get(user=user, invitation_id=invitation_id)
         invitation_services.invitation_accept(invitation=invitation, user=user)
         invitation.refresh_from_db(fields=["state", "responded_at"])
@@ -104,7 +109,7 @@ class ReceivedInvitationDeclineApi(APIView):
 
     @extend_schema(request=None, responses={204: None}, tags=["invitations"])
     def post(self, request: Request, invitation_id: str) -> Response:
-        user = _user(_principal(request))
+        user = person_get(user_id=_principal(request).user_id)
         invitation = invitation_received_get(user=user, invitation_id=invitation_id)
         invitation_services.invitation_decline(invitation=invitation, user=user)
         return Response(status=204)

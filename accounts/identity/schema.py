@@ -7,11 +7,11 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ProjectSessionScheme(SessionScheme):
-    target_class = "accounts.authentication.SessionAuthentication"
+    target_class = "accounts.identity.authentication.SessionAuthentication"
 
 
 class JWTScheme(OpenApiAuthenticationExtension):
-    target_class = "accounts.authentication.JWTAuthentication"
+    target_class = "accounts.identity.authentication.JWTAuthentication"
     name = "jwtAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
@@ -24,7 +24,7 @@ class JWTScheme(OpenApiAuthenticationExtension):
 
 
 class ServiceTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "accounts.authentication.ServiceTokenAuthentication"
+    target_class = "accounts.identity.authentication.ServiceTokenAuthentication"
     name = ["serviceTokenBearer", "serviceTokenApiKey"]
 
     def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:

@@ -32,7 +32,7 @@ import structlog
 from django.core.cache import cache
 
 from accounts import metrics
-from accounts.invalidation_log import (
+from accounts.caching.invalidation_log import (
     cache_per_process,
     invalidation_log_append,
     invalidation_log_prune,

@@ -21,6 +21,7 @@ from rest_framework import authentication
 from rest_framework.request import Request
 
 from accounts import metrics
+from accounts.caching.invalidations import cache_get_many, invalidations_catch_up
 from accounts.errors import (
     AuthenticationFailed,
     IpNotAllowed,
@@ -28,11 +29,8 @@ from accounts.errors import (
     TokenExpired,
     TokenRevoked,
 )
-from accounts.invalidations import cache_get_many, invalidations_catch_up
-from accounts.ip_allow_lists import ip_allowed
-from accounts.jwt_tokens import access_claims
-from accounts.models import Session, User
-from accounts.principal import (
+from accounts.identity.jwt_tokens import access_claims
+from accounts.identity.principal import (
     Principal,
     generation_key,
     member_key,
@@ -44,23 +42,22 @@ from accounts.principal import (
     session_state_cache,
     session_state_load,
 )
+from accounts.models import Session, User
+from accounts.ratelimits.throttling import RequestCounter
 from accounts.roles import scope_held
-from accounts.service_tokens import (
+from accounts.services.sessions import session_revoke
+from accounts.services.token_rotations import token_rotation_reuse
+from accounts.tokens.format import token_digest, token_well_formed
+from accounts.tokens.ip_allow_lists import ip_allowed
+from accounts.tokens.records import (
+    TokenRecord,
     record_key,
-    token_digest,
     token_owners,
     token_record_cache,
     token_record_load,
-    token_use_count,
-    token_use_increment,
-    token_well_formed,
 )
-from accounts.services.sessions import session_revoke
-from accounts.services.tokens import token_rotation_reuse
-from accounts.throttling import RequestCounter
-from audit.models import AuditEvent
-from audit.services import audit_record
-from audit.throttle import audit_first_in_interval
+from accounts.tokens.usage import token_use_count, token_use_increment
+from audit.services import audit_denial
 from config.request_context import Actor, bind_principal, current_client
 
 logger = structlog.get_logger("vantage.auth")
@@ -179,39 +176,37 @@ def _presented_service_token(request: Request) -> str | None:
     return api_key or None
 
 
-def _audit_refused_token(record: dict[str, Any], reason: str) -> None:
+def _audit_refused_token(record: TokenRecord, reason: str) -> None:
     # Once a minute per token: a client retrying a dead token cannot flood the log.
-    if audit_first_in_interval(f"token-refused:{record['id']}"):
-        audit_record(
-            action="token.used_after_revocation",
-            outcome=AuditEvent.Outcome.DENIED,
-            organization_id=record["organization_id"],
-            actor=Actor("service_token", record["id"], record["name"]),
-            resource_type="service_token",
-            resource_id=record["id"],
-            details={"reason": reason, "prefix": record["prefix"]},
-        )
+    audit_denial(
+        once_per=f"token-refused:{record['id']}",
+        action="token.used_after_revocation",
+        organization_id=record["organization_id"],
+        actor=Actor("service_token", record["id"], record["name"]),
+        resource_type="service_token",
+        resource_id=record["id"],
+        details={"reason": reason, "prefix": record["prefix"]},
+    )
 
 
 def _ip_denied(principal: Principal, ip: str | None) -> None:
     metrics.AUTH_FAILURES.labels(code=IpNotAllowed.code).inc()
     logger.warning("token_ip_denied", token_id=principal.id, ip=ip)
     # Once a minute per token: a leaked token tried from elsewhere cannot flood the log.
-    if audit_first_in_interval(f"token-ip-denied:{principal.id}"):
-        audit_record(
-            action="token.ip_denied",
-            outcome=AuditEvent.Outcome.DENIED,
-            organization_id=principal.organization_id,
-            organization_display=principal.organization_slug,
-            actor=principal.actor,
-            resource_type="service_token",
-            resource_id=principal.id,
-            details={"ip": ip, "prefix": principal.token_prefix,
-                     "allowed_ips": list(principal.allowed_ips)},
-        )  # fmt: skip
+    audit_denial(
+        once_per=f"token-ip-denied:{principal.id}",
+        action="token.ip_denied",
+        organization_id=principal.organization_id,
+        organization_display=principal.organization_slug,
+        actor=principal.actor,
+        resource_type="service_token",
+        resource_id=principal.id,
+        details={"ip": ip, "prefix": principal.token_prefix,
+                 "allowed_ips": list(principal.allowed_ips)},
+    )  # fmt: skip
 
 
-def _refuse_if_dead(record: dict[str, Any]) -> None:
+def _refuse_if_dead(record: TokenRecord) -> None:
     """Raise the 401 for a revoked or expired token (audited at most once a minute)."""
     now = time.time()
     if record["revoked_at"] is not None and record["revoked_at"] <= now:
@@ -273,7 +268,7 @@ def principal_for_token(raw: str, counter: RequestCounter | None = None) -> Prin
     return token_principal(creator, record)
 
 
-def token_principal(creator: Principal, record: dict[str, Any]) -> Principal:
+def token_principal(creator: Principal, record: TokenRecord) -> Principal:
     """Return a token's principal: its creator's, narrowed to its scopes and named for it."""
     scopes = frozenset(record["scopes"])
     return replace(

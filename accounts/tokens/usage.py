@@ -1,27 +1,15 @@
-"""Service tokens on the hot path: their format, their cached record, and their usage counts.
+"""A service token's uses: counted in the cache on the hot path, flushed to the database.
 
-A token is `sk_` + 64 lowercase hex; the last 8 hex are the CRC32 of
-`sk_` + the first 56, so a mistyped token is refused without any lookup.
-Only its SHA-256 digest is stored; `prefix` (the first 12 characters) is a
-non-secret handle for people and commands.
-
-The record a request needs is cached under `auth:tok:<digest>` and replaced
-after every committed change (revocation writes a tombstone readers never
-overwrite). Uses are counted in the cache and flushed to `TokenUsageDay`
-rows by `token_usage_flush` (beat, on demand, and by the web process itself
-when the cache lives in its memory).
+Uses are counted in the cache and flushed to `TokenUsageDay` rows by
+`token_usage_flush` (beat, on demand, and by the web process itself when the
+cache lives in its memory).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
 import threading
 import time
 import uuid
-import zlib
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -32,97 +20,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.invalidations import cache_write, invalidation_publish
 from accounts.models import ServiceToken, TokenUsageDay
-from config.lru import BoundedLRU
 
 logger = structlog.get_logger("vantage.tokens")
 
-TOKEN_PATTERN = re.compile(r"sk_[0-9a-f]{64}")
-PREFIX_LENGTH = 12  # "sk_" and 9 hex
-RECORD_TTL = 300
-TOMBSTONE_TTL = 60 * 60 * 24
 USAGE_TTL = 60 * 60 * 24 * 3
 LAST_USE_INTERVAL = 60
-
-
-def token_checksum(body: str) -> str:
-    """Return the 8-hex CRC32 that ends a token whose first 56 hex are `body`."""
-    return format(zlib.crc32(b"sk_" + body.encode()), "08x")
-
-
-def token_generate() -> str:
-    """Return a new secret token."""
-    body = secrets.token_hex(28)
-    return f"sk_{body}{token_checksum(body)}"
-
-
-def token_well_formed(value: str) -> bool:
-    """Tell whether `value` has a token's shape and a valid checksum (no lookup)."""
-    if not TOKEN_PATTERN.fullmatch(value):
-        return False
-    return hmac.compare_digest(value[-8:], token_checksum(value[3:59]))
-
-
-def token_digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def token_prefix(value: str) -> str:
-    return value[:PREFIX_LENGTH]
-
-
-# --- The cached record -----------------------------------------------------------
-
-# digest -> (organization id, creator id): facts of a token that never change.
-token_owners: BoundedLRU[tuple[str, str, str]] = BoundedLRU(size=10_000)
-
-
-def record_key(digest: str) -> str:
-    return f"auth:tok:{digest}"
-
-
-def token_record(token: ServiceToken) -> dict[str, Any]:
-    """Return what authentication needs to know of a token."""
-    return {
-        "id": str(token.id),
-        "organization_id": str(token.organization_id),
-        "name": token.name,
-        "prefix": token.prefix,
-        "scopes": list(token.scopes),
-        "created_by_id": str(token.created_by_id) if token.created_by_id else None,
-        "expires_at": token.expires_at.timestamp(),
-        "revoked_at": token.revoked_at.timestamp() if token.revoked_at else None,
-        "rotated": token.revoked_reason == "rotated",
-        "allowed_ips": list(token.allowed_ips or ()),
-        "family_id": str(token.family_id or token.id),
-    }
-
-
-def token_record_load(value: str, digest: str) -> dict[str, Any] | None:
-    """Find the token by prefix and compare digests in constant time; None if unknown."""
-    for token in ServiceToken.objects.filter(prefix=token_prefix(value)):
-        if hmac.compare_digest(token.digest, digest):
-            return token_record(token)
-    return None
-
-
-def token_record_cache(digest: str, record: dict[str, Any]) -> None:
-    # add, never set: a change committed meanwhile must win over this read.
-    cache_write("add", cache.add, record_key(digest), record, RECORD_TTL)
-
-
-def token_changed(token: ServiceToken) -> None:
-    """Make the token's new state effective everywhere once the change commits."""
-    record = token_record(token)
-    revoked = token.revoked_at is not None and token.revoked_at <= timezone.now()
-    ttl = TOMBSTONE_TTL if revoked else RECORD_TTL
-
-    key = record_key(token.digest)
-    transaction.on_commit(lambda: invalidation_publish(key, lambda: cache.set(key, record, ttl)))
-
-
-# --- Usage ----------------------------------------------------------------------------
 
 
 def _usage_key(token_id: str, day: date) -> str:

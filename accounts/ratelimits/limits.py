@@ -28,8 +28,8 @@ from django_redis import get_redis_connection
 from redis.exceptions import NoScriptError
 
 from accounts import metrics
-from accounts.principal import Principal
-from accounts.tiers import tier_limits, tier_pages_per_minute
+from accounts.identity.principal import Principal
+from accounts.ratelimits.tiers import tier_limits, tier_pages_per_minute
 from config.errors import DomainError
 
 logger = structlog.get_logger("vantage.ratelimit")

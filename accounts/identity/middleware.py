@@ -7,8 +7,8 @@ from collections.abc import Callable
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponseBase
 
-from accounts.authentication import BROWSER_SESSION_KEY, principal_for_session
 from accounts.errors import AuthenticationFailed
+from accounts.identity.authentication import BROWSER_SESSION_KEY, principal_for_session
 from config.request_context import bind_principal
 
 

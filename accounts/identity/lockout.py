@@ -23,7 +23,7 @@ from accounts.selectors import user_by_login
 def _normalized(username: str) -> str:
     """Count failures per account, whether it was named by username or email."""
     login = username.strip()
-    user = user_by_login(login)
+    user = user_by_login(login=login)
     return (user.username if user is not None else login).lower()[:254]
 
 

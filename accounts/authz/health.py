@@ -9,8 +9,8 @@ import structlog
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from accounts.decision_cache import ttl_config
-from accounts.remote_decisions import breaker_status
+from accounts.authz.decision_cache import ttl_config
+from accounts.authz.remote import breaker_status
 
 logger = structlog.get_logger("vantage.health")
 

@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from accounts.invalidations import cache_get_many, cache_write, local_cache_register
+from accounts.caching.invalidations import cache_get_many, cache_write, local_cache_register
 from config.lru import BoundedLRU
 
 # Permissions whose loss must be noticed soonest, even if an invalidation was lost.

@@ -14,26 +14,26 @@ from rest_framework.views import APIView
 
 from accounts.api import token_serializers as s
 from accounts.api.serializers import RevokedCountSerializer
-from accounts.api.views import _principal
-from accounts.authorization import ANY_PRINCIPAL
+from accounts.authz.decision_point import ANY_PRINCIPAL
+from accounts.authz.permissions import principal_required as _principal
 from accounts.errors import PermissionDenied
-from accounts.models import ServiceToken, TokenUsageDay, User
-from accounts.principal import Principal
-from accounts.selectors import principal_organization, token_get, tokens_of
-from accounts.service_tokens import token_usage_flush
+from accounts.identity.principal import Principal
+from accounts.models import ServiceToken
+from accounts.selectors import (
+    organization_get,
+    token_creator_get,
+    token_get,
+    token_list,
+    token_presenting_get,
+    token_usage_series,
+)
+from accounts.services import token_expiry, token_policies, token_rotations
 from accounts.services import tokens as token_services
+from accounts.tokens.usage import token_usage_flush
 from config.pagination import PageNumberPagination, paginated
 
 MANAGE = "token:manage"
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _creator(principal: Principal) -> User | None:
-    """The person a new token is created by: the caller, or the creator of the calling token."""
-    if principal.user_id:
-        return User.objects.get(id=principal.user_id)
-    token = ServiceToken.objects.select_related("created_by").get(id=principal.id)
-    return token.created_by
 
 
 class TokenCollectionApi(APIView):
@@ -43,7 +43,12 @@ class TokenCollectionApi(APIView):
     def get(self, request: Request) -> Response:
         """The organization's service tokens, newest first; never a secret."""
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(tokens_of(_principal(request)), request, view=self) or []
+        page = (
+            paginator.paginate_queryset(
+                token_list(organization_id=_principal(request).organization_id), request, view=self
+            )
+            or []
+        )
         return paginator.get_paginated_response(s.ServiceTokenSerializer(page, many=True).data)
 
     @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer},
@@ -54,11 +59,11 @@ class TokenCollectionApi(APIView):
         data.is_valid(raise_exception=True)
         principal = _principal(request)
         issued = token_services.token_create(
-            organization=principal_organization(principal),
+            organization=organization_get(organization_id=principal.organization_id),
             name=data.validated_data["name"],
             scopes=data.validated_data["scopes"],
             expires_in_days=data.validated_data.get("expires_in_days"),
-            created_by=_creator(principal),
+            created_by=token_creator_get(user_id=principal.user_id, token_id=principal.id),
             grantor=principal,
             allowed_ips=data.validated_data.get("allowed_ips", ()),
         )
@@ -73,14 +78,18 @@ class TokenDetailApi(APIView):
     @extend_schema(responses=s.ServiceTokenSerializer, tags=["tokens"])
     def get(self, request: Request, token_id: str) -> Response:
         """One service token."""
-        return Response(s.ServiceTokenSerializer(token_get(_principal(request), token_id)).data)
+        return Response(
+            s.ServiceTokenSerializer(
+                token_get(organization_id=_principal(request).organization_id, token_id=token_id)
+            ).data
+        )
 
     @extend_schema(request=s.TokenUpdateSerializer, responses=s.ServiceTokenSerializer,
                    tags=["tokens"])  # fmt: skip
     def patch(self, request: Request, token_id: str) -> Response:
         """Rename a token, narrow its scopes or replace its allow-list; effective on its next
         request."""
-        token = token_get(_principal(request), token_id)
+        token = token_get(organization_id=_principal(request).organization_id, token_id=token_id)
         data = s.TokenUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token = token_services.token_update(
@@ -93,7 +102,7 @@ class TokenDetailApi(APIView):
     @extend_schema(request=s.TokenRevokeSerializer, responses={204: None}, tags=["tokens"])
     def delete(self, request: Request, token_id: str) -> Response:
         """Revoke a token: refused from its next request on."""
-        token = token_get(_principal(request), token_id)
+        token = token_get(organization_id=_principal(request).organization_id, token_id=token_id)
         data = s.TokenRevokeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token_services.token_revoke(token=token, reason=data.validated_data.get("reason", ""))
@@ -107,10 +116,10 @@ class TokenRotateApi(APIView):
                    tags=["tokens"])  # fmt: skip
     def post(self, request: Request, token_id: str) -> Response:
         """A successor with the same name and scopes; the old token works for the grace period."""
-        token = token_get(_principal(request), token_id)
+        token = token_get(organization_id=_principal(request).organization_id, token_id=token_id)
         data = s.TokenRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        issued = token_services.token_rotate(
+        issued = token_rotations.token_rotate(
             token=token,
             grace_seconds=data.validated_data["grace_seconds"],
             grantor=_principal(request),
@@ -129,7 +138,7 @@ class TokenRevokeAllApi(APIView):
         data = s.RevokeAllTokensSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         revoked = token_services.tokens_revoke_all(
-            organization=principal_organization(_principal(request)),
+            organization=organization_get(organization_id=_principal(request).organization_id),
             reason=data.validated_data["reason"],
         )
         return Response({"revoked": revoked})
@@ -142,24 +151,19 @@ class TokenUsageApi(APIView):
                    tags=["tokens"])  # fmt: skip
     def get(self, request: Request, token_id: str) -> Response:
         """Uses of the token: the total, the last use, and requests per day (UTC)."""
-        token = token_get(_principal(request), token_id)
+        token = token_get(organization_id=_principal(request).organization_id, token_id=token_id)
         query = s.DaysSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         days = query.validated_data.get("days", 30)
         token_usage_flush([str(token.id)])
         token.refresh_from_db()
         since = timezone.now().date() - timedelta(days=days - 1)
-        counts = dict(
-            TokenUsageDay.objects.filter(token=token, date__gte=since).values_list(
-                "date", "requests"
-            )
-        )
+        [series] = token_usage_series(
+            organization_id=token.organization_id, token_ids=[token.id], since=since, days=days
+        ).values()
         daily = [
-            {
-                "date": since + timedelta(days=n),
-                "requests": counts.get(since + timedelta(days=n), 0),
-            }
-            for n in range(days)
+            {"date": since + timedelta(days=n), "requests": requests}
+            for n, requests in enumerate(series)
         ]
         body = {"usage_count": token.usage_count, "last_used_at": token.last_used_at,
                 "daily": daily}  # fmt: skip
@@ -175,8 +179,8 @@ class TokenExpiringApi(APIView):
         """Active tokens expiring within `days` (default 7), soonest first."""
         query = s.DaysSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        tokens = token_services.tokens_expiring(
-            organization=principal_organization(_principal(request)),
+        tokens = token_expiry.tokens_expiring(
+            organization=organization_get(organization_id=_principal(request).organization_id),
             days=query.validated_data.get("days", 7),
         )
         return Response(s.ServiceTokenSerializer(tokens, many=True).data)
@@ -188,7 +192,7 @@ def _presenting_token(principal: Principal) -> ServiceToken:
             "Only a service token has a record of its own here; a person reads theirs at "
             "/api/v1/auth/me."
         )
-    return ServiceToken.objects.select_related("created_by", "organization").get(id=principal.id)
+    return token_presenting_get(token_id=principal.id)
 
 
 class TokenSelfApi(APIView):
@@ -217,7 +221,7 @@ class TokenSelfRotateApi(APIView):
         _presenting_token(principal)
         data = s.TokenRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        issued = token_services.token_self_rotate(
+        issued = token_rotations.token_self_rotate(
             principal=principal,
             grace_seconds=data.validated_data["grace_seconds"],
             presented_at=presented_at,
@@ -232,8 +236,8 @@ class TokenPolicyApi(APIView):
     @extend_schema(responses=s.TokenPolicySerializer, tags=["tokens"])
     def get(self, request: Request) -> Response:
         """The organization's token policy: bounds on every token created or rotated."""
-        organization = principal_organization(_principal(request))
-        return Response(token_services.token_policy(organization))
+        organization = organization_get(organization_id=_principal(request).organization_id)
+        return Response(token_policies.token_policy(organization))
 
     @extend_schema(request=s.TokenPolicySerializer, responses=s.TokenPolicySerializer,
                    tags=["tokens"])  # fmt: skip
@@ -241,7 +245,8 @@ class TokenPolicyApi(APIView):
         """Change the token policy; it applies to tokens created or rotated from now on."""
         data = s.TokenPolicySerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        organization = token_services.token_policy_set(
-            organization=principal_organization(_principal(request)), **data.validated_data
+        organization = token_policies.token_policy_set(
+            organization=organization_get(organization_id=_principal(request).organization_id),
+            **data.validated_data,
         )
-        return Response(token_services.token_policy(organization))
+        return Response(token_policies.token_policy(organization))

@@ -10,10 +10,10 @@ import structlog
 from django.conf import settings
 
 from accounts import metrics
-from accounts.authentication import principal_refreshed
-from accounts.decision_cache import Decision, decision_ttl
-from accounts.principal import Principal
-from accounts.remote_decisions import remote_decision
+from accounts.authz.decision_cache import Decision, decision_ttl
+from accounts.authz.remote import remote_decision
+from accounts.identity.authentication import principal_refreshed
+from accounts.identity.principal import Principal
 from accounts.roles import PERMISSIONS, role_grants
 
 __all__ = ["ANY_PRINCIPAL", "Decision", "decision_check"]

@@ -1,4 +1,4 @@
-"""What every dashboard page shares: who may open it, the navigation, and its error pages.
+"""The dashboard's page guard: who may open a page, and the pages that refuse.
 
 Pages are server-rendered views in each app's `views.py`, signed in with the
 Django session (BrowserSessionMiddleware resolves `request.principal`). They
@@ -10,47 +10,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 
-from accounts.authorization import decision_check
+from accounts.authz.decision_point import decision_check
 from accounts.errors import PermissionDenied
-from accounts.principal import Principal
-from accounts.rate_limits import RateLimitOutcome
-from accounts.throttling import page_load_count
+from accounts.identity.principal import Principal
+from accounts.ratelimits.limits import RateLimitOutcome
+from accounts.ratelimits.throttling import page_load_count
 from config.errors import DomainError
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
-
-
-@dataclass(frozen=True)
-class NavItem:
-    path: str
-    label: str
-    # The permission a principal needs to be offered the page; None: every member.
-    permission: str | None = None
-
-
-NAVIGATION = (
-    NavItem("/", "Home"),
-    NavItem("/upload/", "Upload", "image:upload"),
-    NavItem("/images/", "Gallery", "image:read"),
-    NavItem("/classify/", "Classify", "image:upload"),
-    NavItem("/tokens/", "Tokens", "token:manage"),
-    NavItem("/members/", "Members", "org:admin"),
-    NavItem("/audit/", "Audit", "audit:read"),
-    NavItem("/providers/", "Providers", "metrics:read"),
-    NavItem("/invitations/", "Invitations"),
-    NavItem("/sessions/", "Sessions"),
-    NavItem("/account/", "Account"),
-)
 
 
 def page_principal(request: HttpRequest) -> Principal | None:
@@ -136,27 +111,3 @@ def dashboard_page(permission: str | None = None) -> Callable[[View], View]:
         return page  # type: ignore[return-value]
 
     return decorate
-
-
-def navigation(request: HttpRequest) -> dict[str, Any]:
-    """Template context: the pages the signed-in principal is offered, and the current one."""
-    principal = page_principal(request)
-    if principal is None:
-        return {}
-    allowed = principal.permissions
-    items = [item for item in NAVIGATION if item.permission is None or item.permission in allowed]
-    return {
-        "principal": principal,
-        "nav_items": items,
-        "nav_current": request.path,
-        # The organizations the switcher offers, read once the template asks for them.
-        "nav_memberships": SimpleLazyObject(lambda: _memberships(principal)),
-    }
-
-
-def _memberships(principal: Principal) -> list[Any]:
-    from accounts.selectors import user_memberships
-
-    if principal.user_id is None:
-        return []
-    return list(user_memberships(user_id=principal.user_id))

@@ -1,0 +1,1 @@
+"""Who is calling: the principal, its cached records, JWT, sessions, DRF authentication, lockout."""

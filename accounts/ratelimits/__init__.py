@@ -1,0 +1,1 @@
+"""How often: tiers, rate-limit windows and the DRF throttles."""

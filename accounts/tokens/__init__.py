@@ -1,0 +1,1 @@
+"""Service tokens: their format, cached records, usage counting and IP allow-lists."""

@@ -1,0 +1,123 @@
+"""The product's modules import one another without a cycle.
+
+Every import statement counts, wherever it stands (a function's body, an
+`if TYPE_CHECKING:` block): a cycle held apart by a late import is still a cycle.
+Tests and migrations are left out; every other first-party module is in.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LEFT_OUT = {"tests", "migrations"}
+
+
+def product_modules(root: Path) -> dict[str, Path]:
+    """Map each first-party product module's dotted name to its file."""
+    modules: dict[str, Path] = {}
+    for package in sorted(p.parent for p in root.glob("*/__init__.py")):
+        for path in package.rglob("*.py"):
+            parts = path.relative_to(root).with_suffix("").parts
+            if LEFT_OUT & set(parts) or not all(
+                (root.joinpath(*parts[:depth]) / "__init__.py").exists()
+                for depth in range(1, len(parts))
+            ):
+                continue
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            modules[name] = path
+    return modules
+
+
+def _target(name: str, modules: dict[str, Path]) -> str | None:
+    """The module `name` names, or the nearest package holding it (None: not first-party)."""
+    while name:
+        if name in modules:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Map each product module to the product modules it imports."""
+    modules = product_modules(root)
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                targets = [f"{base}.{alias.name}" for alias in node.names] or [base]
+            else:
+                continue
+            for target in targets:
+                found = _target(target, modules)
+                if found is not None and found != name:
+                    edges.add(found)
+        graph[name] = edges
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(graph.get(module, ())):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_the_graph_holds_the_product_and_leaves_tests_out() -> None:
+    graph = import_graph(ROOT)
+    assert {"accounts.models", "images.pipeline", "classifier.services", "audit.services"} <= set(
+        graph
+    )
+    assert not any(".tests" in name or ".migrations" in name for name in graph)
+    assert "classifier.services" in graph["images.pipeline"]
+
+
+def test_product_modules_import_one_another_without_a_cycle() -> None:
+    cycles = import_cycles(import_graph(ROOT))
+    assert cycles == [], "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_a_cycle_is_found_wherever_its_import_stands(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "first.py").write_text("from app import second\n")
+    (tmp_path / "app" / "second.py").write_text("def late():\n    from app.first import x\n")
+    (tmp_path / "app" / "third.py").write_text("from . import first\n")
+    assert import_cycles(import_graph(tmp_path)) == [["app.first", "app.second"]]
