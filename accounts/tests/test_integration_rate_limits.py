@@ -41,9 +41,14 @@ def service_token(org: Organization) -> str:
 
 
 def fire(server: ServerProcess, secret: str, count: int, threads: int) -> list[httpx.Response]:
-    """Make `count` GETs with the token from `threads` threads at once, each on its own id."""
-    limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
-    headers = {"Authorization": f"Bearer {secret}"}
+    """Make `count` GETs with the token from `threads` threads at once, each on its own id.
+
+    Each request comes on a connection of its own, as from that many clients, so
+    the server's workers share them out (kept-alive connections, all accepted by
+    one fast worker, could leave the other idle).
+    """
+    limits = httpx.Limits(max_connections=threads, max_keepalive_connections=0)
+    headers = {"Authorization": f"Bearer {secret}", "Connection": "close"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=30, limits=limits) as client:
 
         def one(index: int) -> httpx.Response:
