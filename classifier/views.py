@@ -19,13 +19,14 @@ from accounts.principal import Principal
 from accounts.rate_limits import DEFAULT_RULE, RateLimitExceeded, rate_limit_hit, request_windows
 from classifier.api.serializers import ClassifySerializer
 from classifier.health import DEGRADED_AFTER, UNHEALTHY_AFTER
+from classifier.labels import verdict
 from classifier.models import Classification
 from classifier.selectors import providers_status
 from classifier.services import vehicle_classify
 from config.dashboard import dashboard_page, signed_in_principal
 from config.errors import DomainError, InvalidInput
 from images.uploads import upload_size_guard
-from images.views import REJECTION_MESSAGES, label_text, prediction_bars, upload_rules
+from images.views import REJECTION_MESSAGES, upload_rules
 
 PROVIDER_MOMENTS = ("last_success_at", "last_failure_at", "ejected_until")
 
@@ -54,8 +55,12 @@ def _classify_form(
         "error": error,
     }
     if classification is not None:
-        context["top_label"] = label_text(classification.top_label)
-        context["predictions"] = prediction_bars(classification.predictions.get("categories", []))
+        context["verdict"] = verdict({
+            "is_vehicle": classification.is_vehicle,
+            "top_label": classification.top_label,
+            "vehicle_probability": classification.vehicle_probability,
+            "predictions": classification.predictions.get("categories", []),
+        })  # fmt: skip
         context["imagenet"] = [
             {**entry, "percent": f"{float(entry.get('confidence', 0)) * 100:.1f}%"}
             for entry in classification.predictions.get("imagenet", [])

@@ -16,6 +16,7 @@ from PIL import Image
 from accounts.services.organizations import organization_limits_set
 from accounts.tests.test_browser_login import browser, signed_in_browser
 from classifier.health import provider_health
+from classifier.labels import label_name
 from classifier.models import Classification
 
 pytestmark = pytest.mark.django_db
@@ -85,9 +86,18 @@ def test_a_photo_of_a_jeep_is_classified_as_a_car_with_its_predictions(org, memb
     assert (classification.organization_id, classification.top_label) == (org.id, "car")
     assert "Result for jeep.jpg" in html
     assert "A vehicle: <strong>car</strong>" in html
-    categories = classification.predictions["categories"]
+    categories = [
+        entry
+        for entry in classification.predictions["categories"]
+        if entry["label"] != "not_vehicle"
+    ]
     labels = re.findall(r'chart-label">([^<]+)</span>', html)
-    assert labels == [entry["label"].replace("_", " ") for entry in categories]
+    assert labels == [label_name(entry["label"]) for entry in categories]
+    probability = classification.vehicle_probability * 100
+    assert (
+        f'Vehicle probability <strong class="vehicle-probability">{probability:.1f}%</strong>, '
+        "counted as a vehicle at 30% or more."
+    ) in html
     top = categories[0]["confidence"] * 100
     assert f'<rect class="fill" width="{top:.2f}"' in html
     assert f"{top:.1f}%" in html
