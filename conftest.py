@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from rest_framework.test import APIClient
 
 # The browser fixtures, registered once: a session-scoped Playwright must not
@@ -132,9 +132,11 @@ def _isolated_cache() -> Iterator[None]:
     redis_cooldowns_forget()
     yield
     if hasattr(cache, "delete_pattern"):
-        cache.delete_pattern("*")
+        cache.delete_pattern("*")  # on Redis, the shared cache's keys too (the same prefix)
     else:
         cache.clear()
+        if "shared" in settings.CACHES:
+            caches["shared"].clear()  # the embedded default's files under this run's var/
 
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
