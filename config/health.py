@@ -17,6 +17,7 @@ from django.db import connection
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -166,6 +167,9 @@ class HealthApi(APIView):
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    # JSON to a browser too: probes, load balancers and people read the same answer
+    # (the browsable page of debug mode would also need scripts the CSP refuses).
+    renderer_classes = [JSONRenderer]
     rate_limit = None  # probes and load balancers ask often
     include_version = False
 

@@ -114,3 +114,22 @@ def test_unhealthy_wins_over_degraded(api_client, database_down, cache_down):
 def test_health_needs_no_credentials_and_ignores_bad_ones(api_client):
     response = api_client.get("/health", HTTP_AUTHORIZATION="Bearer not-a-real-token")
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/health", "/api/v1/health"])
+def test_a_browser_is_answered_json_even_where_the_api_is_browsable(api_client, settings, path):
+    # Debug mode offers DRF's browsable pages; health stays JSON, whatever Accept says.
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_RENDERER_CLASSES": [
+            "rest_framework.renderers.JSONRenderer",
+            "rest_framework.renderers.BrowsableAPIRenderer",
+        ],
+    }
+
+    response = api_client.get(path, HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["status"] == "healthy"
