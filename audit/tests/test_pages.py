@@ -27,7 +27,7 @@ from config.request_context import Actor, ClientInfo, begin_context
 
 pytestmark = pytest.mark.django_db
 
-ROW = re.compile(r"<tr>\s*<td><time")
+ROW = re.compile(r"<tr>\s*<td data-label=\"Time \(UTC\)\"><time")
 
 
 def record(org: Any, action: str, **fields: Any) -> AuditEvent:

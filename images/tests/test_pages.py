@@ -197,7 +197,7 @@ def test_home_answers_in_few_queries_however_many_jobs(org, member, django_asser
         response = client.get("/")
 
     assert response.status_code == 200
-    assert response.content.decode().count('<td><a href="/images/') == 8
+    assert response.content.decode().count('<td data-label="Image"><a href="/images/') == 8
     assert len(many_jobs.captured_queries) == len(one_job.captured_queries)
 
 
@@ -666,8 +666,8 @@ def test_gallery_cards_and_recent_jobs_name_each_label_as_every_page_does(org, m
     assert 'data-label="not_vehicle">not a vehicle</span>' in gallery
     assert "vehicle probability 31.4%" in gallery
     assert "an image is counted as a vehicle at 30% or more." in gallery
-    assert "<td>other vehicle</td>" in home
-    assert "<td>not a vehicle</td>" in home
+    assert '<td data-label="Label">other vehicle</td>' in home
+    assert '<td data-label="Label">not a vehicle</td>' in home
     for html in (gallery, home):
         assert ">other_vehicle<" not in html
         assert ">not_vehicle<" not in html
