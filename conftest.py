@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
@@ -534,3 +535,22 @@ def celery_worker_process(
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# The ImageNet validation photos foolbox ships: imagenet_<n>_<true class>.jpg. Real photos
+# for the classifier's accuracy tests and for the pages' browser tests.
+FOOLBOX_PHOTOS = "imagenet_*.jpg"
+
+
+@pytest.fixture(scope="session")
+def foolbox_photos() -> list[Path]:
+    """The sample ImageNet photos in the installed foolbox package (never copied here)."""
+    spec = importlib.util.find_spec("foolbox")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail(
+            "foolbox is not installed: pip install --no-deps -r requirements-model-nodeps.txt"
+        )
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    photos = sorted(data.glob(FOOLBOX_PHOTOS))
+    assert len(photos) == 20, f"expected 20 ImageNet photos in {data}"
+    return photos
