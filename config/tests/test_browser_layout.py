@@ -84,6 +84,9 @@ def test_every_page_fits_the_screen_with_the_menu_folded_on_a_phone(
     new_page, admin, lived_in, screenshots, width
 ):
     page = new_page(width=width)
+    problems: list[str] = []  # a script the CSP refuses, or one that fails, says so here
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
     sign_in(page, admin.username, PASSWORD)
 
     for name, path in PAGES.items():
@@ -104,6 +107,7 @@ def test_every_page_fits_the_screen_with_the_menu_folded_on_a_phone(
                     assert drawn == json.dumps(label), (path, label, drawn)
         page.screenshot(path=str(screenshots / f"page-{path.strip('/') or 'home'}-{width}.png"),
                         full_page=True)  # fmt: skip
+    assert problems == []
 
 
 def test_the_menu_folds_and_unfolds_with_the_keyboard_on_a_phone(new_page, admin, screenshots):
