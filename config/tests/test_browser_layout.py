@@ -143,21 +143,17 @@ def test_signing_out_says_so(new_page, admin, screenshots, width):
 
 
 @WIDTHS
-def test_health_answers_json_to_a_browser_without_a_console_error(new_page, settings, width):
-    # As in debug mode, where the rest of the API is browsable.
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_RENDERER_CLASSES": [
-            "rest_framework.renderers.JSONRenderer",
-            "rest_framework.renderers.BrowsableAPIRenderer",
-        ],
-    }
+def test_health_answers_json_to_a_browser_without_a_console_error(
+    new_page, server_processes, width
+):
+    # Debug mode offers DRF's browsable pages, chosen when they start: a real server in it.
+    (server,) = server_processes(count=1, DJANGO_DEBUG="true")
     page = new_page(width=width)
     problems: list[str] = []
     page.on("console", lambda message: message.type == "error" and problems.append(message.text))
     page.on("pageerror", lambda error: problems.append(str(error)))
 
-    response = page.goto("/health")
+    response = page.goto(f"http://127.0.0.1:{server.port}/health")
 
     assert response is not None
     assert response.headers["content-type"] == "application/json"
