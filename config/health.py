@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.db import connection
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -162,14 +163,28 @@ class VersionedHealthSerializer(HealthSerializer):
     version = serializers.CharField()
 
 
+class JsonWhateverAccepted(BaseContentNegotiation):
+    """Answer JSON whatever the client's Accept says: a browser, a probe and a person alike."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self, request: Request, renderers: Any, format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        return renderers[0], renderers[0].media_type
+
+
 class HealthApi(APIView):
     """Liveness and readiness: the database, the cache and the broker, with their latency."""
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
     # JSON to a browser too: probes, load balancers and people read the same answer
-    # (the browsable page of debug mode would also need scripts the CSP refuses).
+    # (the browsable page of debug mode would also need scripts the CSP refuses),
+    # never 406 to an Accept that names no JSON.
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonWhateverAccepted
     rate_limit = None  # probes and load balancers ask often
     include_version = False
 

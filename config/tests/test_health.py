@@ -118,18 +118,18 @@ def test_health_needs_no_credentials_and_ignores_bad_ones(api_client):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/health", "/api/v1/health"])
 def test_a_browser_is_answered_json_even_in_debug_mode_where_the_api_is_browsable(
-    server_processes, path
+    server_processes,
 ):
     # Debug mode offers DRF's browsable pages, chosen when they start: a real server in it.
     (server,) = server_processes(count=1, DJANGO_DEBUG="true")
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{server.port}{path}",
-        headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
-    )
 
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a local URL)
-        assert response.status == 200
-        assert response.headers["Content-Type"] == "application/json"
-        assert json.loads(response.read())["status"] == "healthy"
+    for path in ("/health", "/api/v1/health"):
+        for accept in ("text/html,application/xhtml+xml,*/*;q=0.8", "text/html"):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{server.port}{path}", headers={"Accept": accept}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (local)
+                assert response.status == 200, (path, accept)
+                assert response.headers["Content-Type"] == "application/json", (path, accept)
+                assert json.loads(response.read())["status"] == "healthy"
