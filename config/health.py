@@ -16,7 +16,8 @@ from django.core.cache import cache
 from django.db import connection
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -163,16 +164,18 @@ class VersionedHealthSerializer(HealthSerializer):
     version = serializers.CharField()
 
 
-class JsonWhateverAccepted(BaseContentNegotiation):
-    """Answer JSON whatever the client's Accept says: a browser, a probe and a person alike."""
-
-    def select_parser(self, request: Request, parsers: Any) -> Any:
-        return parsers[0] if parsers else None
+class JsonToBrowsers(DefaultContentNegotiation):
+    """Negotiate as every API view does, but answer a browser's text/html with the JSON."""
 
     def select_renderer(
         self, request: Request, renderers: Any, format_suffix: str | None = None
     ) -> tuple[Any, str]:
-        return renderers[0], renderers[0].media_type
+        try:
+            return cast(tuple[Any, str], super().select_renderer(request, renderers, format_suffix))
+        except NotAcceptable:
+            if "text/html" not in request.META.get("HTTP_ACCEPT", ""):
+                raise
+            return renderers[0], renderers[0].media_type
 
 
 class HealthApi(APIView):
@@ -182,9 +185,9 @@ class HealthApi(APIView):
     permission_classes = [AllowAny]
     # JSON to a browser too: probes, load balancers and people read the same answer
     # (the browsable page of debug mode would also need scripts the CSP refuses),
-    # never 406 to an Accept that names no JSON.
+    # never 406 to a browser asking for text/html alone.
     renderer_classes = [JSONRenderer]
-    content_negotiation_class = JsonWhateverAccepted
+    content_negotiation_class = JsonToBrowsers
     rate_limit = None  # probes and load balancers ask often
     include_version = False
 
