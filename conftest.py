@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from rest_framework.test import APIClient
 
 # The browser fixtures, registered once: a session-scoped Playwright must not
@@ -132,9 +133,11 @@ def _isolated_cache() -> Iterator[None]:
     redis_cooldowns_forget()
     yield
     if hasattr(cache, "delete_pattern"):
-        cache.delete_pattern("*")
+        cache.delete_pattern("*")  # on Redis, the shared cache's keys too (the same prefix)
     else:
         cache.clear()
+        if "shared" in settings.CACHES:
+            caches["shared"].clear()  # the embedded default's files under this run's var/
 
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
@@ -532,3 +535,22 @@ def celery_worker_process(
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# The ImageNet validation photos foolbox ships: imagenet_<n>_<true class>.jpg. Real photos
+# for the classifier's accuracy tests and for the pages' browser tests.
+FOOLBOX_PHOTOS = "imagenet_*.jpg"
+
+
+@pytest.fixture(scope="session")
+def foolbox_photos() -> list[Path]:
+    """The sample ImageNet photos in the installed foolbox package (never copied here)."""
+    spec = importlib.util.find_spec("foolbox")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail(
+            "foolbox is not installed: pip install --no-deps -r requirements-model-nodeps.txt"
+        )
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    photos = sorted(data.glob(FOOLBOX_PHOTOS))
+    assert len(photos) == 20, f"expected 20 ImageNet photos in {data}"
+    return photos

@@ -32,6 +32,22 @@ TOKEN_ONLY_SCOPES: dict[str, str] = {"token:self_rotate": "token:manage"}
 SCOPES: tuple[str, ...] = (*PERMISSIONS, *TOKEN_ONLY_SCOPES)
 
 
+# What each permission (and token scope) allows, in one line, where people choose them.
+PERMISSION_DESCRIPTIONS: dict[str, str] = {
+    "image:read": "See the organization's images, their labels and jobs, and download them.",
+    "image:upload": "Upload images and classify them.",
+    "image:delete": "Delete images.",
+    "image:admin": "Manage the organization's images beyond a member's own use.",
+    "member:read": "List the members with their names and email addresses.",
+    "token:manage": "Create, rotate and revoke service tokens.",
+    "audit:read": "Read and export the audit log.",
+    "org:admin": "Manage members, their roles, groups and invitations.",
+    "metrics:read": "Read the metrics and the classifier providers' health.",
+    "authz:check": "Ask the decision point whether someone may do something.",
+    "token:self_rotate": "Let the token rotate itself (a token only).",
+}
+
+
 def scope_held(scope: str, permissions: frozenset[str]) -> bool:
     """Tell whether someone holding `permissions` holds (or may grant) `scope`."""
     return scope in permissions or TOKEN_ONLY_SCOPES.get(scope, "") in permissions

@@ -1,4 +1,8 @@
-"""A provider's health record in the shared cache, in process memory while the cache fails."""
+"""A provider's health record in the shared cache, in process memory while the cache fails.
+
+The shared cache (`CACHES["shared"]`) is Redis when one is configured, else files
+under var/: either way the web processes and the workers count into one record.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import structlog
-from django.core.cache import cache
+from django.core.cache import BaseCache, caches
 
 from classifier import metrics
 
 logger = structlog.get_logger("vantage.classifier")
 
 T = TypeVar("T")
+
+SHARED_CACHE = "shared"
 
 # Counters change with the cache's atomic increment, so processes never lose
 # each other's counts; the other fields are plain values.
@@ -52,6 +58,10 @@ class HealthStore:
         self._lock = threading.Lock()
         self._claimed = False
 
+    @property
+    def _cache(self) -> BaseCache:
+        return caches[SHARED_CACHE]
+
     def _key(self, field: str) -> str:
         return f"{self._prefix}:{field}"
 
@@ -67,7 +77,7 @@ class HealthStore:
         """Return every field that has a value."""
 
         def shared() -> dict[str, Any]:
-            values = cache.get_many([self._key(field) for field in FIELDS])
+            values = self._cache.get_many([self._key(field) for field in FIELDS])
             return {
                 field: values[self._key(field)] for field in FIELDS if self._key(field) in values
             }
@@ -83,10 +93,10 @@ class HealthStore:
 
         def shared() -> int:
             try:
-                value = int(cache.incr(self._key(field), delta))
+                value = int(self._cache.incr(self._key(field), delta))
             except ValueError:  # the first count: the key does not exist yet
-                cache.add(self._key(field), 0, None)
-                value = int(cache.incr(self._key(field), delta))
+                self._cache.add(self._key(field), 0, None)
+                value = int(self._cache.incr(self._key(field), delta))
             with self._lock:
                 self._memory[field] = value
             return value
@@ -103,7 +113,7 @@ class HealthStore:
         with self._lock:
             self._memory.update(values)
         shared = {self._key(name): value for name, value in values.items()}
-        self._shared(lambda: cache.set_many(shared, None), list)
+        self._shared(lambda: self._cache.set_many(shared, None), list)
 
     def claim(self) -> bool:
         """Take the right to change the provider's state; False while another process has it."""
@@ -115,10 +125,12 @@ class HealthStore:
                 self._claimed = True
                 return True
 
-        return self._shared(lambda: bool(cache.add(self._key("claim"), 1, CLAIM_SECONDS)), memory)
+        return self._shared(
+            lambda: bool(self._cache.add(self._key("claim"), 1, CLAIM_SECONDS)), memory
+        )
 
     def release(self) -> None:
         """Give the claim back."""
         with self._lock:
             self._claimed = False
-        self._shared(lambda: cache.delete(self._key("claim")), lambda: False)
+        self._shared(lambda: self._cache.delete(self._key("claim")), lambda: False)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import structlog
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 
 from classifier import metrics
 from classifier.health import STATE_VALUE, provider_health
@@ -58,15 +57,3 @@ def vehicle_reports_for(*, organization_id: Any, vehicle_id: str) -> QuerySet[Ve
     return VehicleReport.objects.filter(
         organization_id=organization_id, vehicle_id=vehicle_id
     ).order_by("-created_at", "-id")
-
-
-def labels_seen_since(*, organization_id: Any, since: datetime) -> dict[str, int]:
-    """Return how often each top label was concluded in the organization since `since`,
-    most frequent first."""
-    rows = (
-        Classification.objects.filter(organization_id=organization_id, created_at__gte=since)
-        .values_list("top_label")
-        .annotate(total=Count("id"))
-        .order_by("-total", "top_label")
-    )
-    return dict(rows)

@@ -24,8 +24,8 @@ from accounts.ratelimits.limits import (
     request_windows,
 )
 from classifier.api.serializers import ClassifySerializer
-from classifier.display import label_text, prediction_bars
 from classifier.health import DEGRADED_AFTER, UNHEALTHY_AFTER
+from classifier.labels import verdict
 from classifier.models import Classification
 from classifier.selectors import providers_status
 from classifier.services import vehicle_classify
@@ -60,8 +60,12 @@ def _classify_form(
         "error": error,
     }
     if classification is not None:
-        context["top_label"] = label_text(classification.top_label)
-        context["predictions"] = prediction_bars(classification.predictions.get("categories", []))
+        context["verdict"] = verdict({
+            "is_vehicle": classification.is_vehicle,
+            "top_label": classification.top_label,
+            "vehicle_probability": classification.vehicle_probability,
+            "predictions": classification.predictions.get("categories", []),
+        })  # fmt: skip
         context["imagenet"] = [
             {**entry, "percent": f"{float(entry.get('confidence', 0)) * 100:.1f}%"}
             for entry in classification.predictions.get("imagenet", [])

@@ -35,6 +35,13 @@ class Channel(filesystem.Channel):
 class Transport(filesystem.Transport):
     Channel = Channel
 
+    @property
+    def default_connection_params(self) -> dict[str, Any]:
+        # Folders, not a server: no host to default to. Kombu's base class names
+        # "localhost", and a connection without a hostname then warns "No hostname
+        # was supplied" each time it is described (each publish's pooled connection).
+        return {}
+
 
 def register() -> None:
     """Make `filesystem://` broker URLs use this transport."""

@@ -17,7 +17,10 @@ from django.core.cache import cache
 from django.db import connection
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -201,11 +204,30 @@ class VersionedHealthSerializer(HealthSerializer):
     version = serializers.CharField()
 
 
+class JsonToBrowsers(DefaultContentNegotiation):
+    """Negotiate as every API view does, but answer a browser's text/html with the JSON."""
+
+    def select_renderer(
+        self, request: Request, renderers: Any, format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        try:
+            return cast(tuple[Any, str], super().select_renderer(request, renderers, format_suffix))
+        except NotAcceptable:
+            if "text/html" not in request.META.get("HTTP_ACCEPT", ""):
+                raise
+            return renderers[0], renderers[0].media_type
+
+
 class HealthApi(APIView):
     """Liveness and readiness: the database, the cache and the broker, with their latency."""
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    # JSON to a browser too: probes, load balancers and people read the same answer
+    # (the browsable page of debug mode would also need scripts the CSP refuses),
+    # never 406 to a browser asking for text/html alone.
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonToBrowsers
     rate_limit = None  # probes and load balancers ask often
     include_version = False
 

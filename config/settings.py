@@ -184,13 +184,23 @@ if REDIS_URL:
             },
         }
     }
+    # What every process must see alike (the classifier providers' health): the same Redis.
+    CACHES["shared"] = {**CACHES["default"]}
 else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": "vantage",
             "KEY_PREFIX": CACHE_KEY_PREFIX,
-        }
+        },
+        # The web process and the worker are apart: what both must see (the classifier
+        # providers' health) is kept in files under var/, shared by the processes of a host.
+        "shared": {
+            "BACKEND": "config.shared_file_cache.SharedFileCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
+        },
     }
 
 # --- Static and media files ---------------------------------------------------

@@ -82,3 +82,16 @@ def jobs_for_image(*, organization_id: Any, image_id: Any) -> QuerySet[Job]:
     return Job.objects.filter(organization_id=organization_id, image_id=image_id).order_by(
         "-created_at", "-id"
     )
+
+
+def image_label_counts_since(*, organization_id: Any, since: datetime) -> dict[str, int]:
+    """Return how many of the organization's kept images uploaded since `since` have each
+    label, most frequent first: what the gallery lists with the same label and date filters."""
+    rows = (
+        images_for(organization_id=organization_id, filters={"uploaded_after": since})
+        .exclude(label="")
+        .values_list("label")
+        .annotate(total=Count("id"))
+        .order_by("-total", "label")
+    )
+    return dict(rows)

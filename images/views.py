@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models.fields.json import KT
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,14 +25,14 @@ from accounts.authz.pages import dashboard_page, may, signed_in_principal
 from accounts.identity.principal import Principal
 from accounts.services.quotas import quota_day_bounds, uploads_today
 from classifier.categories import LABELS, NOT_VEHICLE
-from classifier.display import Bar, label_text, prediction_bars
-from classifier.selectors import labels_seen_since
-from images.api.serializers import BUCKET_PATTERN, ImageFiltersSerializer
+from classifier.labels import LABEL_NAMES, Bar, label_name, labels_for_script, vehicle_rule, verdict
+from images.api.serializers import BUCKET_PATTERN, BUCKET_RULE, ImageFiltersSerializer
 from images.errors import size_text
 from images.models import Image
 from images.selectors import (
     image_counts_by_status,
     image_get,
+    image_label_counts_since,
     images_for,
     job_counts_by_status,
     jobs_for_image,
@@ -47,7 +49,7 @@ QUOTA_WARNING_PERCENT = 80
 
 # What each gallery filter accepts, said for people (the API's messages are terse).
 FILTER_HINTS = {
-    "bucket": "A bucket is 1 to 64 lowercase letters, digits, '-' or '_'.",
+    "bucket": BUCKET_RULE,
     "label": "A label is lowercase letters and '_', such as car or not_vehicle.",
     "status": f"Choose one of: {', '.join(Image.Status.values)}.",
     "uploaded_after": "Give a date (YYYY-MM-DD) or a date and time.",
@@ -55,10 +57,18 @@ FILTER_HINTS = {
 }
 
 
-def _count_bars(counts: Mapping[str, int]) -> list[Bar]:
-    """Return counts as bars, the largest one full length."""
+def _gallery_url(label: str, since: date) -> str:
+    """Return the gallery filtered to one label's images uploaded since a day."""
+    query = urlencode({"label": label, "uploaded_after": since.isoformat()})
+    return f"{reverse('gallery-page')}?{query}"
+
+
+def _count_bars(counts: Mapping[str, int], *, since: date) -> list[Bar]:
+    """Return counts of images by label as bars, the largest one full length, each
+    linking to the gallery's images it counts."""
     largest = max(counts.values(), default=0) or 1
-    return [Bar(label_text(label), f"{total:,}", round(total * 100 / largest, 2))
+    return [Bar(label_name(label), f"{total:,}", round(total * 100 / largest, 2),
+                _gallery_url(label, since))
             for label, total in counts.items()]  # fmt: skip
 
 
@@ -88,8 +98,10 @@ def home_page(request: HttpRequest) -> HttpResponse:
     if not may(principal, "image:read"):
         return render(request, "images/home_limited.html", context)
     org = principal.organization_id
-    week_ago = timezone.now() - timedelta(days=CHART_DAYS)
-    seen = labels_seen_since(organization_id=org, since=week_ago)
+    # Whole days, so that the gallery's date filter lists exactly the images counted.
+    since = timezone.now().date() - timedelta(days=CHART_DAYS - 1)
+    since_moment = datetime.combine(since, time.min, tzinfo=UTC)
+    seen = image_label_counts_since(organization_id=org, since=since_moment)
     image_counts = image_counts_by_status(organization_id=org)
     job_counts = job_counts_by_status(organization_id=org)
     context.update(
@@ -99,8 +111,10 @@ def home_page(request: HttpRequest) -> HttpResponse:
         job_total=f"{sum(job_counts.values()):,}",
         jobs=jobs_recent(organization_id=org, limit=RECENT_JOBS),
         quota=_quota(principal),
-        categories=_count_bars({k: v for k, v in seen.items() if k != NOT_VEHICLE}),
+        categories=_count_bars({k: v for k, v in seen.items() if k != NOT_VEHICLE}, since=since),
         not_vehicle=f"{seen.get(NOT_VEHICLE, 0):,}",
+        not_vehicle_url=_gallery_url(NOT_VEHICLE, since),
+        chart_since=since,
         chart_days=CHART_DAYS,
         may_upload=may(principal, "image:upload"),
     )
@@ -116,8 +130,11 @@ def upload_page(request: HttpRequest) -> HttpResponse:
         **upload_rules(principal),
         "upload_url": reverse("image-upload"),
         "bucket_pattern": _html_pattern(BUCKET_PATTERN),
+        "bucket_rule": BUCKET_RULE,
         "quota": _quota(principal),
         "messages_by_code": REJECTION_MESSAGES,
+        "labels": labels_for_script(),
+        "limits_url": reverse("image-limits"),
     }
     return render(request, "images/upload.html", context)
 
@@ -139,7 +156,8 @@ def gallery_page(request: HttpRequest) -> HttpResponse:
     filters = ImageFiltersSerializer(data=request.GET)
     context: dict[str, Any] = {
         "values": {field: request.GET.get(field, "") for field in FILTER_HINTS},
-        "labels": [(label, label_text(label)) for label in LABELS],
+        "labels": list(LABEL_NAMES.items()),
+        "vehicle_rule": vehicle_rule(),
         "label_values": LABELS,
         "statuses": Image.Status.values,
         "filtered": any(request.GET.get(field) for field in FILTER_HINTS),
@@ -150,6 +168,8 @@ def gallery_page(request: HttpRequest) -> HttpResponse:
         return render(request, "images/gallery.html", context, status=400)
     images = images_for(organization_id=principal.organization_id,
                         filters=filters.validated_data).defer("classification")  # fmt: skip
+    # Only the vehicle probability of each card's classification is read, not the whole of it.
+    images = images.annotate(vehicle_probability=KT("classification__vehicle_probability"))
     context["page"] = Paginator(images, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "images/gallery.html", context)
 
@@ -165,8 +185,7 @@ def image_page(request: HttpRequest, image_id: uuid.UUID) -> HttpResponse:
     context = {
         "image": image,
         "classification": classification,
-        "top_label": label_text(classification.get("top_label", "")),
-        "predictions": prediction_bars(classification.get("predictions", [])),
+        "verdict": verdict(classification) if classification else None,
         "jobs": list(jobs[:IMAGE_JOBS_SHOWN]),
         "size": f"{size_text(image.size_bytes)} ({image.size_bytes:,} bytes)",
         "file_url": reverse("image-file", args=[image.id]),

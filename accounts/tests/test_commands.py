@@ -402,7 +402,8 @@ def test_add_member_with_an_unknown_role_fails(other_org, member):
 # --- seed_demo ---------------------------------------------------------------------
 
 DEMO_ROLES = {"alice": "admin", "bob": "user", "carol": "viewer", "dave": "guest"}
-CREDENTIAL_LINE = re.compile(r"^\s*(alice|bob|carol|dave) / (\S+)\s*$", re.MULTILINE)
+# "  carol / <password>   viewer (...); the group editors adds ...", or a line of the file.
+CREDENTIAL_LINE = re.compile(r"^\s*(alice|bob|carol|dave) / (\S+)(?:\s{3}.*)?$", re.MULTILINE)
 
 
 def printed_credentials(out: str) -> dict[str, str]:
@@ -451,6 +452,21 @@ def test_seed_demo_prints_a_working_password_for_every_demo_user(db):
     for username, password in credentials.items():
         response = api_sign_in(username, password)
         assert response.status_code == 200, (username, response.content)
+
+
+def test_seed_demo_says_each_persons_role_and_what_their_groups_add(db):
+    out = run("seed_demo")
+
+    lines = {line.split()[0]: line for line in out.splitlines() if " / " in line}
+    assert lines["alice"].endswith("admin (everything, members, tokens and the audit log included)")
+    assert lines["bob"].endswith("user (uploads, classifies and deletes images)")
+    # A viewer who may upload and delete: the group says why.
+    assert lines["carol"].endswith(
+        "viewer (sees the images); the group editors adds image:delete, image:upload"
+    )
+    assert lines["dave"].endswith(
+        "guest (signs in, sees no images); the group photographers adds image:read, image:upload"
+    )
 
 
 def test_seed_demo_keeps_the_credentials_in_a_private_file_under_var_dir(db):

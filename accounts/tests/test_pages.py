@@ -377,7 +377,7 @@ def test_switching_without_an_organization_changes_nothing(org, other_org, membe
     response = post(client, "/account/organization/", {"org": ""})
 
     assert response.status_code == 302
-    assert "Organization: This field may not be blank." in html(client.get("/"))
+    assert "Choose an organization." in html(client.get("/"))
     assert browser_session(client).organization_id == org.id
 
 
@@ -707,18 +707,20 @@ def test_the_new_secret_authenticates(org, admin):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"name": "", "scopes": ["image:read"]}, "Name: This field may not be blank."),
-        ({"name": "x"}, "Scopes: Ensure this field has at least 1 elements."),
-        ({"name": "x", "scopes": ["nope"]},
-         "Scopes (entry 1): &quot;nope&quot; is not a valid choice."),
+        ({"name": "", "scopes": ["image:read"]}, "Name cannot be empty."),
+        ({"name": "x"}, "Choose at least one scope."),
+        ({"name": "x", "scopes": ["nope"]}, "“nope” is not a scope this organization offers."),
         ({"name": "x", "scopes": ["image:read"], "expires_in_days": "0"},
-         "Expires in (days): Ensure this value is greater than or equal to 1."),
+         "A token lasts at least 1 day: give 1 or more."),
         ({"name": "x", "scopes": ["image:read"], "expires_in_days": "soon"},
-         "Expires in (days): A valid integer is required."),
+         "Give the days as a whole number, such as 30."),
         ({"name": "x", "scopes": ["image:read"], "allowed_ips": "10.0.0.7/24"},
-         "&#x27;10.0.0.7/24&#x27; is not a valid network"),
+         "“10.0.0.7/24” has bits set after the /24: did you mean 10.0.0.0/24?"),
+        ({"name": "x", "scopes": ["image:read"], "allowed_ips": "not-an-ip"},
+         "“not-an-ip” is not an IP address or network, such as 203.0.113.0/24."),
     ],
-    ids=["no-name", "no-scopes", "unknown-scope", "zero-days", "not-a-number", "host-bits"],
+    ids=["no-name", "no-scopes", "unknown-scope", "zero-days", "not-a-number", "host-bits",
+         "not-an-ip"],
 )  # fmt: skip
 def test_creating_a_token_with_bad_input_says_why_and_creates_nothing(org, admin, fields, message):
     client = signed_in_browser("alice")
@@ -807,8 +809,8 @@ def test_rotating_shows_the_successors_secret_once_and_keeps_the_old_for_the_gra
 
 @pytest.mark.parametrize(
     ("grace", "message"),
-    [("90000", "Grace period: Ensure this value is less than or equal to 86400."),
-     ("", "Grace period: A valid integer is required.")],
+    [("90000", "Choose a grace period of 86400 seconds or less."),
+     ("", "Choose a grace period from the list.")],
 )  # fmt: skip
 def test_rotating_with_a_bad_grace_rotates_nothing(org, admin, grace, message):
     issued = issue(org, admin)
@@ -876,7 +878,7 @@ def test_revoking_with_an_overlong_reason_revokes_nothing(org, admin):
                     {"reason": "x" * 201})  # fmt: skip
 
     assert response.status_code == 400
-    assert "Reason: Ensure this field has no more than 200 characters." in html(response)
+    assert "Reason can be at most 200 characters." in html(response)
     issued.token.refresh_from_db()
     assert issued.token.revoked_at is None
 
@@ -912,7 +914,7 @@ def test_a_bad_allow_list_is_shown_with_what_was_typed_and_changes_nothing(org, 
 
     assert response.status_code == 400
     page = html(response)
-    assert "is not a valid network" in page
+    assert "“not-an-address” is not an IP address or network" in page
     assert "not-an-address</textarea>" in page
     issued.token.refresh_from_db()
     assert issued.token.allowed_ips == ["10.0.0.0/8"]
@@ -925,9 +927,9 @@ def test_a_bad_allow_list_is_shown_with_what_was_typed_and_changes_nothing(org, 
         ({"reason": "leak", "confirm": ""}, "Type the organization&#x27;s slug, acme, exactly"),
         ({"reason": "leak", "confirm": "ACME"}, "Type the organization&#x27;s slug, acme, exactly"),
         ({"reason": "leak", "confirm": "globex"}, "Type the organization&#x27;s slug, acme"),
-        ({"reason": "", "confirm": "acme"}, "Reason: This field may not be blank."),
+        ({"reason": "", "confirm": "acme"}, "Reason cannot be empty."),
         ({"reason": "x" * 181, "confirm": "acme"},
-         "Reason: Ensure this field has no more than 180 characters."),
+         "Reason can be at most 180 characters."),
     ],
     ids=["empty", "wrong-case", "another-slug", "no-reason", "long-reason"],
 )  # fmt: skip
@@ -1007,6 +1009,33 @@ def test_the_members_page_shows_roles_groups_and_permissions(org, admin, member,
     assert "<li>image:delete</li>" in page
     assert f'action="/members/{member.id}/remove/"' in page
     assert f'<label class="visually-hidden" for="role-{member.id}">Role of bob</label>' in page
+
+
+def test_the_members_page_says_what_each_group_adds_to_a_members_role(org, admin, viewer):
+    editors = GroupFactory(organization=org, name="editors",
+                           permissions=["image:read", "image:upload", "image:delete"])  # fmt: skip
+    editors.members.add(Membership.objects.get(user=viewer))
+
+    page = html(signed_in_browser("alice").get("/members/"))
+
+    carol = page.split('data-member="carol"')[1].split("</tr>")[0]
+    assert '<option value="viewer" selected>viewer</option>' in carol
+    # image:read is the viewer's already: only what the group widens is named.
+    assert (f'<a href="/members/groups/{editors.id}/">editors</a>: adds <code>image:delete</code>, '
+            "<code>image:upload</code> to the role") in carol  # fmt: skip
+    alice = page.split('data-member="alice"')[1].split("</tr>")[0]
+    assert "none: the role alone" in alice
+    assert "Upload images and classify them." in page  # what each permission allows
+
+
+def test_the_new_token_page_says_what_each_scope_allows(org, admin):
+    page = html(signed_in_browser("alice").get("/tokens/new/"))
+
+    assert re.search(
+        r'value="image:upload" aria-describedby="(scope-\d+-text)".*?'
+        r'<span class="choice-text" id="\1">Upload images and classify them.</span>',
+        page, re.S,
+    )  # fmt: skip
 
 
 def test_changing_a_role_applies_from_the_members_next_request(
@@ -1143,9 +1172,9 @@ def test_creating_a_group(org, admin):
 @pytest.mark.parametrize(
     ("fields", "status", "message"),
     [
-        ({"name": "has space", "permissions": []}, 400, "Name: This value does not match"),
+        ({"name": "has space", "permissions": []}, 400, "A group name is letters, digits"),
         ({"name": "editors", "permissions": ["root"]}, 400,
-         "Permissions (entry 1): &quot;root&quot; is not a valid choice."),
+         "“root” is not a permission this organization offers."),
         ({"name": "taken", "permissions": []}, 409,
          "A group named &#x27;taken&#x27; exists already."),
     ],

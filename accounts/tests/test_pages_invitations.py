@@ -65,7 +65,7 @@ def test_an_admin_invites_an_address_and_sees_the_same_answer_for_any_address(
     ("fields", "status", "message"),
     [
         ({"email": "not-an-address", "role": "user"}, 400, "Email: Enter a valid email address."),
-        ({"email": "", "role": "user"}, 400, "Email: This field may not be blank."),
+        ({"email": "", "role": "user"}, 400, "Email cannot be empty."),
         ({"email": "erin@example.com", "role": "owner"}, 400,
          "Role: &quot;owner&quot; is not a valid choice."),
         ({"email": "erin@example.com", "role": "user", "groups": ["ghosts"]}, 400,

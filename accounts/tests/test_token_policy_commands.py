@@ -29,7 +29,7 @@ def test_create_with_allowed_ips_stores_them_canonical_and_enforces_them(org, ad
 
 
 def test_create_refuses_a_bad_network_and_creates_nothing(org, admin):
-    with pytest.raises(CommandError, match="not a valid network"):
+    with pytest.raises(CommandError, match="is not an IP address or network"):
         create("acme", "runner", "image:read", "--allowed-ips", "10.0.0.300")
 
     assert not org.service_tokens.exists()

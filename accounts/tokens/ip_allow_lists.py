@@ -34,8 +34,8 @@ def allowed_ips_clean(values: Iterable[object], *, field: str = "allowed_ips") -
             )
         try:
             network = ipaddress.ip_network(value.strip(), strict=True)
-        except ValueError as exc:
-            raise InvalidInput(f"{value!r} is not a valid network: {exc}.", field=field) from None
+        except ValueError:
+            raise InvalidInput(_not_a_network(value.strip()), field=field) from None
         if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
             # Clients are matched by their IPv4 address, as ::ffff:a.b.c.d is written.
             mapped = network.network_address.ipv4_mapped
@@ -54,6 +54,15 @@ def allowed_ips_clean(values: Iterable[object], *, field: str = "allowed_ips") -
         )
     _refuse_whole_space(cleaned, field=field)
     return cleaned
+
+
+def _not_a_network(value: str) -> str:
+    """Return why `value` is no network, as a person would say it."""
+    try:
+        meant = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return f"“{value}” is not an IP address or network, such as 203.0.113.0/24."
+    return f"“{value}” has bits set after the /{meant.prefixlen}: did you mean {meant}?"
 
 
 # The widest network an allow-list may name, and the most addresses all its

@@ -4,6 +4,7 @@ shown beside their form, and small lookups."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -69,7 +70,52 @@ def error_messages(errors: Any, field: str | None = None) -> list[str]:
         return found
     if isinstance(errors, list):
         return [message for item in errors for message in error_messages(item, field)]
-    return [f"{field}: {errors}" if field else str(errors)]
+    return [_sentence(str(errors), field, getattr(errors, "code", None))]
+
+
+# The API's terse messages said as a person would, by field label (a list's entries
+# without their number) and error code; `{input}` is the value typed, `{limit}` the bound.
+SENTENCES: dict[tuple[str, str], str] = {
+    ("Scopes", "min_length"): "Choose at least one scope.",
+    ("Scopes", "empty"): "Choose at least one scope.",
+    ("Scopes", "required"): "Choose at least one scope.",
+    ("Scopes", "invalid_choice"): "“{input}” is not a scope this organization offers.",
+    ("Permissions", "invalid_choice"): "“{input}” is not a permission this organization offers.",
+    ("Expires in (days)", "min_value"): "A token lasts at least {limit} day: give {limit} or more.",
+    (
+        "Expires in (days)",
+        "max_value",
+    ): "A token lasts at most {limit} days: give {limit} or fewer.",
+    ("Expires in (days)", "invalid"): "Give the days as a whole number, such as 30.",
+    ("Grace period", "max_value"): "Choose a grace period of {limit} seconds or less.",
+    ("Grace period", "invalid"): "Choose a grace period from the list.",
+    ("Organization", "blank"): "Choose an organization.",
+    # Only a group's name has a pattern: letters, digits, '_', '.' and '-'.
+    ("Name", "invalid"): "A group name is letters, digits, '_', '.' and '-', such as editors.",
+}
+GENERIC_SENTENCES: dict[str, str] = {
+    "required": "{field} is required.",
+    "blank": "{field} cannot be empty.",
+    "null": "{field} is required.",
+    "max_length": "{field} can be at most {limit} characters.",
+}
+
+
+def _sentence(message: str, field: str | None, code: str | None) -> str:
+    """Return one error as a sentence a person would write, naming its field."""
+    if field is None or code is None:
+        return f"{field}: {message}" if field else message
+    label = re.sub(r" \(entry \d+\)$", "", field)
+    typed = re.search(r'"(.*)"', message)
+    limit = re.search(r"(\d+)", message)
+    template = SENTENCES.get((label, code))
+    # A list's max_length counts entries, not characters: that one keeps the API's words.
+    if template is None and (code != "max_length" or "characters" in message):
+        template = GENERIC_SENTENCES.get(code)
+    if template is None:
+        return f"{field}: {message}"
+    return template.format(field=label, input=typed.group(1) if typed else "",
+                           limit=limit.group(1) if limit else "")  # fmt: skip
 
 
 def refusal_messages(exc: DomainError) -> list[str]:

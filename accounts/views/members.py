@@ -16,7 +16,7 @@ from accounts.api.serializers import GroupWriteSerializer, MemberUpdateSerialize
 from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.errors import LastAdmin
 from accounts.models import Group, Membership, Role
-from accounts.roles import PERMISSIONS
+from accounts.roles import PERMISSION_DESCRIPTIONS, PERMISSIONS, role_permissions
 from accounts.selectors import (
     group_get,
     group_list,
@@ -50,6 +50,12 @@ def _last_admin_explained(membership: Membership, exc: LastAdmin) -> list[str]:
     ]
 
 
+def _widened(membership: Membership) -> list[tuple[Any, list[str]]]:
+    """Return each of the member's groups with the permissions it adds to their role."""
+    held = role_permissions(membership.role)
+    return [(group, sorted(set(group.permissions) - held)) for group in membership.groups.all()]
+
+
 def _members_render(
     request: HttpRequest, *, status: int = 200, errors: dict[str, list[str]] | None = None,
     values: Any = None,
@@ -58,14 +64,16 @@ def _members_render(
     members = member_list(organization_id=principal.organization_id)
     groups = group_list(organization_id=principal.organization_id)
     invitations = invitation_list(organization_id=principal.organization_id)
+    page = Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
-        "members": Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page")),
+        "members": page,
+        "member_rows": [(membership, _widened(membership)) for membership in page],
         "invitations": Paginator(invitations, INVITATIONS_PER_PAGE).get_page(
             request.GET.get("invitations_page")
         ),
         "groups": Paginator(groups, GROUPS_PER_PAGE).get_page(request.GET.get("groups_page")),
         "roles": Role.values,
-        "permissions": PERMISSIONS,
+        "permissions": [(name, PERMISSION_DESCRIPTIONS[name]) for name in PERMISSIONS],
         "invitation_days": settings.INVITATION_EXPIRY_DAYS,
         "errors": errors or {},
         "values": values or {},
@@ -207,7 +215,7 @@ def _group_render(
         "group": group,
         "in_group": in_group,
         "others": others,
-        "permissions": PERMISSIONS,
+        "permissions": [(name, PERMISSION_DESCRIPTIONS[name]) for name in PERMISSIONS],
         "errors": errors or {},
         "values": values or {"name": group.name, "permissions": group.permissions},
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -101,4 +102,5 @@ def logout_page(request: HttpRequest) -> HttpResponse:
     """End the browser's login Session and its Django session."""
     _end_browser_session(request, reason="logout")
     logout(request)
+    messages.success(request, "You are signed out. Sign in again below.")
     return redirect("/login/")

@@ -25,7 +25,7 @@ from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.errors import FormRejected
 from accounts.identity.principal import Principal
 from accounts.models import Organization, ServiceToken
-from accounts.roles import SCOPES, scope_held
+from accounts.roles import PERMISSION_DESCRIPTIONS, SCOPES, scope_held
 from accounts.selectors import (
     organization_get,
     token_family_list,
@@ -261,7 +261,11 @@ def _token_form_render(
     policy = token_policies.token_policy(organization)
     data = request.POST if request.method == "POST" else None
     context = {
-        "scopes": [scope for scope in SCOPES if scope_held(scope, principal.permissions)],
+        "scopes": [
+            (scope, PERMISSION_DESCRIPTIONS[scope])
+            for scope in SCOPES
+            if scope_held(scope, principal.permissions)
+        ],
         "policy": policy,
         "max_days": policy["max_lifetime_days"] or policy["service_max_lifetime_days"],
         "errors": refusal_messages(refusal) if refusal else [],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 import time
@@ -20,8 +19,6 @@ from classifier.chain import probe_image
 from classifier.health import trackers_forget
 from conftest import free_port
 
-# The ImageNet validation photos foolbox ships: imagenet_<n>_<true class>.jpg.
-FOOLBOX_PHOTOS = "imagenet_*.jpg"
 REMOTE_TOKEN = "sk_" + "ab" * 32
 
 
@@ -38,20 +35,6 @@ def model_file() -> Path:
 def onnx_ready(model_file: Path) -> Path:
     """Any test classifying with the `onnx` provider asks for this first."""
     return model_file
-
-
-@pytest.fixture(scope="session")
-def foolbox_photos() -> list[Path]:
-    """The sample ImageNet photos in the installed foolbox package (never copied here)."""
-    spec = importlib.util.find_spec("foolbox")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail(
-            "foolbox is not installed: pip install --no-deps -r requirements-model-nodeps.txt"
-        )
-    data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    photos = sorted(data.glob(FOOLBOX_PHOTOS))
-    assert len(photos) == 20, f"expected 20 ImageNet photos in {data}"
-    return photos
 
 
 def true_class(photo: Path) -> int:

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.core.cache import cache
+from django.core.cache import caches
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
@@ -38,13 +38,12 @@ API_FIELDS = (
     "failures",
 )
 SCRAPE = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
-UNREACHABLE_REDIS = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
-    }
+_UNREACHABLE = {
+    "BACKEND": "django_redis.cache.RedisCache",
+    "LOCATION": "redis://127.0.0.1:1/0",
+    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
 }
+UNREACHABLE_REDIS = {"default": _UNREACHABLE, "shared": _UNREACHABLE}
 
 
 @pytest.fixture
@@ -294,4 +293,4 @@ def test_the_status_report_lists_every_provider_of_the_chain(chain, photo):
     assert remote_row["last_failure_at"].endswith("Z")
     assert onnx_row["state"] == HEALTHY
     assert (onnx_row["requests"], onnx_row["consecutive_successes"]) == (3, 3)
-    assert cache.get("classifier:health:remote:state") == DEGRADED
+    assert caches["shared"].get("classifier:health:remote:state") == DEGRADED

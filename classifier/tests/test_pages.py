@@ -4,11 +4,15 @@ one image now, and the providers' health; who is offered and allowed what."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
@@ -16,6 +20,7 @@ from PIL import Image
 from accounts.services.organizations import organization_limits_set
 from accounts.tests.test_browser_login import browser, signed_in_browser
 from classifier.health import provider_health
+from classifier.labels import label_name
 from classifier.models import Classification
 
 pytestmark = pytest.mark.django_db
@@ -85,9 +90,18 @@ def test_a_photo_of_a_jeep_is_classified_as_a_car_with_its_predictions(org, memb
     assert (classification.organization_id, classification.top_label) == (org.id, "car")
     assert "Result for jeep.jpg" in html
     assert "A vehicle: <strong>car</strong>" in html
-    categories = classification.predictions["categories"]
+    categories = [
+        entry
+        for entry in classification.predictions["categories"]
+        if entry["label"] != "not_vehicle"
+    ]
     labels = re.findall(r'chart-label">([^<]+)</span>', html)
-    assert labels == [entry["label"].replace("_", " ") for entry in categories]
+    assert labels == [label_name(entry["label"]) for entry in categories]
+    probability = classification.vehicle_probability * 100
+    assert (
+        f'Vehicle probability <strong class="vehicle-probability">{probability:.1f}%</strong>, '
+        "counted as a vehicle at 30% or more."
+    ) in html
     top = categories[0]["confidence"] * 100
     assert f'<rect class="fill" width="{top:.2f}"' in html
     assert f"{top:.1f}%" in html
@@ -223,6 +237,28 @@ def test_an_admin_sees_each_providers_health_in_failover_order(org, admin, setti
     assert '<span class="badge healthy">healthy</span>' in onnx_row
     assert "8.0 ms" in onnx_row
     assert "ejected" not in onnx_row
+
+
+# Another process classifying, as the worker does: its calls count in the same record.
+OTHER_PROCESS = """
+import django
+django.setup()
+from classifier.chain import classify_with_failover, probe_image
+for _ in range(5):
+    classify_with_failover([probe_image()])
+"""
+
+
+def test_the_providers_page_counts_the_calls_of_every_process(org, admin, jeep):
+    assert submit(signed_in_browser("alice"), jeep, "jeep.jpg").status_code == 200  # this one
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
+    subprocess.run([sys.executable, "-c", OTHER_PROCESS], env=environment, check=True,
+                   cwd=settings.BASE_DIR, timeout=120)  # fmt: skip
+
+    html = html_of(signed_in_browser("alice").get(PROVIDERS))
+
+    onnx_row = html.split('data-provider="onnx"')[1].split("</tr>")[0]
+    assert re.findall(r'<td data-label="(?:Requests|Failures)">(\d+)</td>', onnx_row) == ["6", "0"]
 
 
 def test_the_providers_page_answers_in_few_queries(org, admin, django_assert_max_num_queries):

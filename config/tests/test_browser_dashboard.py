@@ -87,9 +87,9 @@ def test_an_admin_uploads_makes_a_token_ends_a_session_and_reads_it_all_in_the_a
     # The gallery shows both.
     page.goto("/images/")
     expect(page.locator("img[src*='/thumbnail']")).to_have_count(2)
-    page.screenshot(path=str(screenshots / "gallery.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "drawn-gallery.png"), full_page=True)
     page.goto("/")
-    page.screenshot(path=str(screenshots / "home.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "drawn-home.png"), full_page=True)
 
     # A token: its secret shown once, never again.
     page.goto("/tokens/new/")

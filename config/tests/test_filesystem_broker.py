@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 
 import pytest
@@ -35,3 +36,16 @@ def test_a_message_being_written_is_not_read_and_a_complete_one_is(tmp_path):
         files = sorted(path.name for path in tmp_path.iterdir() if path.is_file())
         assert files == [".1_x.jobs.msg.partial"]
         jobs.close()
+
+
+def test_sending_a_message_never_warns_of_a_missing_hostname(tmp_path, caplog):
+    # Folders, not a server: kombu's "No hostname was supplied" was logged on every send.
+    kombu_warnings = caplog.at_level(logging.WARNING, logger="kombu.connection")
+    with kombu_warnings, _connection(tmp_path) as connection:
+        jobs = connection.SimpleQueue("jobs")
+        jobs.put({"job": 1})
+        jobs.close()
+        connection.clone().release()
+        connection.info()
+
+    assert not [record for record in caplog.records if "hostname" in record.getMessage()]

@@ -1,6 +1,8 @@
 """GET /health and GET /api/v1/health: each dependency checked, with its latency."""
 
+import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -146,3 +148,20 @@ def test_a_report_is_reused_until_it_is_older_than_the_setting(api_client, cache
 
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["status"] == "error"
+
+
+def test_a_browser_is_answered_json_even_in_debug_mode_where_the_api_is_browsable(
+    server_processes,
+):
+    # Debug mode offers DRF's browsable pages, chosen when they start: a real server in it.
+    (server,) = server_processes(count=1, DJANGO_DEBUG="true")
+
+    for path in ("/health", "/api/v1/health"):
+        for accept in ("text/html,application/xhtml+xml,*/*;q=0.8", "text/html"):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{server.port}{path}", headers={"Accept": accept}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (local)
+                assert response.status == 200, (path, accept)
+                assert response.headers["Content-Type"] == "application/json", (path, accept)
+                assert json.loads(response.read())["status"] == "healthy"

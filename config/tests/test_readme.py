@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 
+from accounts.management.commands.seed_demo import DEMO_GROUPS, DEMO_USERS, ROLE_SUMMARIES
 from accounts.models import User
 from conftest import database_url_for_subprocess
 
@@ -87,3 +88,19 @@ def test_the_staff_account_commands_make_staff_who_can_sign_in_to_admin():
     signed_in = browser.post("/login/", {"username": "root", "password": STAFF_PASSWORD})
     assert signed_in.status_code == 302, signed_in.content
     assert browser.get("/admin/").status_code == 200
+
+
+def test_the_demo_people_table_says_what_seed_demo_gives_each_person():
+    rows = re.findall(r"^  \| (\w+) \| (\w+): ([^|]+) \| ([^|]+) \|$", README.read_text(), re.M)
+    table = {person: (role, summary.strip(), groups) for person, role, summary, groups in rows}
+    granted = dict(DEMO_GROUPS)
+    assert set(table) == {username for username, *_ in DEMO_USERS}
+    for username, _, role, groups in DEMO_USERS:
+        said_role, summary, said_groups = table[username]
+        assert (said_role, summary) == (role, ROLE_SUMMARIES[role])
+        for group in groups:
+            assert f"`{group}`: " in said_groups
+            for permission in granted[group]:
+                assert f"`{permission}`" in said_groups
+        if not groups:
+            assert said_groups.strip() == "none"

@@ -10,11 +10,23 @@ from rest_framework import serializers
 from images.models import Image, Job
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# What a refused bucket name is told, in the API's answer and beside the upload page's field.
+BUCKET_RULE = (
+    "A bucket name is 1 to 64 lowercase letters, digits, '-' and '_', "
+    "starting with a letter or a digit, such as default or site-42."
+)
+BUCKET_ERRORS: dict[str, Any] = {
+    "invalid": BUCKET_RULE,
+    "blank": BUCKET_RULE,
+    "max_length": BUCKET_RULE,
+}
 
 
 class UploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(allow_empty_file=False)
-    bucket = serializers.RegexField(BUCKET_PATTERN, required=False, default="default")
+    bucket = serializers.RegexField(
+        BUCKET_PATTERN, required=False, default="default", error_messages=BUCKET_ERRORS
+    )
 
 
 class UpscaleSerializer(serializers.Serializer[Any]):

@@ -16,11 +16,13 @@ import time_machine
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 from PIL import Image as PILImage
 
 from accounts.services.organizations import organization_limits_set
 from accounts.tests.test_browser_login import browser, signed_in_browser
 from audit.models import AuditEvent
+from classifier.labels import label_name
 from classifier.models import Classification
 from images.models import Image, Job
 from images.tasks import job_run_task
@@ -107,11 +109,13 @@ def test_home_shows_counts_quota_categories_and_recent_jobs(org, member, other_o
     failed = ImageFactory(organization=org, status=Image.Status.FAILED, label="")
     job_of(ready)
     job_of(failed, Job.Status.FAILED)
-    for label in ("car", "car", "truck", "not_vehicle"):
-        classification_of(org, label)
-    classification_of(org, "bus", dt.datetime(2020, 1, 1, tzinfo=dt.UTC))  # not this week
-    classification_of(other_org, "boat")
-    ImageFactory.create_batch(3, organization=other_org)
+    for label in ("car", "car", "not_vehicle"):
+        ImageFactory(organization=org, label=label)
+    ImageFactory(organization=org, label="bus", created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    ImageFactory(organization=other_org, label="boat")
+    for label in ("truck", "truck", "bus"):
+        classification_of(org, label)  # the Classify page's runs: no image is kept
+    ImageFactory.create_batch(2, organization=other_org)
     organization_limits_set(organization=org, uploads_per_day=40)
     client = signed_in_browser("bob")
     assert page_upload(client, jpeg_bytes()).status_code == 202  # counted against the quota
@@ -120,7 +124,7 @@ def test_home_shows_counts_quota_categories_and_recent_jobs(org, member, other_o
 
     assert "<strong>bob</strong>" in html
     assert "<code>acme</code>" in html
-    for status, count in (("processing", 1), ("ready", 1), ("failed", 1)):
+    for status, count in (("processing", 1), ("ready", 5), ("failed", 1)):
         assert f'badge {status}">{status}</span> <span class="count">{count}</span>' in html
     for status, count in (("queued", 1), ("running", 0), ("succeeded", 1), ("failed", 1)):
         assert f'badge {status}">{status}</span></span> <span class="count">{count}</span>' in html
@@ -128,10 +132,16 @@ def test_home_shows_counts_quota_categories_and_recent_jobs(org, member, other_o
     assert '<rect class="fill" width="2.50"' in html  # 1 of 40
     assert "39 left today" in html
     chart = html.split('id="categories-heading"')[1].split("</section>")[0]
-    labels = re.findall(r'chart-label">([^<]+)</span>', chart)
-    assert labels == ["car", "truck"]  # most seen first; neither last year's bus nor Globex's boat
+    links = re.findall(r'chart-label"><a href="([^"]+)">([^<]+)</a>', chart)
+    # Kept images, most first: neither 2020's bus, Globex's boat nor the Classify page's runs.
+    assert [label for _, label in links] == ["car", "truck"]
     assert re.findall(r'chart-value">([^<]+)</span>', chart) == ["2", "1"]
-    assert "Images without a vehicle: 1." in chart
+    since = (timezone.now().date() - dt.timedelta(days=6)).isoformat()
+    assert links[0][0] == f"/images/?label=car&amp;uploaded_after={since}"
+    assert "Images without a vehicle: <a href=" in chart
+    # The gallery, opened from the bar, lists exactly the images the bar counts.
+    gallery = html_of(client.get(f"/images/?label=car&uploaded_after={since}"))
+    assert "2 images match these filters." in gallery
     assert f'href="/images/{ready.id}/">truck-1.jpg</a>' in html
     assert 'href="/upload/"' in html
     assert 'href="/classify/"' in html
@@ -140,7 +150,7 @@ def test_home_shows_counts_quota_categories_and_recent_jobs(org, member, other_o
 def test_home_of_an_organization_without_images_says_so(org, member):
     html = html_of(signed_in_browser("bob").get("/"))
 
-    assert "No vehicle was classified in the last 7 days." in html
+    assert "No vehicle among the images uploaded in the last 7 days." in html
     assert "No jobs yet." in html
     assert '<p class="stat">0 <span class="stat-of">of 10,000</span></p>' in html
 
@@ -187,7 +197,7 @@ def test_home_answers_in_few_queries_however_many_jobs(org, member, django_asser
         response = client.get("/")
 
     assert response.status_code == 200
-    assert response.content.decode().count('<td><a href="/images/') == 8
+    assert response.content.decode().count('<td data-label="Image"><a href="/images/') == 8
     assert len(many_jobs.captured_queries) == len(one_job.captured_queries)
 
 
@@ -222,7 +232,10 @@ def test_the_upload_page_states_the_organizations_limits(org, member):
 
     assert 'data-max-bytes="2000000"' in html
     assert "up to 2 MB each" in html
-    assert "uploaded 0 of 7 images (7 left)" in html
+    assert (
+        'uploaded <span data-quota="used">0</span> of <span data-quota="limit">7</span> images '
+        '(<span data-quota="remaining">7</span> left)'
+    ) in html
     assert "JPEG, PNG, WebP, GIF or BMP" in html
 
 
@@ -493,9 +506,15 @@ def test_an_image_page_shows_the_picture_predictions_metadata_and_jobs(org, memb
     html = html_of(response)
     assert f'<img src="/api/v1/images/{image.id}/file"' in html
     assert f'href="/api/v1/images/{image.id}/file" download="car.jpg"' in html
-    predictions = image.classification["predictions"]
+    # The vehicle categories' bars; "not a vehicle" is the verdict's rule, never a bar.
+    predictions = [p for p in image.classification["predictions"] if p["label"] != "not_vehicle"]
     labels = re.findall(r'chart-label">([^<]+)</span>', html)
-    assert labels == [prediction["label"].replace("_", " ") for prediction in predictions]
+    assert labels == [label_name(prediction["label"]) for prediction in predictions]
+    probability = image.classification["vehicle_probability"] * 100
+    assert (
+        f'Vehicle probability <strong class="vehicle-probability">{probability:.1f}%</strong>, '
+        "counted as a vehicle at 30% or more."
+    ) in html
     top = predictions[0]["confidence"] * 100
     assert f'<rect class="fill" width="{top:.2f}"' in html
     assert f"{top:.1f}%" in html
@@ -631,3 +650,24 @@ def test_deleting_signed_out_redirects_to_the_login_page_and_deletes_nothing(org
     assert confirm["Location"] == f"/login/?next=%2Fimages%2F{image.id}%2Fdelete%2F"
     assert response.status_code == 403  # no CSRF token: refused before the page
     assert Image.objects.filter(id=image.id).exists()
+
+
+def test_gallery_cards_and_recent_jobs_name_each_label_as_every_page_does(org, member):
+    for label, probability in (("other_vehicle", 0.314), ("not_vehicle", 0.05)):
+        image = ImageFactory(organization=org, label=label,
+                             classification={"vehicle_probability": probability})  # fmt: skip
+        job_of(image)
+    client = signed_in_browser("bob")
+
+    gallery = html_of(client.get(GALLERY))
+    home = html_of(client.get("/"))
+
+    assert 'data-label="other_vehicle">other vehicle</span>' in gallery
+    assert 'data-label="not_vehicle">not a vehicle</span>' in gallery
+    assert "vehicle probability 31.4%" in gallery
+    assert "an image is counted as a vehicle at 30% or more." in gallery
+    assert '<td data-label="Label">other vehicle</td>' in home
+    assert '<td data-label="Label">not a vehicle</td>' in home
+    for html in (gallery, home):
+        assert ">other_vehicle<" not in html
+        assert ">not_vehicle<" not in html

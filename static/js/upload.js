@@ -2,7 +2,8 @@
 // shown, then its job is followed until the image is classified or has failed.
 //
 // Each file is one <li> of #upload-list whose data-state is waiting, uploading,
-// processing, succeeded, failed (the job failed) or rejected (the upload was refused).
+// processing, succeeded, failed (the job failed) or rejected (the upload was refused);
+// held while the bucket name is not one the server accepts (the file is kept, not lost).
 
 const MAX_PARALLEL_UPLOADS = 3;
 const FOLLOW_FOR_MS = 10 * 60 * 1000;
@@ -15,6 +16,7 @@ const SIGNED_OUT = new Set([
   "NOT_AUTHENTICATED", "AUTHENTICATION_FAILED", "TOKEN_REVOKED", "TOKEN_EXPIRED",
 ]);
 const STATE_TEXT = {
+  held: "Held",
   waiting: "Waiting",
   uploading: "Uploading",
   processing: "Processing",
@@ -29,6 +31,10 @@ const zone = document.getElementById("drop-zone");
 const bucketField = document.getElementById("upload-bucket");
 const list = document.getElementById("upload-list");
 const summary = document.getElementById("upload-summary");
+const bucketError = document.getElementById("upload-bucket-error");
+const heldNotice = document.getElementById("upload-held");
+const heldText = document.getElementById("upload-held-text");
+const heldSend = document.getElementById("upload-held-send");
 
 const config = {
   uploadUrl: form.dataset.uploadUrl,
@@ -36,11 +42,15 @@ const config = {
   maxSize: form.dataset.maxSize,
   loginUrl: form.dataset.loginUrl,
   csrfToken: form.elements.namedItem("csrfmiddlewaretoken").value,
+  limitsUrl: form.dataset.limitsUrl,
   messages: JSON.parse(document.getElementById("rejection-messages").textContent),
+  // Each label's display name and the rule deciding the verdict, as the server words them.
+  labels: JSON.parse(document.getElementById("classifier-labels").textContent),
 };
 
 const items = [];
 const waiting = [];
+const held = [];
 let active = 0;
 
 // --- Small helpers ----------------------------------------------------------------
@@ -93,14 +103,18 @@ function parseJson(text) {
 }
 
 function labelText(label) {
-  return String(label).replaceAll("_", " ");
+  return config.labels.names[label] || String(label).replaceAll("_", " ");
+}
+
+function percentText(fraction) {
+  return `${(Math.max(0, Math.min(1, Number(fraction) || 0)) * 100).toFixed(1)}%`;
 }
 
 const SVG = "http://www.w3.org/2000/svg";
 
-function meter(percent) {
+function meter(percent, threshold) {
   const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("class", "meter");
+  svg.setAttribute("class", threshold === undefined ? "meter" : "meter threshold-meter");
   svg.setAttribute("viewBox", "0 0 100 10");
   svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("aria-hidden", "true");
@@ -111,6 +125,14 @@ function meter(percent) {
     rect.setAttribute("width", width.toFixed(2));
     rect.setAttribute("height", "10");
     svg.append(rect);
+  }
+  if (threshold !== undefined) {
+    const mark = document.createElementNS(SVG, "rect");
+    mark.setAttribute("class", "threshold");
+    mark.setAttribute("x", threshold.toFixed(2));
+    mark.setAttribute("width", "0.8");
+    mark.setAttribute("height", "10");
+    svg.append(mark);
   }
   return svg;
 }
@@ -189,25 +211,42 @@ class UploadItem {
     this.links.append(button);
   }
 
+  // The verdict, the vehicle probability against the rule that decides it, then the
+  // vehicle categories: the same words as the image's page.
   showLabels(classification) {
     this.labels.replaceChildren();
+    const verdict = element("div", "verdict");
+    verdict.dataset.vehicle = classification.is_vehicle ? "yes" : "no";
     const top = element("p", "top-label");
-    top.append(classification.is_vehicle ? "A vehicle: " : "");
-    top.append(element("strong", "", classification.is_vehicle
-      ? labelText(classification.top_label) : "not a vehicle"));
-    const chart = element("ul", "chart");
-    chart.setAttribute("aria-label", `${this.file.name}: predictions`);
-    for (const prediction of classification.predictions || []) {
-      const confidence = Math.max(0, Math.min(1, Number(prediction.confidence) || 0));
-      const row = element("li");
-      row.append(
-        element("span", "chart-label", labelText(prediction.label)),
-        meter(confidence * 100),
-        element("span", "chart-value", `${(confidence * 100).toFixed(1)}%`),
-      );
-      chart.append(row);
+    if (classification.is_vehicle) {
+      top.append("A vehicle: ", element("strong", "", labelText(classification.top_label)));
+    } else {
+      top.append(element("strong", "", "Not a vehicle"));
     }
-    this.labels.append(top, chart);
+    const probability = Number(classification.vehicle_probability) || 0;
+    const rule = element("p", "vehicle-rule", "Vehicle probability ");
+    rule.append(element("strong", "vehicle-probability", percentText(probability)),
+      `, ${config.labels.rule}.`);
+    const gauge = meter(Math.max(0, Math.min(1, probability)) * 100, config.labels.threshold * 100);
+    if (!classification.is_vehicle) gauge.classList.add("below");
+    verdict.append(top, rule, gauge);
+    const categories = (classification.predictions || []).filter((p) => p.label !== config.labels.not_vehicle);
+    if (categories.length) {
+      const chart = element("ul", "chart");
+      chart.setAttribute("aria-label", `${this.file.name}: vehicle categories`);
+      for (const prediction of categories) {
+        const confidence = Math.max(0, Math.min(1, Number(prediction.confidence) || 0));
+        const row = element("li");
+        row.append(
+          element("span", "chart-label", labelText(prediction.label)),
+          meter(confidence * 100),
+          element("span", "chart-value", percentText(confidence)),
+        );
+        chart.append(row);
+      }
+      verdict.append(element("h3", "chart-title", "Which vehicle"), chart);
+    }
+    this.labels.append(verdict);
   }
 
   linkImage(imageId) {
@@ -281,6 +320,13 @@ function refuse(item, answer) {
   }
 }
 
+/** The server's reason for refusing the bucket name, if that is why the upload was refused. */
+function bucketRefusal(answer) {
+  const errors = (answer.body && answer.body.errors) || [];
+  const found = errors.find((error) => error.field === "bucket");
+  return found ? found.message : null;
+}
+
 async function upload(item) {
   if (item.file.size > config.maxBytes) {
     // Refused before sending: the server would refuse it after the whole body.
@@ -292,6 +338,12 @@ async function upload(item) {
   }
   item.setState("uploading", "Uploading… 0%");
   const answer = await send(item);
+  const badBucket = answer.status === 400 && bucketRefusal(answer);
+  if (badBucket) {
+    showBucketError(badBucket);
+    hold(item);
+    return;
+  }
   if (answer.status !== 202 || !answer.body || !answer.body.status_url) {
     refuse(item, answer);
     return;
@@ -299,6 +351,7 @@ async function upload(item) {
   item.row.dataset.jobId = answer.body.job_id;
   item.linkImage(answer.body.image_id);
   item.setState("processing", "Queued for processing…");
+  refreshQuota();
   follow(item, answer.body.status_url);
 }
 
@@ -355,6 +408,7 @@ async function follow(item, statusUrl) {
       const classification = body.result && body.result.classification;
       item.setState("succeeded", classification ? "Classified." : "Processed.");
       if (classification) item.showLabels(classification);
+      refreshQuota();
       return;
     }
     if (body.status === "failed") {
@@ -371,31 +425,120 @@ async function follow(item, statusUrl) {
   item.status.textContent = "Still processing; the gallery shows the result once it is ready.";
 }
 
+// --- The quota line -----------------------------------------------------------------
+
+const quotaFigures = document.querySelectorAll("#upload-quota [data-quota]");
+let quotaAsked = null;
+
+/** Read today's uploads again from the limits API and show them in the quota line. */
+async function refreshQuota() {
+  // One question at a time; a file finishing meanwhile asks again once it is answered.
+  if (quotaAsked) {
+    quotaAsked.again = true;
+    return;
+  }
+  quotaAsked = { again: false };
+  try {
+    const response = await fetch(config.limitsUrl, {
+      headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store",
+    });
+    const body = response.ok ? parseJson(await response.text()) : null;
+    if (body) {
+      const figures = {
+        used: body.used_today, limit: body.daily_limit, remaining: body.remaining_today,
+      };
+      for (const node of quotaFigures) {
+        const value = figures[node.dataset.quota];
+        if (typeof value === "number") node.textContent = value.toLocaleString("en-US");
+      }
+    }
+  } catch {
+    // The line keeps its last figures; the next file to finish asks again.
+  } finally {
+    const again = quotaAsked.again;
+    quotaAsked = null;
+    if (again) refreshQuota();
+  }
+}
+
 // --- The page -----------------------------------------------------------------------
 
 function summarize() {
   const count = (state) => items.filter((item) => item.state === state).length;
   const done = count("succeeded");
   const refused = count("rejected") + count("failed");
-  const pending = items.length - done - refused;
+  const kept = count("held");
+  const pending = items.length - done - refused - kept;
   const parts = [`${done} classified`];
   if (refused) parts.push(`${refused} refused or failed`);
+  if (kept) parts.push(`${kept} held for a valid bucket name`);
   if (pending) parts.push(`${pending} in progress`);
   summary.textContent = `${items.length} file${items.length === 1 ? "" : "s"}: ${parts.join(", ")}.`;
 }
 
-function addFiles(files) {
-  if (!files || !files.length) return;
-  if (!bucketField.checkValidity()) {
-    bucketField.reportValidity();
+// --- The bucket name ----------------------------------------------------------------
+
+/** Show why the bucket name is refused beside its field, or clear it (message null). */
+function showBucketError(message) {
+  bucketError.textContent = message || "";
+  bucketError.hidden = !message;
+  if (message) bucketField.setAttribute("aria-invalid", "true");
+  else bucketField.removeAttribute("aria-invalid");
+}
+
+function bucketProblem() {
+  return bucketField.checkValidity() ? null : bucketField.dataset.invalidMessage;
+}
+
+function showHeld() {
+  heldNotice.hidden = !held.length;
+  const files = `${held.length} file${held.length === 1 ? "" : "s"}`;
+  heldText.textContent = `${files} kept until the bucket name is corrected. `;
+}
+
+/** Keep a file until the bucket name is one the server accepts. */
+function hold(item) {
+  item.bucket = null;
+  item.progress.hidden = true;
+  item.setState("held", "Kept here: correct the bucket name to upload it.");
+  held.push(item);
+  showHeld();
+}
+
+/** Send the held files with the bucket name now in the field, if it is a valid one. */
+function releaseHeld() {
+  const problem = bucketProblem();
+  showBucketError(problem);
+  if (problem) {
     bucketField.focus();
     return;
   }
+  for (const item of held.splice(0)) {
+    item.bucket = bucketField.value;
+    item.progress.hidden = false;
+    item.progress.value = 0;
+    enqueue(item);
+  }
+  showHeld();
+}
+
+bucketField.addEventListener("input", () => showBucketError(bucketProblem()));
+bucketField.addEventListener("change", () => {
+  if (held.length && !bucketProblem()) releaseHeld();
+});
+heldSend.addEventListener("click", releaseHeld);
+
+function addFiles(files) {
+  if (!files || !files.length) return;
+  const problem = bucketProblem();
+  showBucketError(problem);
   for (const file of files) {
     const item = new UploadItem(file, bucketField.value);
     items.push(item);
-    enqueue(item);
+    if (problem) hold(item);
+    else enqueue(item);
   }
+  if (problem) bucketField.focus();
 }
 
 input.addEventListener("change", () => {
@@ -403,7 +546,10 @@ input.addEventListener("change", () => {
   input.value = ""; // the same file may be chosen again
 });
 
-form.addEventListener("submit", (event) => event.preventDefault());
+form.addEventListener("submit", (event) => {
+  event.preventDefault(); // Enter in the bucket field: send what is held, if anything
+  if (held.length) releaseHeld();
+});
 
 // Leaving the page would cut the uploads still being sent.
 window.addEventListener("beforeunload", (event) => {

@@ -12,6 +12,7 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 
 from accounts.models import Group, Membership, Organization, ServiceToken, User
+from accounts.roles import role_permissions
 from accounts.services.organizations import (
     group_create,
     member_add,
@@ -35,6 +36,13 @@ DEMO_GROUPS = (
     ("photographers", ["image:read", "image:upload"]),
     ("editors", ["image:upload", "image:delete"]),
 )
+# What each role lets a person do, as the sign-ins printed say it.
+ROLE_SUMMARIES = {
+    "admin": "everything, members, tokens and the audit log included",
+    "user": "uploads, classifies and deletes images",
+    "viewer": "sees the images",
+    "guest": "signs in, sees no images",
+}
 
 
 class Command(SystemCommand):
@@ -66,10 +74,14 @@ class Command(SystemCommand):
             known.update(changed)
             _write_credentials(credentials_file, known)
         self.stdout.write(f"Demo organization: {org.name} ({org.slug}, tier {org.tier})")
-        self.stdout.write("Sign in as (username / password):")
-        for username, *_ in DEMO_USERS:
+        self.stdout.write(
+            "Sign in as (username / password), each with their role and the groups that widen it:"
+        )
+        width = max(len(f"{name} / {known.get(name, '')}") for name, *_ in DEMO_USERS)
+        for username, _, role, groups in DEMO_USERS:
             password = known.get(username, "(unknown here: run seed_demo --reset-passwords)")
-            self.stdout.write(f"  {username} / {password}")
+            sign_in = f"{username} / {password}".ljust(width)
+            self.stdout.write(f"  {sign_in}   {_who(role, groups)}")
         if DEMO_TOKEN_LINE in known:
             self.stdout.write(f"Service token {DEMO_TOKEN[0]!r} ({', '.join(DEMO_TOKEN[1])}):")
             self.stdout.write(f"  {known[DEMO_TOKEN_LINE]}")
@@ -102,6 +114,16 @@ class Command(SystemCommand):
             if not Membership.objects.filter(user=user, organization=org).exists():
                 member_add(organization=org, user=user, role=role, groups=groups)
         return passwords
+
+
+def _who(role: str, groups: tuple[str, ...]) -> str:
+    """Return a demo person's role and what each of their groups adds to it."""
+    granted = dict(DEMO_GROUPS)
+    parts = [f"{role} ({ROLE_SUMMARIES[role]})"]
+    for group in groups:
+        added = sorted(set(granted[group]) - role_permissions(role))
+        parts.append(f"the group {group} adds {', '.join(added) or 'nothing'}")
+    return "; ".join(parts)
 
 
 def _read_credentials(path: Path) -> dict[str, str]:
