@@ -17,8 +17,6 @@ from django.core.cache import cache
 from django.db import connection
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotAcceptable
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -27,6 +25,7 @@ from rest_framework.views import APIView
 
 from config.celery import app as celery_app
 from config.celery import timed_out
+from config.negotiation import JsonToBrowsers
 
 logger = structlog.get_logger("vantage.health")
 
@@ -202,20 +201,6 @@ class HealthSerializer(serializers.Serializer[Any]):
 
 class VersionedHealthSerializer(HealthSerializer):
     version = serializers.CharField()
-
-
-class JsonToBrowsers(DefaultContentNegotiation):
-    """Negotiate as every API view does, but answer a browser's text/html with the JSON."""
-
-    def select_renderer(
-        self, request: Request, renderers: Any, format_suffix: str | None = None
-    ) -> tuple[Any, str]:
-        try:
-            return cast(tuple[Any, str], super().select_renderer(request, renderers, format_suffix))
-        except NotAcceptable:
-            if "text/html" not in request.META.get("HTTP_ACCEPT", ""):
-                raise
-            return renderers[0], renderers[0].media_type
 
 
 class HealthApi(APIView):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
@@ -29,3 +30,18 @@ class ContentNegotiation(DefaultContentNegotiation):
             request, renderers, format_suffix
         )
         return selected
+
+
+class JsonToBrowsers(ContentNegotiation):
+    """Negotiate as every API view does, but answer a browser's text/html with the JSON."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: Any = None
+    ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            if "text/html" not in request.META.get("HTTP_ACCEPT", "") or not renderers:
+                raise
+            return renderers[0], renderers[0].media_type
