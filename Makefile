@@ -68,9 +68,10 @@ run: install .env
 	$(BIN)/honcho start --procfile Procfile
 
 # Debian's packages the tests drive, installed when missing: Chromium for the
-# browser tests, nginx in front of gunicorn for the slow-client tests, and
-# promtool (package prometheus) for the alert rules' tests.
-TEST_TOOLS := chromium:chromium nginx:nginx promtool:prometheus
+# browser tests, nginx in front of gunicorn for the slow-client tests,
+# promtool (package prometheus) for the alert rules' tests, and kubectl
+# (package kubernetes-client) to render the Kubernetes kustomizations.
+TEST_TOOLS := chromium:chromium nginx:nginx promtool:prometheus kubectl:kubernetes-client
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 		tool=$${pair%%:*}; package=$${pair#*:}; \
