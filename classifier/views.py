@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.principal import Principal
 from accounts.rate_limits import DEFAULT_RULE, RateLimitExceeded, rate_limit_hit, request_windows
 from classifier.api.serializers import ClassifySerializer
-from classifier.health import DEGRADED_AFTER, UNHEALTHY_AFTER
+from classifier.health import thresholds
 from classifier.models import Classification
 from classifier.selectors import providers_status
 from classifier.services import vehicle_classify
@@ -112,7 +112,6 @@ def providers_page(request: HttpRequest) -> HttpResponse:
     context = {
         "providers": [_provider_row(provider) for provider in status["providers"]],
         "chain": status["chain"],
-        "degraded_after": DEGRADED_AFTER,
-        "unhealthy_after": UNHEALTHY_AFTER,
+        "thresholds": thresholds(),
     }
     return render(request, "classifier/providers.html", context)

@@ -603,6 +603,25 @@ CLASSIFIER_VEHICLE_THRESHOLD = env.float("CLASSIFIER_VEHICLE_THRESHOLD", default
 CLASSIFIER_REMOTE_URL = env.str("CLASSIFIER_REMOTE_URL", default="")
 CLASSIFIER_REMOTE_TOKEN = env.str("CLASSIFIER_REMOTE_TOKEN", default="")
 CLASSIFIER_REMOTE_TIMEOUT = env.float("CLASSIFIER_REMOTE_TIMEOUT", default=10.0)
+# Provider health: failures within the window (seconds; 0: failures in a
+# row only) make a provider degraded, then unhealthy and ejected for the
+# ejection time (doubled for repeated ejections); successes in a row make it
+# healthy again.
+CLASSIFIER_HEALTH_DEGRADED_AFTER = env.int("CLASSIFIER_HEALTH_DEGRADED_AFTER", default=3)
+CLASSIFIER_HEALTH_UNHEALTHY_AFTER = env.int("CLASSIFIER_HEALTH_UNHEALTHY_AFTER", default=5)
+CLASSIFIER_HEALTH_HEALTHY_AFTER = env.int("CLASSIFIER_HEALTH_HEALTHY_AFTER", default=3)
+CLASSIFIER_HEALTH_EJECTION_SECONDS = env.int("CLASSIFIER_HEALTH_EJECTION_SECONDS", default=300)
+CLASSIFIER_HEALTH_FAILURE_WINDOW = env.int("CLASSIFIER_HEALTH_FAILURE_WINDOW", default=3600)
+if not (
+    1 <= CLASSIFIER_HEALTH_DEGRADED_AFTER <= CLASSIFIER_HEALTH_UNHEALTHY_AFTER
+    and CLASSIFIER_HEALTH_HEALTHY_AFTER >= 1
+    and CLASSIFIER_HEALTH_EJECTION_SECONDS >= 1
+    and CLASSIFIER_HEALTH_FAILURE_WINDOW >= 0
+):
+    raise ImproperlyConfigured(
+        "CLASSIFIER_HEALTH_*: need 1 <= DEGRADED_AFTER <= UNHEALTHY_AFTER, HEALTHY_AFTER >= 1, "
+        "EJECTION_SECONDS >= 1 and FAILURE_WINDOW >= 0."
+    )
 # Threads one inference may use: several web and worker processes share the cores.
 CLASSIFIER_ONNX_THREADS = env.int("CLASSIFIER_ONNX_THREADS", default=2)
 
