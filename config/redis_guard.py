@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import Any
 
 import structlog
 from redis.connection import Connection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from config.metrics import REDIS_POOL_CONNECTIONS
 
 logger = structlog.get_logger("vantage.redis")
 
@@ -102,8 +105,51 @@ def guarded(connection_class: type[Any]) -> type[Any]:
         return _guarded_classes[connection_class]
 
 
-class GuardedConnectionPool(ConnectionPool):
+# The cache's pools in this process, for the pool gauge (usually one).
+_pools: weakref.WeakSet[Any] = weakref.WeakSet()
+_POOL_IN_USE = REDIS_POOL_CONNECTIONS.labels(pool="cache", state="in_use")
+_POOL_IDLE = REDIS_POOL_CONNECTIONS.labels(pool="cache", state="idle")
+
+
+def _pool_gauges_set() -> None:
+    """Set the pool gauge from this process's pools' own counts (no command is sent)."""
+    in_use = idle = 0
+    for pool in list(_pools):
+        in_use += len(pool._in_use_connections)
+        idle += len(pool._available_connections)
+    _POOL_IN_USE.set(in_use)
+    _POOL_IDLE.set(idle)
+
+
+class PoolMetricsMixin:
+    """Keeps vantage_redis_pool_connections current as connections are lent and given back."""
+
+    def _pool_register(self) -> None:
+        _pools.add(self)
+        _pool_gauges_set()
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().get_connection(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            _pool_gauges_set()
+
+    def release(self, connection: Any) -> None:
+        try:
+            super().release(connection)  # type: ignore[misc]
+        finally:
+            _pool_gauges_set()
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().disconnect(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            _pool_gauges_set()
+
+
+class GuardedConnectionPool(PoolMetricsMixin, ConnectionPool):
     """A connection pool whose connections observe the cooldown (django-redis' pool class)."""
 
     def __init__(self, connection_class: type[Any] = Connection, **kwargs: Any) -> None:
         super().__init__(connection_class=guarded(connection_class), **kwargs)
+        self._pool_register()

@@ -27,6 +27,7 @@ import promql_parser
 import pytest
 import yaml
 from django.conf import settings
+from django.core.cache import cache
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -109,6 +110,10 @@ def _import_app_metrics() -> None:
 
     from django_prometheus.middleware import Metrics
 
+    # django-prometheus' database and cache backends' families (the cache's
+    # with REDIS_URL only, so imported here rather than by the cache).
+    importlib.import_module("django_prometheus.db.metrics")
+    importlib.import_module("django_prometheus.cache.metrics")
     for app in ["config", *_local_apps()]:
         for path in (BASE_DIR / app).rglob("*metrics*.py"):
             if "tests" not in path.parts:
@@ -698,6 +703,13 @@ def test_dashboard_covers_the_operators_questions():
         "vantage_job_processing_seconds_bucket",
         "vantage_jobs_queued",
         "vantage_classifier_provider_state",
+        "vantage_http_requests_in_flight",
+        "vantage_redis_pool_connections",
+        "vantage_auth_permission_cache_hits_total",
+        "vantage_auth_permission_cache_misses_total",
+        "django_cache_get_hits_total",
+        "django_db_execute_total",
+        "django_db_query_duration_seconds_bucket",
     ):
         assert series in used, series
 
@@ -799,6 +811,88 @@ def test_metrics_scrape_serves_what_the_dashboard_reads(
     ):
         assert series in used, f"the dashboard no longer reads {series}"
         assert series in scraped, f"{series} is not in the scrape after exercising the app"
+
+
+def _scraped_samples(api_client: Any) -> list[Any]:
+    response = api_client.get("/metrics", **SCRAPE)
+    assert response.status_code == 200
+    return [
+        sample
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    ]
+
+
+def test_the_operators_series_are_scraped_with_their_labels(
+    api_client, admin, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        _exercise(api_client, admin)
+    samples = _scraped_samples(api_client)
+    by_name: dict[str, list[Any]] = {}
+    for sample in samples:
+        by_name.setdefault(sample.name, []).append(sample)
+
+    # The scrape is the one request in flight while it is answered.
+    (in_flight,) = by_name["vantage_http_requests_in_flight"]
+    assert in_flight.value == 1
+    hits = {s.labels["layer"]: s.value for s in by_name["vantage_auth_permission_cache_hits_total"]}
+    assert set(hits) <= {"l1", "shared"}
+    assert by_name["vantage_auth_permission_cache_misses_total"][0].value >= 1
+    # Every decision counts once, as a hit or a miss.
+    decisions = sum(s.value for s in by_name["vantage_authz_decisions_total"])
+    misses = by_name["vantage_auth_permission_cache_misses_total"][0].value
+    assert sum(hits.values()) + misses == decisions
+    vendors = {s.labels["vendor"] for s in by_name["django_db_execute_total"]}
+    assert vendors == {"sqlite" if "sqlite" in settings.DATABASES["default"]["ENGINE"]
+                       else "postgresql"}  # fmt: skip
+    assert by_name["django_db_query_duration_seconds_bucket"]
+    assert by_name["django_db_new_connections_total"]
+    queues = {s.labels["queue"] for s in by_name["vantage_jobs_queued"]}
+    assert settings.JOB_QUEUE in queues  # the unit tests' own queue
+
+
+@pytest.mark.integration
+def test_redis_pool_and_cache_series_are_scraped_with_redis(api_client, admin):
+    login = {"username": admin.username, "password": "x" * 12}
+    api_client.post("/api/v1/auth/token", login, format="json")
+    api_client.get("/health")
+    cache.set("present", 1)
+    assert (cache.get("present"), cache.get("absent")) == (1, None)  # a hit and a miss
+    by_name: dict[str, list[Any]] = {}
+    for sample in _scraped_samples(api_client):
+        by_name.setdefault(sample.name, []).append(sample)
+
+    pool = {
+        s.labels["state"]: s.value
+        for s in by_name["vantage_redis_pool_connections"]
+        if s.labels["pool"] == "cache"
+    }
+    assert set(pool) == {"in_use", "idle"}
+    assert pool["idle"] >= 1  # the connections the requests used, given back
+    assert pool["in_use"] >= 0
+    for series in ("django_cache_get_total", "django_cache_get_hits_total",
+                   "django_cache_get_misses_total"):  # fmt: skip
+        assert {s.labels["backend"] for s in by_name[series]} == {"redis"}, series
+
+
+def test_every_series_the_guide_and_the_api_reference_name_is_exported():
+    exported = exported_series()
+    documented = set()
+    for page in ("api.md", "operations.md"):
+        text = (BASE_DIR / "docs" / page).read_text()
+        documented |= set(re.findall(r"`((?:vantage|django)_[a-z_]+?)(?:\{[^}`]*\})?`", text))
+    families = {name for name in documented if not name.endswith("_")}
+    for name in (
+        "vantage_http_requests_in_flight", "vantage_redis_pool_connections",
+        "vantage_auth_permission_cache_hits_total", "vantage_auth_permission_cache_misses_total",
+        "vantage_jobs_queued",
+    ):  # fmt: skip
+        assert name in families, f"docs do not name {name}"
+    histograms = {name for name, kind in exported.items() if kind == "histogram"}
+    bases = {name.removesuffix("_bucket") for name in histograms}
+    unknown = {name for name in families if name not in exported and name not in bases}
+    assert not unknown, f"the docs name series the app does not export: {sorted(unknown)}"
 
 
 def test_provider_state_is_scraped_once_the_periodic_probe_has_run(api_client):
