@@ -69,9 +69,11 @@ run: install .env
 
 # Debian's packages the tests drive, installed when missing: Chromium for the
 # browser tests, nginx in front of gunicorn for the slow-client tests,
-# promtool (package prometheus) for the alert rules' tests, and kubectl
-# (package kubernetes-client) to render the Kubernetes kustomizations.
-TEST_TOOLS := chromium:chromium nginx:nginx promtool:prometheus kubectl:kubernetes-client
+# promtool (package prometheus) for the alert rules' tests, kubectl (package
+# kubernetes-client) to render the Kubernetes kustomizations, redis-sentinel
+# for the failover test and pgbouncer for the transaction-pooling test.
+TEST_TOOLS := chromium:chromium nginx:nginx promtool:prometheus kubectl:kubernetes-client \
+	redis-sentinel:redis-sentinel pgbouncer:pgbouncer
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 		tool=$${pair%%:*}; package=$${pair#*:}; \

@@ -17,9 +17,14 @@ import weakref
 from typing import Any
 
 import structlog
-from redis.connection import Connection, ConnectionPool
+from redis.connection import Connection, ConnectionPool, SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import (
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 
 from config.metrics import REDIS_POOL_CONNECTIONS
 
@@ -152,4 +157,20 @@ class GuardedConnectionPool(PoolMetricsMixin, ConnectionPool):
 
     def __init__(self, connection_class: type[Any] = Connection, **kwargs: Any) -> None:
         super().__init__(connection_class=guarded(connection_class), **kwargs)
+        self._pool_register()
+
+
+class GuardedSentinelConnectionPool(PoolMetricsMixin, SentinelConnectionPool):
+    """The pool of a Redis found through Sentinel (REDIS_SENTINELS), guarded and counted alike.
+
+    Its connections ask the sentinels for the master's address whenever they
+    connect, so after a failover they reach the new master; the old master's
+    address cools down like any failed server.
+    """
+
+    def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
+        tls = kwargs.pop("ssl", False) or kwargs.get("connection_class") is SSLConnection
+        managed = SentinelManagedSSLConnection if tls else SentinelManagedConnection
+        kwargs["connection_class"] = guarded(managed)
+        super().__init__(service_name, sentinel_manager, **kwargs)
         self._pool_register()
