@@ -71,9 +71,10 @@ run: install .env
 # browser tests, nginx in front of gunicorn for the slow-client tests,
 # promtool (package prometheus) for the alert rules' tests, kubectl (package
 # kubernetes-client) to render the Kubernetes kustomizations, redis-sentinel
-# for the failover test and pgbouncer for the transaction-pooling test.
+# for the failover test, pgbouncer for the transaction-pooling test, and ip
+# (package iproute2) for the multi-host test's network namespaces.
 TEST_TOOLS := chromium:chromium nginx:nginx promtool:prometheus kubectl:kubernetes-client \
-	redis-sentinel:redis-sentinel pgbouncer:pgbouncer
+	redis-sentinel:redis-sentinel pgbouncer:pgbouncer ip:iproute2
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 		tool=$${pair%%:*}; package=$${pair#*:}; \
