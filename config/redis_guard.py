@@ -116,14 +116,32 @@ _POOL_IN_USE = REDIS_POOL_CONNECTIONS.labels(pool="cache", state="in_use")
 _POOL_IDLE = REDIS_POOL_CONNECTIONS.labels(pool="cache", state="idle")
 
 
-def _pool_gauges_set() -> None:
+# What the gauge shows, and when it was last written: it is written at most
+# once a second while connections come and go (each write costs a few
+# microseconds, a command far less), and at once when the pools fall idle,
+# so that a quiet process never shows a connection in use that is not.
+_published = {"in_use": -1, "idle": -1, "at": 0.0}
+PUBLISH_SECONDS = 1.0
+
+
+def _pool_gauges_set(*, settled: bool = False) -> None:
     """Set the pool gauge from this process's pools' own counts (no command is sent)."""
+    now = time.monotonic()
+    if now - _published["at"] < PUBLISH_SECONDS and not settled:
+        return
     in_use = idle = 0
     for pool in list(_pools):
         in_use += len(pool._in_use_connections)
         idle += len(pool._available_connections)
-    _POOL_IN_USE.set(in_use)
-    _POOL_IDLE.set(idle)
+    if settled and in_use and now - _published["at"] < PUBLISH_SECONDS:
+        return  # not idle yet: the next write in its time
+    _published["at"] = now
+    if in_use != _published["in_use"]:
+        _POOL_IN_USE.set(in_use)
+        _published["in_use"] = in_use
+    if idle != _published["idle"]:
+        _POOL_IDLE.set(idle)
+        _published["idle"] = idle
 
 
 class PoolMetricsMixin:
@@ -131,7 +149,7 @@ class PoolMetricsMixin:
 
     def _pool_register(self) -> None:
         _pools.add(self)
-        _pool_gauges_set()
+        _pool_gauges_set(settled=True)
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -143,13 +161,13 @@ class PoolMetricsMixin:
         try:
             super().release(connection)  # type: ignore[misc]
         finally:
-            _pool_gauges_set()
+            _pool_gauges_set(settled=True)
 
     def disconnect(self, *args: Any, **kwargs: Any) -> None:
         try:
             super().disconnect(*args, **kwargs)  # type: ignore[misc]
         finally:
-            _pool_gauges_set()
+            _pool_gauges_set(settled=True)
 
 
 class GuardedConnectionPool(PoolMetricsMixin, ConnectionPool):
