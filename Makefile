@@ -68,9 +68,13 @@ run: install .env
 	$(BIN)/honcho start --procfile Procfile
 
 # Debian's packages the tests drive, installed when missing: Chromium for the
-# browser tests, nginx in front of gunicorn for the slow-client tests, and
-# promtool (package prometheus) for the alert rules' tests.
-TEST_TOOLS := chromium:chromium nginx:nginx promtool:prometheus wrk:wrk
+# browser tests, nginx in front of gunicorn for the slow-client tests,
+# promtool (package prometheus) for the alert rules' tests, kubectl (package
+# kubernetes-client) to render the Kubernetes kustomizations, redis-sentinel
+# for the failover test, pgbouncer for the transaction-pooling test, and ip
+# (package iproute2) for the multi-host test's network namespaces; wrk drives `make bench`.
+TEST_TOOLS := chromium:chromium nginx:nginx promtool:prometheus kubectl:kubernetes-client \
+	redis-sentinel:redis-sentinel pgbouncer:pgbouncer ip:iproute2 wrk:wrk
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 		tool=$${pair%%:*}; package=$${pair#*:}; \

@@ -27,6 +27,24 @@ AUTHZ_DECISIONS = Counter(
     "Authorization decisions, by where they came from (l1, cache, db, remote) and the outcome.",
     ["source", "outcome"],
 )
+PERMISSION_CACHE_HITS = Counter(
+    "vantage_auth_permission_cache_hits_total",
+    "Authorization decisions made from a cached member view, by layer "
+    "(l1: this process's memory, shared: the shared cache).",
+    ["layer"],
+)
+PERMISSION_CACHE_MISSES = Counter(
+    "vantage_auth_permission_cache_misses_total",
+    "Authorization decisions the permission cache could not answer (read from the database, "
+    "or asked of the remote decision point).",
+)
+# Each decision source's counter, bound once: one dictionary read a decision.
+PERMISSION_CACHE_RESULTS = {
+    "l1": PERMISSION_CACHE_HITS.labels(layer="l1"),
+    "cache": PERMISSION_CACHE_HITS.labels(layer="shared"),
+    "db": PERMISSION_CACHE_MISSES,
+    "remote": PERMISSION_CACHE_MISSES,
+}
 AUTHZ_DECISION_SECONDS = Histogram(
     "vantage_authz_decision_seconds",
     "Time to reach an authorization decision once the principal is known.",

@@ -1,12 +1,16 @@
-"""Each provider's health: consecutive failures degrade it, then eject it for a while.
+"""Each provider's health: recent failures degrade it, then eject it for a while.
 
-Three failures in a row make a provider `degraded`, five `unhealthy`: it is
-then ejected, skipped by the chain, for EJECTION_SECONDS, doubled for each
-further ejection up to MAX_EJECTION_FACTOR times (as Envoy's outlier
-detection does); each EJECTION_SECONDS spent in service since the last
+Failures are counted over a sliding window (CLASSIFIER_HEALTH_FAILURE_WINDOW,
+an hour by default; 0 counts failures in a row only, a success starting the
+count again). Three failures make a provider `degraded`, five `unhealthy`:
+it is then ejected, skipped by the chain, for the ejection time (300 s),
+doubled for each further ejection up to MAX_EJECTION_FACTOR times (as Envoy's
+outlier detection does); each ejection time spent in service since the last
 ejection ended forgets one doubling. When an ejection ends the provider is
 tried again: one more failure ejects it again, three successes in a row make
-it `healthy`. The record is shared by all processes through the cache.
+it `healthy` and start the failure count afresh. The figures are settings
+(`CLASSIFIER_HEALTH_*`, see docs/operations.md). The record is shared by all
+processes through the cache.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -33,13 +38,38 @@ DEGRADED = "degraded"
 UNHEALTHY = "unhealthy"
 STATE_VALUE = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 
-DEGRADED_AFTER = 3
-UNHEALTHY_AFTER = 5
-HEALTHY_AFTER = 3
-EJECTION_SECONDS = 300
 MAX_EJECTION_FACTOR = 8
-# The ejection level whose time is MAX_EJECTION_FACTOR x EJECTION_SECONDS.
+# The ejection level whose time is MAX_EJECTION_FACTOR x the ejection time.
 MAX_EJECTION_LEVEL = MAX_EJECTION_FACTOR.bit_length()
+# The failure window is counted in this many slices: a failure leaves the
+# count within a slice's length (a minute of an hour's window) of its age.
+WINDOW_SLICES = 60
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When failures degrade and eject a provider and successes bring it back."""
+
+    degraded_after: int
+    unhealthy_after: int
+    healthy_after: int
+    ejection_seconds: int
+    failure_window_seconds: int
+
+    @property
+    def slice_seconds(self) -> int:
+        return max(1, -(-self.failure_window_seconds // WINDOW_SLICES))
+
+
+def thresholds() -> Thresholds:
+    """Return the thresholds the settings give now."""
+    return Thresholds(
+        degraded_after=settings.CLASSIFIER_HEALTH_DEGRADED_AFTER,
+        unhealthy_after=settings.CLASSIFIER_HEALTH_UNHEALTHY_AFTER,
+        healthy_after=settings.CLASSIFIER_HEALTH_HEALTHY_AFTER,
+        ejection_seconds=settings.CLASSIFIER_HEALTH_EJECTION_SECONDS,
+        failure_window_seconds=settings.CLASSIFIER_HEALTH_FAILURE_WINDOW,
+    )
 
 
 def _moment(stamp: float | None) -> datetime | None:
@@ -67,6 +97,9 @@ class ProviderStatus:
     ejected_until: datetime | None
     ejections: int
     last_error: str
+    # The failures that count towards degrading and ejecting it: those of the
+    # failure window since it was last healthy again, or those in a row.
+    counted_failures: int = 0
 
     @property
     def ejected(self) -> bool:
@@ -91,7 +124,7 @@ class ProviderStatus:
         }
 
 
-def _status(name: str, record: dict[str, Any]) -> ProviderStatus:
+def _status(name: str, record: dict[str, Any], counted_failures: int = 0) -> ProviderStatus:
     requests = int(record.get("requests", 0))
     response_us = int(record.get("response_us", 0))
     ejected_until = record.get("ejected_until")
@@ -109,12 +142,13 @@ def _status(name: str, record: dict[str, Any]) -> ProviderStatus:
         ejected_until=_moment(ejected_until),
         ejections=int(record.get("ejections", 0)),
         last_error=str(record.get("last_error", "")),
+        counted_failures=counted_failures,
     )
 
 
 def ejection_seconds(level: int) -> int:
     """Return how long the `level`-th ejection in a row lasts."""
-    return EJECTION_SECONDS * min(2 ** (level - 1), MAX_EJECTION_FACTOR)
+    return thresholds().ejection_seconds * min(2 ** (level - 1), MAX_EJECTION_FACTOR)
 
 
 def _next_level(before: ProviderStatus, now: float) -> int:
@@ -122,7 +156,7 @@ def _next_level(before: ProviderStatus, now: float) -> int:
     level = before.ejections
     if level and before.ejected_until is not None:
         in_service = max(0.0, now - before.ejected_until.timestamp())
-        level = max(0, level - int(in_service // EJECTION_SECONDS))
+        level = max(0, level - int(in_service // thresholds().ejection_seconds))
     return min(level + 1, MAX_EJECTION_LEVEL)
 
 
@@ -137,9 +171,10 @@ def _after_failure(status: ProviderStatus, *, may_eject: bool) -> str | None:
         # Back in service after an ejection, or kept as the last provider: one
         # more failure ejects it (again), unless it must stay.
         return UNHEALTHY if may_eject and not status.ejected else None
-    if status.consecutive_failures >= UNHEALTHY_AFTER:
+    limits = thresholds()
+    if status.counted_failures >= limits.unhealthy_after:
         return UNHEALTHY
-    if status.consecutive_failures >= DEGRADED_AFTER and status.state == HEALTHY:
+    if status.counted_failures >= limits.degraded_after and status.state == HEALTHY:
         return DEGRADED
     return None
 
@@ -153,14 +188,22 @@ class ProviderHealth:
 
     def status(self) -> ProviderStatus:
         """Return the provider's current health."""
-        return _status(self.name, self._store.read())
+        record = self._store.read()
+        limits = thresholds()
+        if limits.failure_window_seconds > 0:
+            counted = self._store.window_count(
+                timezone.now().timestamp(), limits.failure_window_seconds, limits.slice_seconds
+            )
+        else:
+            counted = int(record.get("consecutive_failures", 0))
+        return _status(self.name, record, counted)
 
     def record_success(self, elapsed_ms: float) -> None:
-        """Count a successful call; the third in a row makes the provider healthy."""
+        """Count a successful call; enough in a row make the provider healthy."""
         self._count(elapsed_ms)
         self._store.write(last_success_at=timezone.now().timestamp(), consecutive_failures=0)
         in_a_row = self._store.increment("consecutive_successes")
-        if in_a_row >= HEALTHY_AFTER and self.status().state != HEALTHY:
+        if in_a_row >= thresholds().healthy_after and self.status().state != HEALTHY:
             self._transition(_after_success, eject=False)
 
     def record_failure(self, elapsed_ms: float, error: str, *, may_eject: bool = True) -> None:
@@ -177,6 +220,11 @@ class ProviderHealth:
             last_error=error[:200],
         )
         self._store.increment("consecutive_failures")
+        limits = thresholds()
+        if limits.failure_window_seconds > 0:
+            self._store.window_add(
+                timezone.now().timestamp(), limits.failure_window_seconds, limits.slice_seconds
+            )
         self._transition(
             lambda status: _after_failure(status, may_eject=may_eject), eject=may_eject
         )
@@ -209,6 +257,10 @@ class ProviderHealth:
             )
         if state == HEALTHY and before.ejected:
             changes["ejected_until"] = now  # recovered early (probes): the ejection ends here
+        if state == HEALTHY:
+            # Recovered: the failures before it no longer count.
+            limits = thresholds()
+            self._store.window_clear(now, limits.failure_window_seconds, limits.slice_seconds)
         self._store.write(**changes)
         return changes
 

@@ -55,6 +55,8 @@ class HealthStore:
     def __init__(self, provider: str) -> None:
         self._prefix = f"classifier:health:{provider}"
         self._memory: dict[str, Any] = {}
+        # The failure window's slices while the cache fails: slice index -> failures.
+        self._memory_window: dict[int, int] = {}
         self._lock = threading.Lock()
         self._claimed = False
 
@@ -134,3 +136,55 @@ class HealthStore:
         with self._lock:
             self._claimed = False
         self._shared(lambda: self._cache.delete(self._key("claim")), lambda: False)
+
+    # --- The failure window: failures counted in slices of time --------------
+
+    def _slices(self, now: float, window: int, slice_seconds: int) -> range:
+        """The slices whose failures are in the window: the current one and older ones."""
+        current = int(now // slice_seconds)
+        return range(current - window // slice_seconds + 1, current + 1)
+
+    def window_add(self, now: float, window: int, slice_seconds: int) -> None:
+        """Count a failure at `now` in the failure window."""
+        index = int(now // slice_seconds)
+        key = self._key(f"window:{index}")
+
+        def remember(value: int) -> None:
+            with self._lock:
+                oldest = self._slices(now, window, slice_seconds).start
+                for stale in [i for i in self._memory_window if i < oldest]:
+                    del self._memory_window[stale]
+                self._memory_window[index] = value
+
+        def shared() -> None:
+            # The slice outlives the window, then the cache forgets it.
+            self._cache.add(key, 0, window + slice_seconds)
+            remember(int(self._cache.incr(key)))
+
+        def memory() -> None:
+            remember(self._memory_window.get(index, 0) + 1)
+
+        self._shared(shared, memory)
+
+    def window_count(self, now: float, window: int, slice_seconds: int) -> int:
+        """Return the failures counted in the window that ends at `now`."""
+        slices = self._slices(now, window, slice_seconds)
+
+        def shared() -> int:
+            keys = [self._key(f"window:{index}") for index in slices]
+            return sum(int(value) for value in self._cache.get_many(keys).values())
+
+        def memory() -> int:
+            with self._lock:
+                return sum(self._memory_window.get(index, 0) for index in slices)
+
+        return self._shared(shared, memory)
+
+    def window_clear(self, now: float, window: int, slice_seconds: int) -> None:
+        """Forget the failures of the window (the provider has recovered)."""
+        slices = self._slices(now, window, slice_seconds) if window > 0 else range(0)
+        with self._lock:
+            self._memory_window.clear()
+        keys = [self._key(f"window:{index}") for index in slices]
+        if keys:
+            self._shared(lambda: self._cache.delete_many(keys), lambda: None)

@@ -24,7 +24,7 @@ from accounts.ratelimits.limits import (
     request_windows,
 )
 from classifier.api.serializers import ClassifySerializer
-from classifier.health import DEGRADED_AFTER, UNHEALTHY_AFTER
+from classifier.health import thresholds
 from classifier.labels import verdict
 from classifier.models import Classification
 from classifier.selectors import providers_status
@@ -122,7 +122,6 @@ def providers_page(request: HttpRequest) -> HttpResponse:
     context = {
         "providers": [_provider_row(provider) for provider in status["providers"]],
         "chain": status["chain"],
-        "degraded_after": DEGRADED_AFTER,
-        "unhealthy_after": UNHEALTHY_AFTER,
+        "thresholds": thresholds(),
     }
     return render(request, "classifier/providers.html", context)

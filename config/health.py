@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from drf_spectacular.utils import extend_schema
+from redis.sentinel import Sentinel
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -55,7 +56,7 @@ def _redis_probe(location: str, key: str) -> Any:
     """Write, read and drop `key` in one round trip; return what was read."""
     # A connection of its own with the probe's timeout: the app's pool may be
     # cooling down after a failure, and the probe must say how Redis is now.
-    client = redis.Redis.from_url(location, **_redis_timeouts())
+    client = _redis_client(location)
     with client, client.pipeline(transaction=False) as pipe:
         pipe.set(key, b"ok", ex=10)
         pipe.get(key)
@@ -64,10 +65,30 @@ def _redis_probe(location: str, key: str) -> Any:
     return found.decode() if isinstance(found, bytes) else found
 
 
+def _redis_client(location: str) -> redis.Redis:
+    """Return a client of the cache's Redis: the URL's server, or the master Sentinel names."""
+    sentinels = settings.CACHES["default"].get("OPTIONS", {}).get("SENTINELS")
+    if not sentinels:
+        return redis.Redis.from_url(location, **_redis_timeouts())
+    # REDIS_URL names the master's service in place of a host.
+    url = redis.connection.parse_url(location)
+    service = str(url.pop("host"))
+    url.pop("port", None)
+    if url.pop("connection_class", None) is redis.SSLConnection:
+        url["ssl"] = True  # the Sentinel-managed TLS connection
+    kwargs = settings.CACHES["default"]["OPTIONS"].get("SENTINEL_KWARGS") or {}
+    sentinel = Sentinel(sentinels, sentinel_kwargs={**kwargs, **_redis_timeouts()})
+    return sentinel.master_for(service, **url, **_redis_timeouts())
+
+
+# The cache backends that are django-redis (django-prometheus' counts its gets).
+REDIS_CACHE_BACKENDS = ("django_redis.", "django_prometheus.cache.backends.redis.RedisCache")
+
+
 def _redis_location() -> str | None:
     """Return the URL of the cache's Redis, None when the cache is not Redis."""
     config = settings.CACHES["default"]
-    if not config["BACKEND"].startswith("django_redis."):
+    if not config["BACKEND"].startswith(REDIS_CACHE_BACKENDS):
         return None
     location = config["LOCATION"]
     first = location[0] if isinstance(location, list | tuple) else location.split(",")[0]
@@ -87,7 +108,7 @@ def _broker() -> None:
         url=settings.CELERY_BROKER_URL, connect_timeout=seconds, transport_options=timeouts
     ) as conn:
         conn.ensure_connection(max_retries=0, timeout=seconds)
-        if conn.transport_cls in ("redis", "rediss"):
+        if conn.transport_cls in ("redis", "rediss", "sentinel"):
             # Connecting succeeds even when Redis hangs (the kernel accepts): a
             # command must be answered too.
             cast(Any, conn.default_channel).client.ping()

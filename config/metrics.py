@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
+REQUESTS_IN_FLIGHT = Gauge(
+    "vantage_http_requests_in_flight",
+    "Requests being handled right now, summed over the host's live web processes.",
+    multiprocess_mode="livesum",
+)
+REDIS_POOL_CONNECTIONS = Gauge(
+    "vantage_redis_pool_connections",
+    "Connections of the cache's Redis connection pools, by state (in_use: lent to a "
+    "command, idle: open and waiting), summed over the host's live processes.",
+    ["pool", "state"],
+    multiprocess_mode="livesum",
+)
 ERRORS = Counter(
     "vantage_http_errors_total",
     "Error responses, by problem code and status.",

@@ -93,7 +93,7 @@ class _RequestMetrics:
 
 
 class RequestMiddleware:
-    """Give each request an id bound to every log line; time, count and log its answer.
+    """Give each request an id bound to every log line; count it in flight; time, count and log it.
 
     On an API path, a bare error response (a plain 405, say) is rewritten as
     problem details, and the rate-limit headers of the request's outcome go

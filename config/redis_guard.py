@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import Any
 
 import structlog
-from redis.connection import Connection, ConnectionPool
+from redis.connection import Connection, ConnectionPool, SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import (
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
+
+from config.metrics import REDIS_POOL_CONNECTIONS
 
 logger = structlog.get_logger("vantage.redis")
 
@@ -102,8 +110,85 @@ def guarded(connection_class: type[Any]) -> type[Any]:
         return _guarded_classes[connection_class]
 
 
-class GuardedConnectionPool(ConnectionPool):
+# The cache's pools in this process, for the pool gauge (usually one).
+_pools: weakref.WeakSet[Any] = weakref.WeakSet()
+_POOL_IN_USE = REDIS_POOL_CONNECTIONS.labels(pool="cache", state="in_use")
+_POOL_IDLE = REDIS_POOL_CONNECTIONS.labels(pool="cache", state="idle")
+
+
+# What the gauge shows, and when it was last written: it is written at most
+# once a second while connections come and go (each write costs a few
+# microseconds, a command far less), and at once when the pools fall idle,
+# so that a quiet process never shows a connection in use that is not.
+_published = {"in_use": -1, "idle": -1, "at": 0.0}
+PUBLISH_SECONDS = 1.0
+
+
+def _pool_gauges_set(*, settled: bool = False) -> None:
+    """Set the pool gauge from this process's pools' own counts (no command is sent)."""
+    now = time.monotonic()
+    if now - _published["at"] < PUBLISH_SECONDS and not settled:
+        return
+    in_use = idle = 0
+    for pool in list(_pools):
+        in_use += len(pool._in_use_connections)
+        idle += len(pool._available_connections)
+    if settled and in_use and now - _published["at"] < PUBLISH_SECONDS:
+        return  # not idle yet: the next write in its time
+    _published["at"] = now
+    if in_use != _published["in_use"]:
+        _POOL_IN_USE.set(in_use)
+        _published["in_use"] = in_use
+    if idle != _published["idle"]:
+        _POOL_IDLE.set(idle)
+        _published["idle"] = idle
+
+
+class PoolMetricsMixin:
+    """Keeps vantage_redis_pool_connections current as connections are lent and given back."""
+
+    def _pool_register(self) -> None:
+        _pools.add(self)
+        _pool_gauges_set(settled=True)
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().get_connection(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            _pool_gauges_set()
+
+    def release(self, connection: Any) -> None:
+        try:
+            super().release(connection)  # type: ignore[misc]
+        finally:
+            _pool_gauges_set(settled=True)
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().disconnect(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            _pool_gauges_set(settled=True)
+
+
+class GuardedConnectionPool(PoolMetricsMixin, ConnectionPool):
     """A connection pool whose connections observe the cooldown (django-redis' pool class)."""
 
     def __init__(self, connection_class: type[Any] = Connection, **kwargs: Any) -> None:
         super().__init__(connection_class=guarded(connection_class), **kwargs)
+        self._pool_register()
+
+
+class GuardedSentinelConnectionPool(PoolMetricsMixin, SentinelConnectionPool):
+    """The pool of a Redis found through Sentinel (REDIS_SENTINELS), guarded and counted alike.
+
+    Its connections ask the sentinels for the master's address whenever they
+    connect, so after a failover they reach the new master; the old master's
+    address cools down like any failed server.
+    """
+
+    def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
+        tls = kwargs.pop("ssl", False) or kwargs.get("connection_class") is SSLConnection
+        managed = SentinelManagedSSLConnection if tls else SentinelManagedConnection
+        kwargs["connection_class"] = guarded(managed)
+        super().__init__(service_name, sentinel_manager, **kwargs)
+        self._pool_register()

@@ -7,6 +7,7 @@ environment variables. See README.md, "Configuration".
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
 from pathlib import Path
 
@@ -71,7 +72,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Ids, timing, metrics, the log line, problem details and rate-limit headers, in one layer.
+    # Ids, timing, metrics (requests in flight too), the log line, problem details and
+    # rate-limit headers, in one layer.
     "config.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -137,7 +139,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+# django-prometheus' wrapper of the same backend: it counts connections,
+# queries and errors and times each query (django_db_* series), in memory.
+_DATABASE_ENGINES = {
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+}
+DATABASES["default"]["ENGINE"] = _DATABASE_ENGINES.get(
+    DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
+)
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The web process and the worker share this file: WAL lets readers run
     # beside the writer, IMMEDIATE transactions take the write lock up front
     # instead of failing half-way, and the timeout waits for a busy lock. A
@@ -157,6 +168,15 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
         "DATABASE_CONNECT_TIMEOUT", default=5
     )
+    # Behind a pooler in transaction mode (PgBouncer's pool_mode=transaction)
+    # consecutive statements outside a transaction may reach different server
+    # connections: no server-side cursors (.iterator() fetches everything in
+    # one statement instead), and no prepared statements (psycopg prepares a
+    # query run five times on a connection).
+    DATABASE_TRANSACTION_POOLING = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
+    if DATABASE_TRANSACTION_POOLING:
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 
 # --- Cache --------------------------------------------------------------------
 
@@ -167,21 +187,52 @@ REDIS_COOLDOWN_SECONDS = env.float("REDIS_COOLDOWN_SECONDS", default=5.0)
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=0.5)
 # A process asks its dependencies at most this often for /health (0: every request).
 HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", default=1.0)
+
+
+def _sentinel_addresses(variable: str) -> list[tuple[str, int]]:
+    """Read a list of Sentinel addresses, `host:port,host:port` (IPv6 in brackets)."""
+    addresses = []
+    for item in env.list(variable, default=[]):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ImproperlyConfigured(f"{variable}: {item!r} is not host:port.")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
+
+
+# Redis Sentinel: the cache's (and so the rate limiter's) Redis is the master
+# the sentinels name. REDIS_URL then names the master by its Sentinel service
+# name in place of a host: redis://[:password@]SERVICE/DB (rediss:// for TLS).
+REDIS_SENTINELS = _sentinel_addresses("REDIS_SENTINELS")
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
 if REDIS_URL:
+    _redis_options: dict[str, object] = {
+        "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
+        "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=1.0),
+        # After a timeout or a lost connection, calls to that Redis fail
+        # at once for REDIS_COOLDOWN_SECONDS: a hung Redis costs a
+        # request one timeout, not one per cache call.
+        "CONNECTION_POOL_CLASS": "config.redis_guard.GuardedConnectionPool",
+        "CONNECTION_POOL_KWARGS": {"health_check_interval": 30},
+    }
+    if REDIS_SENTINELS:
+        _redis_options |= {
+            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+            "CONNECTION_POOL_CLASS": "config.redis_guard.GuardedSentinelConnectionPool",
+            "SENTINELS": REDIS_SENTINELS,
+            "SENTINEL_KWARGS": {
+                "socket_timeout": _redis_options["SOCKET_TIMEOUT"],
+                "socket_connect_timeout": _redis_options["SOCKET_CONNECT_TIMEOUT"],
+                **({"password": REDIS_SENTINEL_PASSWORD} if REDIS_SENTINEL_PASSWORD else {}),
+            },
+        }
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            # django-redis' cache, counting gets, hits and misses (django_cache_*).
+            "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
-            "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
-                "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=1.0),
-                # After a timeout or a lost connection, calls to that Redis fail
-                # at once for REDIS_COOLDOWN_SECONDS: a hung Redis costs a
-                # request one timeout, not one per cache call.
-                "CONNECTION_POOL_CLASS": "config.redis_guard.GuardedConnectionPool",
-                "CONNECTION_POOL_KWARGS": {"health_check_interval": 30},
-            },
+            "OPTIONS": _redis_options,
         }
     }
     # What every process must see alike (the classifier providers' health): the same Redis.
@@ -541,7 +592,19 @@ CELERY_BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default
 # After a publish timed out, a process sends nothing for this long (the job
 # stays queued in the database and is handed again later).
 BROKER_COOLDOWN_SECONDS = env.float("BROKER_COOLDOWN_SECONDS", default=5.0)
-if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://", "socket://")):
+# A Redis broker behind Sentinel: CELERY_BROKER_URL lists the sentinels,
+# `sentinel://[:password@]host:port/DB;sentinel://host:port/DB`, and this names
+# the master's service (the password is the master's; the sentinels' own goes
+# in CELERY_BROKER_TRANSPORT_OPTIONS' sentinel_kwargs).
+CELERY_BROKER_SENTINEL_MASTER = env.str("CELERY_BROKER_SENTINEL_MASTER", default="")
+if CELERY_BROKER_URL.startswith("sentinel://"):
+    if not CELERY_BROKER_SENTINEL_MASTER:
+        raise ImproperlyConfigured(
+            "A sentinel:// CELERY_BROKER_URL needs CELERY_BROKER_SENTINEL_MASTER, the master's "
+            "service name."
+        )
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = CELERY_BROKER_SENTINEL_MASTER
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://", "unix://", "socket://")):
     CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "socket_timeout": CELERY_BROKER_SOCKET_TIMEOUT,
         "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
@@ -552,6 +615,36 @@ elif CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
         "read_timeout": CELERY_BROKER_SOCKET_TIMEOUT,
         "write_timeout": CELERY_BROKER_SOCKET_TIMEOUT,
     }
+# Any other option of the transport, as a JSON object, applied last (e.g.
+# {"sentinel_kwargs": {"password": "..."}} or {"priority_steps": [0, 5, 9]}).
+_transport_options = env.json("CELERY_BROKER_TRANSPORT_OPTIONS", default={})
+if not isinstance(_transport_options, dict):
+    raise ImproperlyConfigured("CELERY_BROKER_TRANSPORT_OPTIONS must be a JSON object.")
+CELERY_BROKER_TRANSPORT_OPTIONS |= _transport_options
+# TLS to the broker: on for rediss:// and amqps:// URLs (and when asked), the
+# server's certificate checked against the system's or the given authorities.
+_broker_tls_url = CELERY_BROKER_URL.startswith(("rediss://", "amqps://"))
+_broker_tls = env.bool("CELERY_BROKER_USE_SSL", default=_broker_tls_url)
+_CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+_cert_reqs = env.str("CELERY_BROKER_SSL_CERT_REQS", default="required")
+if _cert_reqs not in _CERT_REQS:
+    raise ImproperlyConfigured("CELERY_BROKER_SSL_CERT_REQS must be required, optional or none.")
+_broker_tls_files = {
+    "ca_certs": env.str("CELERY_BROKER_SSL_CA_CERTS", default="") or None,
+    "certfile": env.str("CELERY_BROKER_SSL_CERTFILE", default="") or None,
+    "keyfile": env.str("CELERY_BROKER_SSL_KEYFILE", default="") or None,
+}
+CELERY_BROKER_USE_SSL: dict[str, object] | bool = False
+if _broker_tls:
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://")):
+        # redis-py's names: ssl_cert_reqs, ssl_ca_certs, ssl_certfile, ssl_keyfile.
+        CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": _CERT_REQS[_cert_reqs]} | {
+            f"ssl_{name}": value for name, value in _broker_tls_files.items() if value
+        }
+    else:
+        CELERY_BROKER_USE_SSL = {"cert_reqs": _CERT_REQS[_cert_reqs]} | {
+            name: value for name, value in _broker_tls_files.items() if value
+        }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 # A Redis result backend, when one is set, waits no longer than the cache does.
@@ -613,6 +706,25 @@ CLASSIFIER_VEHICLE_THRESHOLD = env.float("CLASSIFIER_VEHICLE_THRESHOLD", default
 CLASSIFIER_REMOTE_URL = env.str("CLASSIFIER_REMOTE_URL", default="")
 CLASSIFIER_REMOTE_TOKEN = env.str("CLASSIFIER_REMOTE_TOKEN", default="")
 CLASSIFIER_REMOTE_TIMEOUT = env.float("CLASSIFIER_REMOTE_TIMEOUT", default=10.0)
+# Provider health: failures within the window (seconds; 0: failures in a
+# row only) make a provider degraded, then unhealthy and ejected for the
+# ejection time (doubled for repeated ejections); successes in a row make it
+# healthy again.
+CLASSIFIER_HEALTH_DEGRADED_AFTER = env.int("CLASSIFIER_HEALTH_DEGRADED_AFTER", default=3)
+CLASSIFIER_HEALTH_UNHEALTHY_AFTER = env.int("CLASSIFIER_HEALTH_UNHEALTHY_AFTER", default=5)
+CLASSIFIER_HEALTH_HEALTHY_AFTER = env.int("CLASSIFIER_HEALTH_HEALTHY_AFTER", default=3)
+CLASSIFIER_HEALTH_EJECTION_SECONDS = env.int("CLASSIFIER_HEALTH_EJECTION_SECONDS", default=300)
+CLASSIFIER_HEALTH_FAILURE_WINDOW = env.int("CLASSIFIER_HEALTH_FAILURE_WINDOW", default=3600)
+if not (
+    1 <= CLASSIFIER_HEALTH_DEGRADED_AFTER <= CLASSIFIER_HEALTH_UNHEALTHY_AFTER
+    and CLASSIFIER_HEALTH_HEALTHY_AFTER >= 1
+    and CLASSIFIER_HEALTH_EJECTION_SECONDS >= 1
+    and CLASSIFIER_HEALTH_FAILURE_WINDOW >= 0
+):
+    raise ImproperlyConfigured(
+        "CLASSIFIER_HEALTH_*: need 1 <= DEGRADED_AFTER <= UNHEALTHY_AFTER, HEALTHY_AFTER >= 1, "
+        "EJECTION_SECONDS >= 1 and FAILURE_WINDOW >= 0."
+    )
 # Threads one inference may use: several web and worker processes share the cores.
 CLASSIFIER_ONNX_THREADS = env.int("CLASSIFIER_ONNX_THREADS", default=2)
 

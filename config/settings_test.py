@@ -39,7 +39,7 @@ CELERY_IMPORTS = ["config.tests.tasks"]
 # Argon2 at full strength is the point in production and a cost in tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: a worker process started by a test must see the
     # same database as the test.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}

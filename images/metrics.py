@@ -14,7 +14,9 @@ JOB_SECONDS = Histogram(
 )
 QUEUE_DEPTH = Gauge(
     "vantage_jobs_queued",
-    "Jobs waiting for a worker, as last counted by the periodic check.",
+    "Jobs waiting for a worker, as last counted by the periodic check, by the broker queue "
+    "image jobs are sent to.",
+    ["queue"],
     multiprocess_mode="mostrecent",
 )
 UPLOAD_BYTES = Histogram(

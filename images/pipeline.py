@@ -314,7 +314,10 @@ def jobs_requeue_stuck() -> int:
         )
         if taken and job_enqueue(job_id):
             handed += 1
-    metrics.QUEUE_DEPTH.set(Job.objects.filter(status=Job.Status.QUEUED).count())
+    queue = settings.JOB_QUEUE or settings.CELERY_TASK_DEFAULT_QUEUE
+    metrics.QUEUE_DEPTH.labels(queue=queue).set(
+        Job.objects.filter(status=Job.Status.QUEUED).count()
+    )
     if handed:
         logger.warning("jobs_requeued", count=handed)
     return handed

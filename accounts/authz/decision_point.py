@@ -46,6 +46,7 @@ def decision_check(
     duration = time.perf_counter() - started
     outcome = "allowed" if decision.allowed else "denied"
     _DECISIONS[decision.source, outcome].inc()
+    metrics.PERMISSION_CACHE_RESULTS[decision.source].inc()
     metrics.AUTHZ_DECISION_SECONDS.observe(duration)
     # Hits are routine (debug); misses and denials are worth reading.
     routine = decision.allowed and decision.source in ("l1", "cache")

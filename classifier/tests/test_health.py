@@ -13,7 +13,6 @@ from audit.models import AuditEvent
 from classifier.chain import classify_with_failover
 from classifier.health import (
     DEGRADED,
-    EJECTION_SECONDS,
     HEALTHY,
     UNHEALTHY,
     ProviderHealth,
@@ -24,6 +23,9 @@ from classifier.providers import ProviderError
 from classifier.selectors import providers_status
 
 pytestmark = pytest.mark.django_db
+
+# The seed's figure, the setting's default.
+EJECTION_SECONDS = 300
 
 # What GET /api/v1/classifier/providers promises for each provider.
 API_FIELDS = (
@@ -202,7 +204,8 @@ def test_three_successes_in_a_row_bring_a_recovered_provider_back(chain, photo):
     assert _state_changes()[-1] == (UNHEALTHY, HEALTHY)
 
 
-def test_a_success_between_failures_starts_the_count_again(chain, photo):
+def test_without_a_window_a_success_between_failures_starts_the_count_again(chain, photo, settings):
+    settings.CLASSIFIER_HEALTH_FAILURE_WINDOW = 0
     _classify(photo, times=2)
     chain.status = 200
     _classify(photo)
@@ -294,3 +297,80 @@ def test_the_status_report_lists_every_provider_of_the_chain(chain, photo):
     assert onnx_row["state"] == HEALTHY
     assert (onnx_row["requests"], onnx_row["consecutive_successes"]) == (3, 3)
     assert caches["shared"].get("classifier:health:remote:state") == DEGRADED
+
+
+def test_the_thresholds_default_to_the_seeds_figures(settings):
+    from classifier.health import thresholds
+
+    assert thresholds() == thresholds().__class__(
+        degraded_after=3,
+        unhealthy_after=5,
+        healthy_after=3,
+        ejection_seconds=300,
+        failure_window_seconds=3600,
+    )
+
+
+def test_failures_within_the_window_add_up_though_successes_come_between(chain, photo):
+    with _frozen() as clock:
+        for count in range(1, 5):
+            chain.status = 503
+            _classify(photo)
+            expected = HEALTHY if count < 3 else DEGRADED
+            assert (_remote().state, _remote().counted_failures) == (expected, count)
+            chain.status = 200
+            _classify(photo)  # one success: never three in a row
+            assert _remote().consecutive_failures == 0
+            clock.shift(600)  # five failures over 40 minutes
+        chain.status = 503
+        _classify(photo)
+        assert (_remote().state, _remote().counted_failures) == (UNHEALTHY, 5)
+        assert _remote().ejected
+    assert _state_changes() == [(HEALTHY, DEGRADED), (DEGRADED, UNHEALTHY)]
+
+
+def test_failures_older_than_the_window_no_longer_count(chain, photo, settings):
+    settings.CLASSIFIER_HEALTH_FAILURE_WINDOW = 600
+    with _frozen() as clock:
+        _classify(photo, times=2)
+        clock.shift(590)
+        _classify(photo)  # three in the window: degraded
+        assert (_remote().state, _remote().counted_failures) == (DEGRADED, 3)
+        clock.shift(30)  # the first two have left the window
+        assert _remote().counted_failures == 1
+        _classify(photo, times=3)
+        assert (_remote().state, _remote().counted_failures) == (DEGRADED, 4)
+        _classify(photo)
+        assert _remote().state == UNHEALTHY
+
+
+def test_thresholds_and_ejection_time_follow_the_settings(chain, photo, settings):
+    settings.CLASSIFIER_HEALTH_DEGRADED_AFTER = 1
+    settings.CLASSIFIER_HEALTH_UNHEALTHY_AFTER = 2
+    settings.CLASSIFIER_HEALTH_EJECTION_SECONDS = 40
+    settings.CLASSIFIER_HEALTH_HEALTHY_AFTER = 5
+    with _frozen() as clock:
+        _classify(photo)
+        assert _remote().state == DEGRADED
+        _classify(photo)
+        status = _remote()
+        assert (status.state, status.ejected) == (UNHEALTHY, True)
+        assert (status.ejected_until - status.ejected_at).total_seconds() == 40
+        clock.shift(40)
+        chain.status = 200
+        _classify(photo, times=4)
+        assert _remote().state == UNHEALTHY
+        _classify(photo)
+        assert _remote().state == HEALTHY
+        # Healthy again: the failures before no longer count.
+        assert _remote().counted_failures == 0
+
+
+def test_the_providers_page_states_the_thresholds_in_force(staff_browser, settings):
+    settings.CLASSIFIER_HEALTH_DEGRADED_AFTER = 4
+    settings.CLASSIFIER_HEALTH_UNHEALTHY_AFTER = 7
+    settings.CLASSIFIER_HEALTH_FAILURE_WINDOW = 1800
+
+    page = staff_browser.get("/providers/").content.decode()
+
+    assert "4 failures within 1800 s make a provider degraded, 7 unhealthy" in page

@@ -2,8 +2,9 @@
 
 What runs here without a container engine or a cluster: YAML and JSON parsing,
 the Compose specification's JSON schema, the Kubernetes API schemas of the
-bundled release (strict: unknown fields fail), `kubectl kustomize` when kubectl
-is installed, hadolint on the Dockerfile, PromQL parsing of every dashboard
+bundled release (strict: unknown fields fail), `kubectl kustomize` of both
+kustomizations (kubectl from Debian's kubernetes-client where none is
+installed), hadolint on the Dockerfile, PromQL parsing of every dashboard
 query, a real gunicorn server answering the image's health check, and a real
 scrape of GET /metrics. `docker compose config` runs only where the Compose
 plugin is installed. docs/operations.md says what is checked and what is not.
@@ -26,6 +27,7 @@ import promql_parser
 import pytest
 import yaml
 from django.conf import settings
+from django.core.cache import cache
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -108,6 +110,10 @@ def _import_app_metrics() -> None:
 
     from django_prometheus.middleware import Metrics
 
+    # django-prometheus' database and cache backends' families (the cache's
+    # with REDIS_URL only, so imported here rather than by the cache).
+    importlib.import_module("django_prometheus.db.metrics")
+    importlib.import_module("django_prometheus.cache.metrics")
     for app in ["config", *_local_apps()]:
         for path in (BASE_DIR / app).rglob("*metrics*.py"):
             if "tests" not in path.parts:
@@ -377,30 +383,160 @@ def test_kubernetes_manifests_satisfy_the_api_schemas_strictly():
     documents = _k8s_documents()
     assert {document["kind"] for document in documents} >= {
         "Deployment", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler", "Job",
-        "PersistentVolumeClaim", "Namespace", "PodDisruptionBudget", "CronJob",
+        "Namespace", "PodDisruptionBudget", "CronJob",
     }  # fmt: skip
     for document in documents:
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(document, version, strict=True)
 
 
-def test_kustomization_renders_every_manifest_when_kubectl_is_installed(tmp_path):
+def _kubectl() -> str:
+    """Return kubectl; `make test-tools` installs Debian's when missing, so CI has one."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        message = "kubectl is missing: `make test-tools` installs Debian's kubernetes-client"
+        if os.geteuid() == 0 or os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return kubectl
+
+
+def _kustomize(directory: Path) -> list[dict[str, Any]]:
+    """Render a kustomization with `kubectl kustomize`, as `kubectl apply -k` would apply it."""
+    result = _run(_kubectl(), "kustomize", str(directory))
+    assert result.returncode == 0, result.stderr
+    return [document for document in yaml.safe_load_all(result.stdout) if document]
+
+
+def _pod_specs(documents: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for document in documents:
+        spec = document.get("spec", {})
+        template = (spec.get("jobTemplate", {}).get("spec") or spec).get("template")
+        if template:
+            yield document["metadata"]["name"], template["spec"]
+
+
+def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def test_kustomization_renders_every_manifest_strictly_valid():
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"])
     on_disk = {path.name for path in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    # Made per release (a Job) and by hand from a template (the Secret).
-    assert listed == on_disk - {"migrate-job.yaml", "secret.example.yaml"}
+    # Made by hand from a template, before the first release.
+    assert listed == on_disk - {"secret.example.yaml"}
 
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed here; the schema test above still ran")
-    result = _run(kubectl, "kustomize", str(K8S))
-    assert result.returncode == 0, result.stderr
-    rendered = [document for document in yaml.safe_load_all(result.stdout) if document]
+    rendered = _kustomize(K8S)
     assert len(rendered) == sum(len(_yaml_documents(K8S / name)) for name in listed)
     for document in rendered:
+        if document["kind"] != "Namespace":
+            assert document["metadata"]["namespace"] == "vantage", document["metadata"]
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_every_pod_runs_the_one_immutable_image_set_in_the_kustomization():
+    (image,) = yaml.safe_load((K8S / "kustomization.yaml").read_text())["images"]
+    assert image["name"] == "vantage"
+    if "digest" in image:
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", image["digest"])
+        expected = f"{image['newName']}@{image['digest']}"
+    else:
+        # A release's version: pushed once, never moved as `latest` is.
+        assert image["newTag"] == settings.VERSION
+        expected = f"{image['newName']}:{image['newTag']}"
+    for path in K8S.glob("*.yaml"):
+        for name, pod in _pod_specs(_yaml_documents(path)):
+            for container in _containers(pod):
+                # Named only here, so no manifest can pin another tag.
+                assert container["image"] == "vantage", (path.name, name, container["name"])
+    for directory in (K8S, DEPLOY / "k8s-filesystem-media"):
+        pods = dict(_pod_specs(_kustomize(directory)))
+        assert {"vantage-migrate", "vantage-web", "vantage-worker", "vantage-beat"} <= set(pods)
+        for name, pod in pods.items():
+            for container in _containers(pod):
+                assert container["image"] == expected, (directory.name, name, container["name"])
+
+
+def test_new_pods_wait_for_the_releases_migration_job():
+    job = _kind("Job", "vantage-migrate")["spec"]["template"]["spec"]
+    assert job["containers"][0]["command"] == ["python", "manage.py", "migrate", "--no-input"]
+    assert job["restartPolicy"] == "Never"
+    for name in ("vantage-web", "vantage-worker", "vantage-beat"):
+        (wait,) = _pod_spec(name)["initContainers"]
+        script = wait["command"][-1]
+        assert wait["command"][:2] == ["sh", "-c"]
+        assert re.search(r"until python manage\.py migrate --check\b", script), name
+        assert "--no-input" not in script  # waits, never migrates itself
+        assert wait["envFrom"] == _pod_spec(name)["containers"][0]["envFrom"]
+        assert wait["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_web_and_workers_autoscale_and_keep_pods_through_disruptions_beat_stays_one():
+    documents = _k8s_documents()
+    targets = {
+        document["spec"]["scaleTargetRef"]["name"]: document["spec"]
+        for document in documents
+        if document["kind"] == "HorizontalPodAutoscaler"
+    }
+    budgets = {
+        document["metadata"]["name"]: document["spec"]
+        for document in documents
+        if document["kind"] == "PodDisruptionBudget"
+    }
+    assert set(targets) == {"vantage-web", "vantage-worker"}
+    assert set(budgets) == {"vantage-web", "vantage-worker"}
+    for name in ("vantage-web", "vantage-worker"):
+        labels = _kind("Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        assert budgets[name]["selector"]["matchLabels"].items() <= labels.items()
+        assert 1 < targets[name]["minReplicas"] < targets[name]["maxReplicas"]
+    beat = _kind("Deployment", "vantage-beat")["spec"]
+    assert beat["replicas"] == 1
+    assert beat["strategy"] == {"type": "Recreate"}
+    # With Redis down no number of web pods lets more through than a limit.
+    web = {c["name"]: c for c in _pod_spec("vantage-web")["containers"]}["web"]
+    concurrency = {item["name"]: item.get("value") for item in web["env"]}["WEB_CONCURRENCY"]
+    fallback = _kind("ConfigMap", "vantage-config")["data"]["RATE_LIMIT_FALLBACK_PROCESSES"]
+    assert int(fallback) == targets["vantage-web"]["maxReplicas"] * int(concurrency)
+
+
+def test_images_go_to_a_bucket_unless_the_filesystem_variant_mounts_a_volume():
+    config = _kind("ConfigMap", "vantage-config")["data"]
+    secret = _kind("Secret", "vantage-secrets")["stringData"]
+    assert config["STORAGE_S3_BUCKET"]
+    assert {"STORAGE_S3_ENDPOINT_URL", "STORAGE_S3_REGION", "STORAGE_S3_ADDRESSING_STYLE",
+            "STORAGE_S3_PREFIX"} <= set(config)  # fmt: skip
+    assert {"STORAGE_S3_ACCESS_KEY_ID", "STORAGE_S3_SECRET_ACCESS_KEY"} <= set(secret)
+    base = _kustomize(K8S)
+    assert "PersistentVolumeClaim" not in {document["kind"] for document in base}
+    for name, pod in _pod_specs(base):
+        assert not [v for v in pod.get("volumes", []) if "persistentVolumeClaim" in v], name
+
+    variant = _kustomize(DEPLOY / "k8s-filesystem-media")
+    for document in variant:
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(document, version, strict=True)
+    by_kind = {(document["kind"], document["metadata"]["name"]): document for document in variant}
+    claim = by_kind["PersistentVolumeClaim", "vantage-media"]["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"]
+    assert by_kind["ConfigMap", "vantage-config"]["data"]["STORAGE_S3_BUCKET"] == ""
+    mounting = {}
+    for name, pod in _pod_specs(variant):
+        claims = [v["name"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v]
+        if claims:
+            mounting[name] = pod
+            paths = {m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+            assert "/var/lib/vantage/media" in paths, name
+    assert set(mounting) == {"vantage-web", "vantage-worker"}
+    # ReadWriteOnce: one node mounts it, so every pod mounting it is on that node.
+    for name, pod in mounting.items():
+        assert pod["nodeSelector"] == {"vantage.example.com/media": "true"}, name
+    web = by_kind["Deployment", "vantage-web"]["spec"]
+    assert web["replicas"] == 1
+    assert web["strategy"] == {"type": "Recreate"}
+    assert by_kind["HorizontalPodAutoscaler", "vantage-web"]["spec"]["maxReplicas"] == 1
+    assert "minAvailable" not in by_kind["PodDisruptionBudget", "vantage-web"]["spec"]
 
 
 def _pod_spec(name: str) -> dict[str, Any]:
@@ -567,6 +703,13 @@ def test_dashboard_covers_the_operators_questions():
         "vantage_job_processing_seconds_bucket",
         "vantage_jobs_queued",
         "vantage_classifier_provider_state",
+        "vantage_http_requests_in_flight",
+        "vantage_redis_pool_connections",
+        "vantage_auth_permission_cache_hits_total",
+        "vantage_auth_permission_cache_misses_total",
+        "django_cache_get_hits_total",
+        "django_db_execute_total",
+        "django_db_query_duration_seconds_bucket",
     ):
         assert series in used, series
 
@@ -668,6 +811,88 @@ def test_metrics_scrape_serves_what_the_dashboard_reads(
     ):
         assert series in used, f"the dashboard no longer reads {series}"
         assert series in scraped, f"{series} is not in the scrape after exercising the app"
+
+
+def _scraped_samples(api_client: Any) -> list[Any]:
+    response = api_client.get("/metrics", **SCRAPE)
+    assert response.status_code == 200
+    return [
+        sample
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    ]
+
+
+def test_the_operators_series_are_scraped_with_their_labels(
+    api_client, admin, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        _exercise(api_client, admin)
+    samples = _scraped_samples(api_client)
+    by_name: dict[str, list[Any]] = {}
+    for sample in samples:
+        by_name.setdefault(sample.name, []).append(sample)
+
+    # The scrape is the one request in flight while it is answered.
+    (in_flight,) = by_name["vantage_http_requests_in_flight"]
+    assert in_flight.value == 1
+    hits = {s.labels["layer"]: s.value for s in by_name["vantage_auth_permission_cache_hits_total"]}
+    assert set(hits) <= {"l1", "shared"}
+    assert by_name["vantage_auth_permission_cache_misses_total"][0].value >= 1
+    # Every decision counts once, as a hit or a miss.
+    decisions = sum(s.value for s in by_name["vantage_authz_decisions_total"])
+    misses = by_name["vantage_auth_permission_cache_misses_total"][0].value
+    assert sum(hits.values()) + misses == decisions
+    vendors = {s.labels["vendor"] for s in by_name["django_db_execute_total"]}
+    assert vendors == {"sqlite" if "sqlite" in settings.DATABASES["default"]["ENGINE"]
+                       else "postgresql"}  # fmt: skip
+    assert by_name["django_db_query_duration_seconds_bucket"]
+    assert by_name["django_db_new_connections_total"]
+    queues = {s.labels["queue"] for s in by_name["vantage_jobs_queued"]}
+    assert settings.JOB_QUEUE in queues  # the unit tests' own queue
+
+
+@pytest.mark.integration
+def test_redis_pool_and_cache_series_are_scraped_with_redis(api_client, admin):
+    login = {"username": admin.username, "password": "x" * 12}
+    api_client.post("/api/v1/auth/token", login, format="json")
+    api_client.get("/health")
+    cache.set("present", 1)
+    assert (cache.get("present"), cache.get("absent")) == (1, None)  # a hit and a miss
+    by_name: dict[str, list[Any]] = {}
+    for sample in _scraped_samples(api_client):
+        by_name.setdefault(sample.name, []).append(sample)
+
+    pool = {
+        s.labels["state"]: s.value
+        for s in by_name["vantage_redis_pool_connections"]
+        if s.labels["pool"] == "cache"
+    }
+    assert set(pool) == {"in_use", "idle"}
+    assert pool["idle"] >= 1  # the connections the requests used, given back
+    assert pool["in_use"] >= 0
+    for series in ("django_cache_get_total", "django_cache_get_hits_total",
+                   "django_cache_get_misses_total"):  # fmt: skip
+        assert {s.labels["backend"] for s in by_name[series]} == {"redis"}, series
+
+
+def test_every_series_the_guide_and_the_api_reference_name_is_exported():
+    exported = exported_series()
+    documented = set()
+    for page in ("api.md", "operations.md"):
+        text = (BASE_DIR / "docs" / page).read_text()
+        documented |= set(re.findall(r"`((?:vantage|django)_[a-z_]+?)(?:\{[^}`]*\})?`", text))
+    families = {name for name in documented if not name.endswith("_")}
+    for name in (
+        "vantage_http_requests_in_flight", "vantage_redis_pool_connections",
+        "vantage_auth_permission_cache_hits_total", "vantage_auth_permission_cache_misses_total",
+        "vantage_jobs_queued",
+    ):  # fmt: skip
+        assert name in families, f"docs do not name {name}"
+    histograms = {name for name, kind in exported.items() if kind == "histogram"}
+    bases = {name.removesuffix("_bucket") for name in histograms}
+    unknown = {name for name in families if name not in exported and name not in bases}
+    assert not unknown, f"the docs name series the app does not export: {sorted(unknown)}"
 
 
 def test_provider_state_is_scraped_once_the_periodic_probe_has_run(api_client):

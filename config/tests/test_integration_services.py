@@ -35,7 +35,9 @@ def test_database_is_postgresql_with_persistent_connections(api_client):
 
 
 def test_cache_is_redis_and_shared_across_processes():
-    assert settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"
+    assert settings.CACHES["default"]["BACKEND"] == (
+        "django_prometheus.cache.backends.redis.RedisCache"  # django-redis, counted
+    )
     key, value = f"shared-{uuid.uuid4().hex}", uuid.uuid4().hex
     cache.set(key, value, timeout=60)
     code = (
