@@ -68,7 +68,7 @@ def _setup() -> dict[str, str]:
 
 
 def _server(redis: bool) -> Any:
-    from conftest import server_spawn
+    from config.testing.processes import server_spawn
 
     server = server_spawn(
         log_path=settings.VAR_DIR / "bench-throughput.log",

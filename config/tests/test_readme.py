@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from accounts.models import User
-from conftest import database_url_for_subprocess
+from config.testing.processes import database_url_for_subprocess
 
 README = Path(settings.BASE_DIR) / "README.md"
 BASH = shutil.which("bash") or "/bin/bash"
