@@ -26,6 +26,11 @@ def prediction_bars(predictions: Iterable[Mapping[str, Any]]) -> list[Bar]:
     bars = []
     for prediction in predictions:
         confidence = max(0.0, min(1.0, float(prediction.get("confidence", 0.0))))
-        bars.append(Bar(label_text(str(prediction.get("label", ""))),
-                        f"{confidence * 100:.1f}%", round(confidence * 100, 2)))  # fmt: skip
+        bars.append(
+            Bar(
+                label_text(str(prediction.get("label", ""))),
+                f"{confidence * 100:.1f}%",
+                round(confidence * 100, 2),
+            )
+        )
     return bars
