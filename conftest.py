@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,16 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache, caches
 from rest_framework.test import APIClient
+
+from accounts.tests.factories import member_of
+from config.testing.http import login_client
+from config.testing.processes import (
+    ServerProcess,
+    WorkerProcess,
+    database_url_for_subprocess,
+    server_spawn,
+)
+from config.testing.redis import ThrowawayRedis
 
 # The browser fixtures, registered once: a session-scoped Playwright must not
 # start a second time for another test module.
@@ -140,56 +149,12 @@ def _isolated_cache() -> Iterator[None]:
             caches["shared"].clear()  # the embedded default's files under this run's var/
 
 
-PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
-
-
-def assert_problem(
-    response: Any, *, status: int, code: str, with_errors: bool | None = None
-) -> dict[str, Any]:
-    """Check an RFC 9457 problem-details answer and return its body.
-
-    Validation errors must list their `errors`; `with_errors` asserts either way.
-    """
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    expect_errors = code == "VALIDATION_ERROR" if with_errors is None else with_errors
-    assert set(body) == (PROBLEM_KEYS | {"errors"} if expect_errors else PROBLEM_KEYS)
-    assert body["type"] == "about:blank"
-    assert body["status"] == status
-    assert body["code"] == code
-    assert isinstance(body["title"], str)
-    assert body["title"]
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert body["request_id"] == response["X-Request-ID"]
-    return body
-
-
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
 
 
 # --- Identity: an organization, a member of each role, and an outsider ----------
-
-
-def login_client(user: Any, org: Any = None) -> APIClient:
-    """Return an API client signed in as `user` (in `org`) through a real login session."""
-    from accounts.services.sessions import auth_login
-    from accounts.tests.factories import PASSWORD
-
-    sign_in = auth_login(login=user.username, password=PASSWORD, org=org.slug if org else None)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {sign_in.tokens['access']}")
-    client.sign_in = sign_in  # type: ignore[attr-defined]
-    return client
-
-
-def _member_of(org: Any, role: str, username: str) -> Any:
-    from accounts.tests.factories import MembershipFactory
-
-    return MembershipFactory(organization=org, role=role, user__username=username).user
 
 
 @pytest.fixture
@@ -208,28 +173,28 @@ def other_org(db: None) -> Any:
 
 @pytest.fixture
 def admin(org: Any) -> Any:
-    return _member_of(org, "admin", "alice")
+    return member_of(org, "admin", "alice")
 
 
 @pytest.fixture
 def member(org: Any) -> Any:
-    return _member_of(org, "user", "bob")
+    return member_of(org, "user", "bob")
 
 
 @pytest.fixture
 def viewer(org: Any) -> Any:
-    return _member_of(org, "viewer", "carol")
+    return member_of(org, "viewer", "carol")
 
 
 @pytest.fixture
 def guest(org: Any) -> Any:
-    return _member_of(org, "guest", "dave")
+    return member_of(org, "guest", "dave")
 
 
 @pytest.fixture
 def outsider(other_org: Any) -> Any:
     """An admin of another organization: must see nothing of `org`."""
-    return _member_of(other_org, "admin", "mallory")
+    return member_of(other_org, "admin", "mallory")
 
 
 @pytest.fixture
@@ -294,116 +259,6 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
         root.removeHandler(handler)
 
 
-class WorkerProcess:
-    """A real `celery worker` process running beside the tests, and what it logged."""
-
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
-        self.process = process
-        self.log_path = log_path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for raw in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except json.JSONDecodeError:
-                continue  # a library printing plain text to stdout
-        return lines
-
-    def wait_for_log(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30
-    ) -> dict[str, Any]:
-        """Return the first line the worker logged that satisfies `predicate`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.log_lines():
-                if predicate(line):
-                    return line
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        tail = self.log_path.read_text(errors="replace")[-4000:]
-        raise AssertionError(f"the worker did not log the expected line in {timeout}s:\n{tail}")
-
-
-def database_url_for_subprocess() -> str:
-    """Return a DATABASE_URL naming the database the tests are using right now."""
-    from django.db import connection
-
-    params = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{params['NAME']}"
-    user = params.get("USER") or ""
-    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
-    credentials = f"{user}{password}@" if user else ""
-    host = params.get("HOST") or "127.0.0.1"
-    port = params.get("PORT") or 5432
-    return f"postgres://{credentials}{host}:{port}/{params['NAME']}"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerProcess:
-    """A real gunicorn server of this project, on its own port and process."""
-
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-        self.process = process
-        self.port = port
-        self.log_path = log_path
-        self.url = f"http://127.0.0.1:{port}"
-
-    def wait_until_ready(self, timeout: float = 60) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code in (200, 503):
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        tail = self.log_path.read_text(errors="replace")[-4000:]
-        raise AssertionError(f"server on port {self.port} did not start:\n{tail}")
-
-
-def server_spawn(
-    *, log_path: Path, port: int | None = None, workers: int = 1, **env_overrides: str
-) -> ServerProcess:
-    """Start a real gunicorn server of this project on the current test database.
-
-    It is not ready yet: call its `wait_until_ready()`.
-    """
-    port = port or free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": database_url_for_subprocess(),
-        **env_overrides,
-    }
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "gunicorn", "config.wsgi",
-                "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}",
-                "--workers", str(workers), "--threads", "4",
-            ],
-            cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    return ServerProcess(process, port, log_path)
-
-
 @pytest.fixture
 def server_processes(
     transactional_db: None, tmp_path: Path
@@ -437,52 +292,6 @@ def server_processes(
             server.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.process.kill()
-
-
-class ThrowawayRedis:
-    """A redis-server of one test's own: killed, and started again on its port with its data.
-
-    Every write is in its append-only file at once, so a restart finds what was
-    there when it died (as a Redis with persistence, or a failover, would).
-    """
-
-    def __init__(self, binary: str, directory: Path) -> None:
-        self.binary = binary
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with (self.directory / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "yes", "--appendfsync", "always",
-                 "--dir", str(self.directory), "--daemonize", "no"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.kill()
-                raise AssertionError("the throwaway redis-server did not start")
-            time.sleep(0.05)
-
-    def _answers(self) -> bool:
-        import redis
-
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except (redis.ConnectionError, redis.BusyLoadingError):
-            return False
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture

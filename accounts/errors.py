@@ -124,9 +124,13 @@ class QuotaExceeded(DomainError):
         super().__init__(
             f"Your organization has used its {limit} uploads for today; the quota resets at "
             f"{resets_at.isoformat()} (in {wait} seconds).",
-            headers={"Retry-After": str(wait), "X-RateLimit-Limit": str(limit),
-                     "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(wait)},
-        )  # fmt: skip
+            headers={
+                "Retry-After": str(wait),
+                "X-RateLimit-Limit": str(limit),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(wait),
+            },
+        )
 
 
 class FormRejected(InvalidInput):

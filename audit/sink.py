@@ -32,8 +32,12 @@ def sink_enqueue(event_id: str) -> bool:
         current_app.tasks[EVENT_DELIVER_TASK].apply_async(args=(event_id,), retry=False)
     except Exception as exc:
         metrics.AUDIT_SINK_ENQUEUE_FAILURES.inc()
-        logger.warning("audit_sink_enqueue_failed", audit_id=event_id,
-                       error_type=type(exc).__name__, error=str(exc)[:300])  # fmt: skip
+        logger.warning(
+            "audit_sink_enqueue_failed",
+            audit_id=event_id,
+            error_type=type(exc).__name__,
+            error=str(exc)[:300],
+        )
         return False
     return True
 

@@ -94,7 +94,7 @@ def _redis_reachable() -> bool:
 
 
 def _decision_server() -> Any:
-    from conftest import server_spawn
+    from config.testing.processes import server_spawn
 
     log_path = settings.VAR_DIR / "bench-decision-point.log"
     server = server_spawn(log_path=log_path, workers=2)

@@ -38,7 +38,7 @@ from PIL import Image as Picture
 from bench.bench_authz import REDIS_URL, _redis_reachable
 
 if TYPE_CHECKING:
-    from conftest import WorkerProcess
+    from config.testing.processes import WorkerProcess
 
 PHOTO_SIZE = (1152, 864)  # one megapixel, 4:3
 WARMUP = 6
@@ -72,7 +72,7 @@ def _token() -> str:
 
 
 def _worker(broker_url: str, concurrency: int) -> WorkerProcess:
-    from conftest import WorkerProcess, database_url_for_subprocess
+    from config.testing.processes import WorkerProcess, database_url_for_subprocess
 
     log_path = settings.VAR_DIR / "bench-images-worker.log"
     env = {
@@ -198,7 +198,7 @@ def _throughput(client: httpx.Client, jpeg: bytes, worker: WorkerProcess) -> dic
 
 
 def run() -> None:
-    from conftest import server_spawn
+    from config.testing.processes import server_spawn
 
     if not settings.CLASSIFIER_MODEL_PATH.exists():
         call_command("classifier_export_model")

@@ -60,7 +60,7 @@ def _token() -> str:
 
 def _payloads(directory: Path) -> None:
     """Write the images the requests send, made here so the probes hold none of the making."""
-    from images.tests.test_memory_requests import solid_png
+    from images.tests.factories import solid_png
 
     (directory / "small.png").write_bytes(solid_png(64, (10, 120, 200)))
     (directory / "huge.png").write_bytes(solid_png(SIDE, (200, 30, 30)))
@@ -130,7 +130,7 @@ def probe(case: str, token: str, directory: str) -> float:
 
 
 def _probed(case: str, token: str, directory: Path) -> float:
-    from conftest import database_url_for_subprocess
+    from config.testing.processes import database_url_for_subprocess
 
     env = {
         **os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test", "LOG_LEVEL": "WARNING",

@@ -27,7 +27,7 @@ import httpx
 from django.conf import settings
 
 from bench.bench_authz import REDIS_URL, _redis_reachable
-from conftest import database_url_for_subprocess, free_port
+from config.testing.processes import database_url_for_subprocess, free_port
 
 CYCLES = 5
 SECONDS = 4

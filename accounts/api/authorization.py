@@ -71,8 +71,12 @@ class AuthorizationCheckApi(APIView):
             user_id=str(data.validated_data["user_id"]),
             permission=data.validated_data["permission"],
         )
-        body = {"allowed": decision.allowed, "groups": list(decision.groups),
-                "reason": decision.reason, "source": decision.source}  # fmt: skip
+        body = {
+            "allowed": decision.allowed,
+            "groups": list(decision.groups),
+            "reason": decision.reason,
+            "source": decision.source,
+        }
         return Response(DecisionSerializer(body).data)
 
 

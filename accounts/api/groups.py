@@ -28,8 +28,9 @@ class GroupCollectionApi(APIView):
         groups = group_list(organization_id=_principal(request).organization_id)
         return Response(s.GroupSerializer(groups, many=True).data)
 
-    @extend_schema(request=s.GroupWriteSerializer, responses={201: s.GroupSerializer},
-                   tags=["organizations"])  # fmt: skip
+    @extend_schema(
+        request=s.GroupWriteSerializer, responses={201: s.GroupSerializer}, tags=["organizations"]
+    )
     def post(self, request: Request) -> Response:
         """Create a group granting permissions to its members."""
         data = s.GroupWriteSerializer(data=request.data)
@@ -47,8 +48,11 @@ class GroupCollectionApi(APIView):
 class GroupDetailApi(APIView):
     required_permission = {"PATCH": "org:admin", "DELETE": "org:admin"}
 
-    @extend_schema(request=s.GroupWriteSerializer(partial=True), responses=s.GroupSerializer,
-                   tags=["organizations"])  # fmt: skip
+    @extend_schema(
+        request=s.GroupWriteSerializer(partial=True),
+        responses=s.GroupSerializer,
+        tags=["organizations"],
+    )
     def patch(self, request: Request, group_id: str) -> Response:
         """Rename a group, or change its permissions or members."""
         principal = _principal(request)

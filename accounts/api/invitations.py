@@ -38,14 +38,19 @@ class InvitationCollectionApi(APIView):
         """The organization's invitations, newest first; `status` picks one kind."""
         query = s.InvitationFilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        invitations = invitation_list(organization_id=_principal(request).organization_id,
-                                      status=query.validated_data.get("status"))  # fmt: skip
+        invitations = invitation_list(
+            organization_id=_principal(request).organization_id,
+            status=query.validated_data.get("status"),
+        )
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(invitations, request, view=self) or []
         return paginator.get_paginated_response(s.InvitationSerializer(page, many=True).data)
 
-    @extend_schema(request=s.InvitationCreateSerializer, responses={202: s.InvitationSerializer},
-                   tags=["organizations"])  # fmt: skip
+    @extend_schema(
+        request=s.InvitationCreateSerializer,
+        responses={202: s.InvitationSerializer},
+        tags=["organizations"],
+    )
     def post(self, request: Request) -> Response:
         """Invite an email address; the same answer whether or not it has an account."""
         data = s.InvitationCreateSerializer(data=request.data)

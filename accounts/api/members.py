@@ -30,8 +30,9 @@ class MemberCollectionApi(APIView):
 class MemberDetailApi(APIView):
     required_permission = {"PATCH": "org:admin", "DELETE": "org:admin"}
 
-    @extend_schema(request=s.MemberUpdateSerializer, responses=s.MemberSerializer,
-                   tags=["organizations"])  # fmt: skip
+    @extend_schema(
+        request=s.MemberUpdateSerializer, responses=s.MemberSerializer, tags=["organizations"]
+    )
     def patch(self, request: Request, user_id: str) -> Response:
         """Change a member's role or groups; effective on their next request."""
         principal = _principal(request)

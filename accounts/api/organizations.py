@@ -24,6 +24,11 @@ class OrgCurrentApi(APIView):
     @extend_schema(responses=s.OrganizationSerializer, tags=["organizations"])
     def get(self, request: Request) -> Response:
         org = organization_get(organization_id=_principal(request).organization_id)
-        body = {"id": org.id, "name": org.name, "slug": org.slug, "tier": org.tier,
-                "limits": organization_limits(org)}  # fmt: skip
+        body = {
+            "id": org.id,
+            "name": org.name,
+            "slug": org.slug,
+            "tier": org.tier,
+            "limits": organization_limits(org),
+        }
         return Response(s.OrganizationSerializer(body).data)

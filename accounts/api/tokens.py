@@ -51,8 +51,9 @@ class TokenCollectionApi(APIView):
         )
         return paginator.get_paginated_response(s.ServiceTokenSerializer(page, many=True).data)
 
-    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer},
-                   tags=["tokens"])  # fmt: skip
+    @extend_schema(
+        request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer}, tags=["tokens"]
+    )
     def post(self, request: Request) -> Response:
         """Create a token; the response holds its secret, shown this once."""
         data = s.TokenCreateSerializer(data=request.data)
@@ -84,8 +85,9 @@ class TokenDetailApi(APIView):
             ).data
         )
 
-    @extend_schema(request=s.TokenUpdateSerializer, responses=s.ServiceTokenSerializer,
-                   tags=["tokens"])  # fmt: skip
+    @extend_schema(
+        request=s.TokenUpdateSerializer, responses=s.ServiceTokenSerializer, tags=["tokens"]
+    )
     def patch(self, request: Request, token_id: str) -> Response:
         """Rename a token, narrow its scopes or replace its allow-list; effective on its next
         request."""
@@ -93,10 +95,11 @@ class TokenDetailApi(APIView):
         data = s.TokenUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token = token_services.token_update(
-            token=token, name=data.validated_data.get("name"),
+            token=token,
+            name=data.validated_data.get("name"),
             scopes=data.validated_data.get("scopes"),
             allowed_ips=data.validated_data.get("allowed_ips"),
-        )  # fmt: skip
+        )
         return Response(s.ServiceTokenSerializer(token).data)
 
     @extend_schema(request=s.TokenRevokeSerializer, responses={204: None}, tags=["tokens"])
@@ -112,8 +115,9 @@ class TokenDetailApi(APIView):
 class TokenRotateApi(APIView):
     required_permission = MANAGE
 
-    @extend_schema(request=s.TokenRotateSerializer, responses={201: s.IssuedTokenSerializer},
-                   tags=["tokens"])  # fmt: skip
+    @extend_schema(
+        request=s.TokenRotateSerializer, responses={201: s.IssuedTokenSerializer}, tags=["tokens"]
+    )
     def post(self, request: Request, token_id: str) -> Response:
         """A successor with the same name and scopes; the old token works for the grace period."""
         token = token_get(organization_id=_principal(request).organization_id, token_id=token_id)
@@ -131,8 +135,11 @@ class TokenRotateApi(APIView):
 class TokenRevokeAllApi(APIView):
     required_permission = MANAGE
 
-    @extend_schema(request=s.RevokeAllTokensSerializer, tags=["tokens"],
-                   responses={200: RevokedCountSerializer})  # fmt: skip
+    @extend_schema(
+        request=s.RevokeAllTokensSerializer,
+        tags=["tokens"],
+        responses={200: RevokedCountSerializer},
+    )
     def post(self, request: Request) -> Response:
         """Emergency: revoke every token of the organization now."""
         data = s.RevokeAllTokensSerializer(data=request.data)
@@ -147,8 +154,7 @@ class TokenRevokeAllApi(APIView):
 class TokenUsageApi(APIView):
     required_permission = MANAGE
 
-    @extend_schema(parameters=[s.DaysSerializer], responses=s.TokenUsageSerializer,
-                   tags=["tokens"])  # fmt: skip
+    @extend_schema(parameters=[s.DaysSerializer], responses=s.TokenUsageSerializer, tags=["tokens"])
     def get(self, request: Request, token_id: str) -> Response:
         """Uses of the token: the total, the last use, and requests per day (UTC)."""
         token = token_get(organization_id=_principal(request).organization_id, token_id=token_id)
@@ -165,16 +171,22 @@ class TokenUsageApi(APIView):
             {"date": since + timedelta(days=n), "requests": requests}
             for n, requests in enumerate(series)
         ]
-        body = {"usage_count": token.usage_count, "last_used_at": token.last_used_at,
-                "daily": daily}  # fmt: skip
+        body = {
+            "usage_count": token.usage_count,
+            "last_used_at": token.last_used_at,
+            "daily": daily,
+        }
         return Response(s.TokenUsageSerializer(body).data)
 
 
 class TokenExpiringApi(APIView):
     required_permission = MANAGE
 
-    @extend_schema(parameters=[s.DaysSerializer], tags=["tokens"],
-                   responses=s.ServiceTokenSerializer(many=True))  # fmt: skip
+    @extend_schema(
+        parameters=[s.DaysSerializer],
+        tags=["tokens"],
+        responses=s.ServiceTokenSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
         """Active tokens expiring within `days` (default 7), soonest first."""
         query = s.DaysSerializer(data=request.query_params)
@@ -210,8 +222,9 @@ class TokenSelfApi(APIView):
 class TokenSelfRotateApi(APIView):
     required_permission = "token:self_rotate"
 
-    @extend_schema(request=s.TokenRotateSerializer, responses={201: s.IssuedTokenSerializer},
-                   tags=["tokens"])  # fmt: skip
+    @extend_schema(
+        request=s.TokenRotateSerializer, responses={201: s.IssuedTokenSerializer}, tags=["tokens"]
+    )
     def post(self, request: Request) -> Response:
         """The presenting token's successor (its secret shown once); the presenting token
         works until its grace ends. Only the newest token of a rotation family may rotate:
@@ -239,8 +252,9 @@ class TokenPolicyApi(APIView):
         organization = organization_get(organization_id=_principal(request).organization_id)
         return Response(token_policies.token_policy(organization))
 
-    @extend_schema(request=s.TokenPolicySerializer, responses=s.TokenPolicySerializer,
-                   tags=["tokens"])  # fmt: skip
+    @extend_schema(
+        request=s.TokenPolicySerializer, responses=s.TokenPolicySerializer, tags=["tokens"]
+    )
     def patch(self, request: Request) -> Response:
         """Change the token policy; it applies to tokens created or rotated from now on."""
         data = s.TokenPolicySerializer(data=request.data, partial=True)

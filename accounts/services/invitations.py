@@ -54,9 +54,13 @@ def _normalized_email(email: str) -> str:
 
 @transaction.atomic
 def invitation_create(
-    *, organization: Organization, email: str, role: str, groups: Iterable[str] = (),
+    *,
+    organization: Organization,
+    email: str,
+    role: str,
+    groups: Iterable[str] = (),
     invited_by: User | None = None,
-) -> Invitation:  # fmt: skip
+) -> Invitation:
     """Invite an address with a role and groups; inviting a pending address again renews it."""
     address = _normalized_email(email)
     _check_role(role)
@@ -81,8 +85,13 @@ def invitation_create(
     except IntegrityError as exc:  # the same address invited by two requests at once
         raise Conflict(f"{address} was invited by another request just now.") from exc
     invitation.groups.set(chosen)
-    _audit(invitation, action, role=role, groups=[g.name for g in chosen],
-           expires_at=expires_at.isoformat())  # fmt: skip
+    _audit(
+        invitation,
+        action,
+        role=role,
+        groups=[g.name for g in chosen],
+        expires_at=expires_at.isoformat(),
+    )
     transaction.on_commit(lambda: _mail_invitation(invitation), robust=True)
     return invitation
 
@@ -154,8 +163,14 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
         organization=locked.organization, user=user, role=locked.role, groups=groups
     )
     _respond(locked, user, Invitation.State.ACCEPTED)
-    _audit(locked, "org.invitation_accepted", user_id=str(user.id), username=user.username,
-           role=locked.role, groups=groups)  # fmt: skip
+    _audit(
+        locked,
+        "org.invitation_accepted",
+        user_id=str(user.id),
+        username=user.username,
+        role=locked.role,
+        groups=groups,
+    )
     return membership
 
 

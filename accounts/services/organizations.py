@@ -86,8 +86,14 @@ def organization_limits_set(
     after = {name: getattr(organization, name) for name in LIMIT_FIELDS}
     if after != before:
         organization_changed(organization.id)
-        _audit(organization, "org.limits_changed", "organization", organization.id,
-               before=before, after=after)  # fmt: skip
+        _audit(
+            organization,
+            "org.limits_changed",
+            "organization",
+            organization.id,
+            before=before,
+            after=after,
+        )
     return organization
 
 
@@ -114,8 +120,12 @@ def user_create(
             raise InvalidInput(" ".join(exc.messages), field="password") from exc
     user.set_password(password)
     user.save()
-    audit_record(action="user.created", resource_type="user", resource_id=str(user.id),
-                 details={"username": username})  # fmt: skip
+    audit_record(
+        action="user.created",
+        resource_type="user",
+        resource_id=str(user.id),
+        details={"username": username},
+    )
     return user
 
 
@@ -150,8 +160,15 @@ def member_add(
         raise Conflict(f"{user.username} is a member of {organization.slug} already.") from exc
     membership.groups.set(chosen)
     organization_changed(organization.id)
-    _audit(organization, "org.member_added", "user", user.id,
-           username=user.username, role=role, groups=[g.name for g in chosen])  # fmt: skip
+    _audit(
+        organization,
+        "org.member_added",
+        "user",
+        user.id,
+        username=user.username,
+        role=role,
+        groups=[g.name for g in chosen],
+    )
     return membership
 
 
@@ -237,25 +254,38 @@ def _group_members(org: Organization, user_ids: Iterable[Any]) -> list[Membershi
 
 @transaction.atomic
 def group_create(
-    *, organization: Organization, name: str, permissions: Iterable[str],
+    *,
+    organization: Organization,
+    name: str,
+    permissions: Iterable[str],
     members: Iterable[Any] = (),
-) -> Group:  # fmt: skip
+) -> Group:
     chosen = _check_permissions(permissions)
     if Group.objects.filter(organization=organization, name=name).exists():
         raise Conflict(f"A group named {name!r} exists already.")
     group = Group.objects.create(organization=organization, name=name, permissions=chosen)
     group.members.set(_group_members(organization, members))
     organization_changed(organization.id)
-    _audit(organization, "org.group_changed", "group", group.id,
-           change="created", name=name, permissions=chosen)  # fmt: skip
+    _audit(
+        organization,
+        "org.group_changed",
+        "group",
+        group.id,
+        change="created",
+        name=name,
+        permissions=chosen,
+    )
     return group
 
 
 @transaction.atomic
 def group_update(
-    *, group: Group, name: str | None = None, permissions: Iterable[str] | None = None,
+    *,
+    group: Group,
+    name: str | None = None,
+    permissions: Iterable[str] | None = None,
     members: Iterable[Any] | None = None,
-) -> Group:  # fmt: skip
+) -> Group:
     org = group.organization
     changes: dict[str, Any] = {}
     if name is not None and name != group.name:
@@ -298,8 +328,12 @@ def user_deactivate(*, user: User) -> None:
     tokens_revoke_of_creator(user=user, reason=CREATOR_DEACTIVATED)
     for org_id in user.memberships.values_list("organization_id", flat=True):
         organization_changed(org_id)
-    audit_record(action="user.deactivated", resource_type="user", resource_id=str(user.id),
-                 details={"username": user.username})  # fmt: skip
+    audit_record(
+        action="user.deactivated",
+        resource_type="user",
+        resource_id=str(user.id),
+        details={"username": user.username},
+    )
 
 
 @transaction.atomic
@@ -314,6 +348,10 @@ def password_change(*, user: User, password: str, keep_session_id: Any = None) -
     ended = sessions_revoke_all(
         user=user, reason="password_changed", keep_session_id=keep_session_id
     )
-    audit_record(action="user.password_changed", resource_type="user", resource_id=str(user.id),
-                 details={"sessions_ended": ended})  # fmt: skip
+    audit_record(
+        action="user.password_changed",
+        resource_type="user",
+        resource_id=str(user.id),
+        details={"sessions_ended": ended},
+    )
     return ended

@@ -49,8 +49,12 @@ def _notify_once(token: ServiceToken, threshold: int) -> bool:
     try:
         with transaction.atomic():
             TokenExpiryNotice.objects.create(token=token, threshold_days=threshold)
-            _audit(token, "token.expiring", expires_at=token.expires_at.isoformat(),
-                   threshold_days=threshold)  # fmt: skip
+            _audit(
+                token,
+                "token.expiring",
+                expires_at=token.expires_at.isoformat(),
+                threshold_days=threshold,
+            )
     except IntegrityError:
         return False  # announced at this threshold already
     admins = Membership.objects.filter(

@@ -17,9 +17,11 @@ UNCHANGED: Any = object()
 
 @transaction.atomic
 def token_policy_set(
-    *, organization: Organization, max_lifetime_days: int | object | None = UNCHANGED,
+    *,
+    organization: Organization,
+    max_lifetime_days: int | object | None = UNCHANGED,
     require_allowed_ips: bool | object = UNCHANGED,
-) -> Organization:  # fmt: skip
+) -> Organization:
     """Change the organization's token policy (None lifts the lifetime bound); audited.
 
     It applies to tokens created or rotated from now on.
@@ -37,16 +39,21 @@ def token_policy_set(
                 field="max_lifetime_days",
             )
         if max_lifetime_days != organization.token_max_lifetime_days:
-            changes["max_lifetime_days"] = {"from": organization.token_max_lifetime_days,
-                                            "to": max_lifetime_days}  # fmt: skip
+            changes["max_lifetime_days"] = {
+                "from": organization.token_max_lifetime_days,
+                "to": max_lifetime_days,
+            }
             organization.token_max_lifetime_days = max_lifetime_days
     if require_allowed_ips is not UNCHANGED:
         if not isinstance(require_allowed_ips, bool):
-            raise InvalidInput("require_allowed_ips must be true or false.",
-                               field="require_allowed_ips")  # fmt: skip
+            raise InvalidInput(
+                "require_allowed_ips must be true or false.", field="require_allowed_ips"
+            )
         if require_allowed_ips != organization.require_allowed_ips:
-            changes["require_allowed_ips"] = {"from": organization.require_allowed_ips,
-                                              "to": require_allowed_ips}  # fmt: skip
+            changes["require_allowed_ips"] = {
+                "from": organization.require_allowed_ips,
+                "to": require_allowed_ips,
+            }
             organization.require_allowed_ips = require_allowed_ips
     if changes:
         organization.save(update_fields=["token_max_lifetime_days", "require_allowed_ips"])

@@ -49,15 +49,20 @@ def _successor_issue(token: ServiceToken, grace_seconds: int, rotation: Rotation
     within the policy) and let the token work until its grace ends."""
     now = timezone.now()
     networks = _checked_allowed_ips(token.organization, token.allowed_ips or ())
-    lifetime = min(token.expires_at - token.created_at,
-                   timedelta(days=_max_lifetime(token.organization)))  # fmt: skip
+    lifetime = min(
+        token.expires_at - token.created_at, timedelta(days=_max_lifetime(token.organization))
+    )
     try:
         with transaction.atomic():
             issued = _issue(
-                organization=token.organization, name=token.name, scopes=list(token.scopes),
-                created_by=token.created_by, lifetime=lifetime, allowed_ips=networks,
+                organization=token.organization,
+                name=token.name,
+                scopes=list(token.scopes),
+                created_by=token.created_by,
+                lifetime=lifetime,
+                allowed_ips=networks,
                 rotation=rotation,
-            )  # fmt: skip
+            )
     except IntegrityError:
         # Another request gave the token its successor meanwhile.
         raise RotationInProgress() from None
@@ -65,9 +70,14 @@ def _successor_issue(token: ServiceToken, grace_seconds: int, rotation: Rotation
     token.revoked_reason = "rotated"
     token.save(update_fields=["revoked_at", "revoked_reason"])
     token_changed(token)
-    _audit(token, "token.rotated", successor_id=str(issued.token.id),
-           grace_until=token.revoked_at.isoformat(), by=rotation.by_display,
-           self_rotated=rotation.self_rotated)  # fmt: skip
+    _audit(
+        token,
+        "token.rotated",
+        successor_id=str(issued.token.id),
+        grace_until=token.revoked_at.isoformat(),
+        by=rotation.by_display,
+        self_rotated=rotation.self_rotated,
+    )
     return issued
 
 
@@ -176,9 +186,15 @@ def family_revoke(*, token: ServiceToken, reason: str) -> int:
         organization_display=token.organization.slug,
         resource_type="service_token",
         resource_id=str(token.id),
-        details={"name": token.name, "prefix": token.prefix, "family_id": str(family),
-                 "revoked": revoked, "reason": reason},
-    )  # fmt: skip
-    logger.warning("token_family_revoked", token_id=str(token.id), family_id=str(family),
-                   revoked=len(revoked))  # fmt: skip
+        details={
+            "name": token.name,
+            "prefix": token.prefix,
+            "family_id": str(family),
+            "revoked": revoked,
+            "reason": reason,
+        },
+    )
+    logger.warning(
+        "token_family_revoked", token_id=str(token.id), family_id=str(family), revoked=len(revoked)
+    )
     return len(revoked)

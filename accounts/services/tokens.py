@@ -142,9 +142,15 @@ def _issuance_locked(organization_id: Any) -> None:
 
 
 def _issue(
-    *, organization: Organization, name: str, scopes: list[str], created_by: User | None,
-    lifetime: timedelta, allowed_ips: list[str], rotation: Rotation | None = None,
-) -> IssuedToken:  # fmt: skip
+    *,
+    organization: Organization,
+    name: str,
+    scopes: list[str],
+    created_by: User | None,
+    lifetime: timedelta,
+    allowed_ips: list[str],
+    rotation: Rotation | None = None,
+) -> IssuedToken:
     secret = token_generate()
     now = timezone.now()
     token_id = uuid.uuid4()
@@ -171,10 +177,15 @@ def _issue(
 
 @transaction.atomic
 def token_create(
-    *, organization: Organization, name: str, scopes: Iterable[str],
-    expires_in_days: int | None = None, created_by: User | None,
-    grantor: Principal | None = None, allowed_ips: Iterable[str] = (),
-) -> IssuedToken:  # fmt: skip
+    *,
+    organization: Organization,
+    name: str,
+    scopes: Iterable[str],
+    expires_in_days: int | None = None,
+    created_by: User | None,
+    grantor: Principal | None = None,
+    allowed_ips: Iterable[str] = (),
+) -> IssuedToken:
     """Create a token; `grantor` (the caller) cannot grant scopes it lacks.
 
     The organization's token policy bounds its lifetime and may require an allow-list.
@@ -194,19 +205,25 @@ def token_create(
     )
     networks = _checked_allowed_ips(organization, allowed_ips)
     issued = _issue(
-        organization=organization, name=name, scopes=chosen, created_by=created_by,
-        lifetime=timedelta(days=days), allowed_ips=networks,
-    )  # fmt: skip
-    _audit(issued.token, "token.created", scopes=chosen, expires_in_days=days,
-           allowed_ips=networks)  # fmt: skip
+        organization=organization,
+        name=name,
+        scopes=chosen,
+        created_by=created_by,
+        lifetime=timedelta(days=days),
+        allowed_ips=networks,
+    )
+    _audit(issued.token, "token.created", scopes=chosen, expires_in_days=days, allowed_ips=networks)
     return issued
 
 
 @transaction.atomic
 def token_update(
-    *, token: ServiceToken, name: str | None = None, scopes: Iterable[str] | None = None,
+    *,
+    token: ServiceToken,
+    name: str | None = None,
+    scopes: Iterable[str] | None = None,
     allowed_ips: Iterable[str] | None = None,
-) -> ServiceToken:  # fmt: skip
+) -> ServiceToken:
     """Rename a token, narrow its scopes (never widen them) or replace its allow-list."""
     changes: dict[str, Any] = {}
     if allowed_ips is not None:

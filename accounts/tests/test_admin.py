@@ -5,7 +5,7 @@ from django.test import Client
 
 from accounts.models import Membership, Session
 from audit.models import AuditEvent
-from conftest import login_client
+from config.testing.http import login_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,10 +8,10 @@ import pytest
 from django.core.management.base import CommandError
 
 from accounts.models import Organization, ServiceToken
-from accounts.tests.test_api_tokens import TOKENS, create_token, detail_url, events, invalid
-from accounts.tests.test_browser_login import signed_in_browser
-from accounts.tests.test_pages import html, issue, post
-from accounts.tests.test_token_commands import create
+from accounts.tests.commands import create
+from accounts.tests.factories import TOKENS, create_token, detail_url, invalid, issue
+from audit.tests.factories import audit_events as events
+from config.testing.http import html, post, signed_in_browser
 
 WHOLE_SPACE = [
     ["0.0.0.0/0", "::/0"],

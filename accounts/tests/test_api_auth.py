@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from accounts.models import LoginFailure, Session
 from accounts.tests.factories import PASSWORD, MembershipFactory, UserFactory
 from audit.models import AuditEvent
-from conftest import assert_problem
+from config.testing.http import assert_problem
 
 TOKEN_URL = "/api/v1/auth/token"
 ME_URL = "/api/v1/auth/me"

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.tests.factories import GroupFactory
-from conftest import assert_problem, login_client
+from config.testing.http import assert_problem, login_client
 
 CHECK = "/api/v1/authorization/check"
 

@@ -23,7 +23,7 @@ from accounts.services.invitations import invitation_create
 from accounts.services.tokens import token_create
 from accounts.tests.factories import GroupFactory, MembershipFactory, UserFactory
 from audit.models import AuditEvent
-from conftest import assert_problem, login_client
+from config.testing.http import assert_problem, login_client
 
 INVITATIONS = "/api/v1/orgs/current/invitations"
 RECEIVED = "/api/v1/invitations"

@@ -26,21 +26,21 @@ from rest_framework.test import APIClient
 
 from accounts.models import Organization, ServiceToken
 from accounts.services.token_rotations import CONCURRENT_ROTATION_SECONDS
-from accounts.tests.factories import MembershipFactory
-from accounts.tests.test_api_tokens import (
+from accounts.tests.factories import (
     SECRET,
     TOKEN_FIELDS,
+    MembershipFactory,
     close_to,
     create_token,
     detail_url,
-    events,
     invalid,
     parse,
     rotate_url,
     usage_url,
 )
 from audit.models import AuditEvent
-from conftest import assert_problem, login_client
+from audit.tests.factories import audit_events as events
+from config.testing.http import assert_problem, login_client
 
 TOKENS = "/api/v1/tokens"
 SELF = "/api/v1/tokens/self"

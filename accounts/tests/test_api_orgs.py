@@ -13,7 +13,7 @@ from accounts.models import Group, Membership, Session
 from accounts.services.tokens import token_create
 from accounts.tests.factories import GroupFactory, MembershipFactory
 from audit.models import AuditEvent
-from conftest import assert_problem, login_client
+from config.testing.http import assert_problem, login_client
 
 CURRENT = "/api/v1/orgs/current"
 MEMBERS = "/api/v1/orgs/current/members"

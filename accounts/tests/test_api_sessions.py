@@ -19,7 +19,7 @@ from accounts.models import Session
 from accounts.services.organizations import member_remove, user_deactivate
 from accounts.tests.factories import PASSWORD, GroupFactory, MembershipFactory
 from audit.models import AuditEvent
-from conftest import assert_problem
+from config.testing.http import assert_problem
 
 TOKEN_URL = "/api/v1/auth/token"
 REFRESH_URL = "/api/v1/auth/token/refresh"

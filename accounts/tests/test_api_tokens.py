@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import uuid
 import zlib
 from typing import Any
@@ -21,70 +20,24 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ServiceToken, TokenUsageDay
+from accounts.tests.factories import (
+    SECRET,
+    TOKEN_FIELDS,
+    TOKENS,
+    as_token,
+    close_to,
+    create_token,
+    detail_url,
+    invalid,
+    rotate_url,
+    usage_url,
+)
 from audit.models import AuditEvent
-from conftest import assert_problem
+from audit.tests.factories import audit_events as events
+from config.testing.http import assert_problem
 
-TOKENS = "/api/v1/tokens"
 REVOKE_ALL = "/api/v1/tokens/revoke-all"
 EXPIRING = "/api/v1/tokens/expiring"
-ORG_CURRENT = "/api/v1/orgs/current"
-SECRET = re.compile(r"^sk_[0-9a-f]{64}$")
-
-TOKEN_FIELDS = {
-    "id", "name", "prefix", "scopes", "created_by", "created_at", "expires_at",
-    "last_used_at", "last_used_ip", "usage_count", "status", "revoked_at",
-    "revoked_reason", "grace_until", "rotated_from", "family_id", "rotated_by",
-    "self_rotated", "allowed_ips",
-}  # fmt: skip
-
-
-def detail_url(token_id: str) -> str:
-    return f"{TOKENS}/{token_id}"
-
-
-def rotate_url(token_id: str) -> str:
-    return f"{TOKENS}/{token_id}/rotate"
-
-
-def usage_url(token_id: str) -> str:
-    return f"{TOKENS}/{token_id}/usage"
-
-
-def create_token(client: APIClient, **body: Any) -> dict[str, Any]:
-    """Create a token through the API and return the 201 body (with its secret)."""
-    payload = {"name": "ci-pipeline", "scopes": ["image:read"], **body}
-    response = client.post(TOKENS, payload, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def as_token(secret: str, path: str = ORG_CURRENT) -> Any:
-    """Make one GET request authenticated by the service token."""
-    return APIClient().get(path, HTTP_AUTHORIZATION=f"Bearer {secret}")
-
-
-def parse(value: str) -> dt.datetime:
-    assert value.endswith("Z"), value
-    return dt.datetime.fromisoformat(value)
-
-
-def close_to(value: str, expected: dt.datetime, seconds: float = 30) -> bool:
-    return abs(parse(value) - expected) < dt.timedelta(seconds=seconds)
-
-
-def invalid(response: Any, field: str | None = None) -> dict[str, Any]:
-    """Assert a 400 VALIDATION_ERROR listing its errors (naming `field` when given)."""
-    body = assert_problem(response, status=400, code="VALIDATION_ERROR")
-    assert body["errors"], body
-    assert all({"field", "message", "code"} <= set(error) for error in body["errors"])
-    if field is not None:
-        fields = [error["field"] or "" for error in body["errors"]]
-        assert any(name == field or name.startswith(f"{field}[") for name in fields), body
-    return body
-
-
-def events(action: str, **filters: Any) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(action=action, **filters).order_by("seq"))
 
 
 @pytest.fixture

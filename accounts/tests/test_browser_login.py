@@ -7,59 +7,32 @@ a browser does it: GET the form, send back the csrftoken cookie's value.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from django.utils.module_loading import import_string
 
 from accounts.identity.authentication import BROWSER_SESSION_KEY
 from accounts.models import Session
 from accounts.tests.factories import PASSWORD, MembershipFactory, UserFactory
 from audit.models import AuditEvent
-from conftest import login_client
+from config.testing.http import (
+    LOGIN_URL,
+    browser,
+    browser_session,
+    csrf_token,
+    login_client,
+    signed_in_browser,
+    submit_login,
+)
 
 pytestmark = pytest.mark.django_db
 
-LOGIN_URL = "/login/"
 LOGOUT_URL = "/logout/"
 SESSIONS_URL = "/api/v1/auth/sessions"
 ME_URL = "/api/v1/auth/me"
 API_LOGOUT_URL = "/api/v1/auth/logout"
 INVALID = "Invalid username or password."
-
-
-def browser() -> Client:
-    return Client(enforce_csrf_checks=True)
-
-
-def csrf_token(client: Client) -> str:
-    """The CSRF token a page of the site would embed: the csrftoken cookie's current value."""
-    if "csrftoken" not in client.cookies:
-        response = client.get(LOGIN_URL)
-        assert response.status_code in (200, 302)
-    return client.cookies["csrftoken"].value
-
-
-def submit_login(client: Client, login: str, password: str = PASSWORD, **fields: Any) -> Any:
-    """Load the form, then post it back with the CSRF token, as a browser does."""
-    client.get(LOGIN_URL)
-    data = {"username": login, "password": password, "csrfmiddlewaretoken": csrf_token(client)}
-    data.update(fields)
-    return client.post(LOGIN_URL, data)
-
-
-def browser_session(client: Client) -> Session:
-    """The login Session the browser's Django session points to."""
-    return Session.objects.get(id=client.session[BROWSER_SESSION_KEY])
-
-
-def signed_in_browser(login: str = "bob") -> Client:
-    client = browser()
-    response = submit_login(client, login)
-    assert response.status_code == 302, response.content
-    return client
 
 
 def django_session_exists(key: str) -> bool:

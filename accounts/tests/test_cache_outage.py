@@ -9,15 +9,8 @@ from django.conf import settings as django_settings
 
 from accounts.models import Session
 from accounts.services.sessions import session_revoke
-from conftest import login_client
-
-UNREACHABLE_REDIS = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
-    }
-}
+from config.testing.http import login_client
+from config.testing.redis import UNREACHABLE_REDIS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,8 +20,9 @@ from accounts.authz.decision_cache import decision_key
 from accounts.identity.principal import session_key
 from accounts.models import CacheInvalidation, Membership
 from accounts.tasks import cache_invalidations_replay_task
+from accounts.tests.factories import member_of
 from audit.models import AuditEvent
-from conftest import _member_of, assert_problem, login_client
+from config.testing.http import assert_problem, login_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +88,7 @@ def test_a_decision_is_reused_until_its_class_ttl_then_read_again(
     if moved:
         ttl = 10
         setattr(settings, setting, ttl)
-    subject = _member_of(org, role, "erin")
+    subject = member_of(org, role, "erin")
     with _frozen() as clock:
         first = _check(admin_client, org, subject, permission)
         assert first["source"] == "db"
@@ -102,7 +103,7 @@ def test_a_decision_is_reused_until_its_class_ttl_then_read_again(
 
 
 def test_at_the_same_moment_an_admin_permission_is_reread_while_a_read_is_not(admin_client, org):
-    subject = _member_of(org, "admin", "erin")
+    subject = member_of(org, "admin", "erin")
     with _frozen() as clock:
         _check(admin_client, org, subject, "image:read")
         clock.shift(31)
@@ -149,7 +150,7 @@ def test_a_group_grant_after_a_cached_denial_lets_the_member_in_on_the_next_requ
 
 
 def test_a_demoted_member_is_refused_what_it_lost_on_the_next_request(admin_client, org):
-    erin = _member_of(org, "admin", "erin")
+    erin = member_of(org, "admin", "erin")
     erin_client = login_client(erin)
     for _ in range(2):  # warm: the second is answered from this process's memory
         assert erin_client.get("/api/v1/tokens").status_code == 200
@@ -224,7 +225,7 @@ def test_a_process_that_saw_the_cache_fail_replays_before_trusting_it(
 def test_what_a_user_may_do_in_one_organization_never_leaks_into_another(
     admin_client, outsider_client, org, other_org
 ):
-    both = _member_of(other_org, "admin", "trent")
+    both = member_of(other_org, "admin", "trent")
     Membership.objects.create(user=both, organization=org, role="viewer")
     in_other = login_client(both, other_org)
     in_org = login_client(both, org)
@@ -267,7 +268,7 @@ def decision_point(settings):
 
 
 def test_a_remote_answer_is_cached_under_its_organization_only(decision_point, org, other_org):
-    both = _member_of(org, "admin", "trent")
+    both = member_of(org, "admin", "trent")
     Membership.objects.create(user=both, organization=other_org, role="admin")
     in_org, in_other = login_client(both, org), login_client(both, other_org)
     assert in_org.get(AUDIT).status_code == 200

@@ -28,7 +28,7 @@ from accounts.services.tokens import token_create, token_revoke
 from accounts.tasks import cache_invalidations_replay_task
 from accounts.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory
 from accounts.tokens.records import record_key, token_record_cache, token_record_load
-from conftest import database_url_for_subprocess
+from config.testing.processes import database_url_for_subprocess
 
 EMBEDDED = {"REDIS_URL": ""}
 LIMITS = "/api/v1/images/limits"

@@ -34,7 +34,7 @@ from accounts.services.tokens import token_create
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from audit.models import AuditEvent
 from classifier.categories import LABELS
-from conftest import ServerProcess, WorkerProcess
+from config.testing.processes import ServerProcess, WorkerProcess
 from images.models import Image, Job
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

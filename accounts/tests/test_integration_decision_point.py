@@ -27,7 +27,7 @@ import pytest
 from accounts.models import Group, Membership, Organization, User
 from accounts.services.tokens import token_create
 from accounts.tests.factories import PASSWORD, GroupFactory, MembershipFactory, OrganizationFactory
-from conftest import ServerProcess, free_port
+from config.testing.processes import ServerProcess, free_port
 
 pytestmark = pytest.mark.integration
 

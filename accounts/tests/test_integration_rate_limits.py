@@ -22,7 +22,7 @@ from django_redis import get_redis_connection
 
 from accounts.models import Organization
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
-from conftest import ServerProcess
+from config.testing.processes import ServerProcess
 
 LIMITS = "/api/v1/images/limits"  # any principal; cheap
 
@@ -158,7 +158,7 @@ def round_trips(monkeypatch):
 def test_a_warm_request_costs_one_round_trip_to_redis(settings, round_trips):
     from rest_framework.test import APIClient
 
-    from conftest import login_client
+    from config.testing.http import login_client
 
     settings.RATE_LIMIT_ENABLED = True
     org = OrganizationFactory(tier="pro")

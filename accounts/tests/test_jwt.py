@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from accounts.models import Session
 from accounts.tests.factories import PASSWORD, MembershipFactory
 from audit.models import AuditEvent
-from conftest import assert_problem
+from config.testing.http import assert_problem
 
 TOKEN_URL = "/api/v1/auth/token"
 REFRESH_URL = "/api/v1/auth/token/refresh"

@@ -8,11 +8,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Membership, Organization, ServiceToken
-from accounts.tests.factories import MembershipFactory
-from accounts.tests.test_api_tokens import TOKENS, as_token, create_token, events
-from accounts.tests.test_browser_login import signed_in_browser
-from accounts.tests.test_pages import post
-from conftest import assert_problem, login_client
+from accounts.tests.factories import TOKENS, MembershipFactory, as_token, create_token
+from audit.tests.factories import audit_events as events
+from config.testing.http import assert_problem, login_client, post, signed_in_browser
 
 MEMBERS = "/api/v1/orgs/current/members"
 REMOVED_REASON = "creator removed from the organization"

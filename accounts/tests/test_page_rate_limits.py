@@ -14,8 +14,7 @@ from django.test import Client
 
 from accounts.services.organizations import organization_limits_set
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
-from accounts.tests.test_browser_login import csrf_token, signed_in_browser
-from conftest import login_client
+from config.testing.http import csrf_token, login_client, signed_in_browser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

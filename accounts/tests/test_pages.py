@@ -25,40 +25,24 @@ from accounts.models import Group, Membership, ServiceToken, Session, TokenUsage
 from accounts.roles import SCOPES
 from accounts.services import token_rotations
 from accounts.services import tokens as token_services
-from accounts.tests.factories import PASSWORD, GroupFactory, MembershipFactory
-from accounts.tests.test_browser_login import (
+from accounts.tests.factories import PASSWORD, GroupFactory, MembershipFactory, issue
+from accounts.tokens.format import token_digest
+from audit.models import AuditEvent
+from audit.tests.factories import audit_events as actions
+from config.testing.http import (
     browser,
     browser_session,
-    csrf_token,
+    html,
+    login_client,
+    post,
     signed_in_browser,
     submit_login,
 )
-from accounts.tokens.format import token_digest
-from audit.models import AuditEvent
-from conftest import login_client
 
 pytestmark = pytest.mark.django_db
 
 SECRET = re.compile(r"sk_[0-9a-f]{64}")
 NEW_PASSWORD = "a-much-longer-passphrase-77"
-
-
-def post(client: Client, path: str, data: dict[str, Any] | None = None) -> Any:
-    """Send a form as the page does: with the CSRF token the page embeds."""
-    return client.post(path, {**(data or {}), "csrfmiddlewaretoken": csrf_token(client)})
-
-
-def html(response: Any) -> str:
-    return response.content.decode()
-
-
-def actions(name: str) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(action=name).order_by("seq"))
-
-
-def issue(org: Any, creator: Any, name: str = "pipeline", **kwargs: Any) -> Any:
-    kwargs.setdefault("scopes", ["image:read"])
-    return token_services.token_create(organization=org, name=name, created_by=creator, **kwargs)
 
 
 def queries_for(client: Client, path: str) -> int:

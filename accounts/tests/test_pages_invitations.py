@@ -16,9 +16,8 @@ from django.utils import timezone
 from accounts.models import Invitation, Membership
 from accounts.services.invitations import invitation_create
 from accounts.tests.factories import GroupFactory
-from accounts.tests.test_browser_login import browser, signed_in_browser
-from accounts.tests.test_pages import html, post
 from audit.models import AuditEvent
+from config.testing.http import browser, html, post, signed_in_browser
 
 pytestmark = pytest.mark.django_db
 

@@ -21,9 +21,9 @@ from django.utils import timezone
 from accounts.identity.authentication import BROWSER_SESSION_KEY
 from accounts.models import ServiceToken
 from accounts.services import tokens as token_services
-from accounts.tests.test_browser_login import csrf_token, signed_in_browser
 from accounts.tokens.format import token_digest
 from audit.models import AuditEvent
+from config.testing.http import csrf_token, signed_in_browser
 
 pytestmark = pytest.mark.django_db
 

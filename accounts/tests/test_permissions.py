@@ -12,7 +12,7 @@ from accounts.authz.decision_point import decision_check
 from accounts.identity.principal import member_view_load, principal_from_view
 from accounts.models import Group, Membership
 from audit.models import AuditEvent
-from conftest import assert_problem, login_client
+from config.testing.http import assert_problem, login_client
 
 ME = "/api/v1/auth/me"
 GROUPS = "/api/v1/orgs/current/groups"

@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from accounts.models import Organization
-from accounts.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory
+from accounts.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, create_token
 from audit.models import AuditEvent
-from conftest import assert_problem, login_client
+from config.testing.http import assert_problem, login_client
 
 ME = "/api/v1/auth/me"
 LIMITS = "/api/v1/images/limits"
@@ -419,7 +419,6 @@ def test_unauthenticated_api_calls_are_limited_per_client_address():
 
 
 def test_a_token_refused_for_its_address_costs_its_owner_nothing_of_the_limit(admin_client):
-    from accounts.tests.test_token_auth import create_token
 
     token = create_token(admin_client, scopes=["image:read"], allowed_ips=["10.0.0.0/8"])
     inside = APIClient(REMOTE_ADDR="10.1.2.3", HTTP_X_API_KEY=token["token"])

@@ -9,7 +9,7 @@ import pytest
 from django.core.cache import cache
 
 from accounts.identity.principal import session_activity_touch, session_key
-from conftest import login_client
+from config.testing.http import login_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,11 +19,11 @@ from rest_framework.test import APIClient
 
 from accounts.models import ServiceToken, TokenUsageDay
 from accounts.tests.factories import MembershipFactory
-from accounts.tests.test_cache_outage import UNREACHABLE_REDIS
 from accounts.tokens.format import token_generate
 from accounts.tokens.usage import token_usage_flush
 from audit.models import AuditEvent
-from conftest import assert_problem, login_client
+from config.testing.http import assert_problem, login_client
+from config.testing.redis import UNREACHABLE_REDIS
 
 TOKENS = "/api/v1/tokens"
 EXPIRING = "/api/v1/tokens/expiring"

@@ -10,7 +10,6 @@ state reaches the authentication cache only once its change commits.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import re
 import secrets
@@ -18,17 +17,17 @@ import uuid
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Membership, ServiceToken, TokenUsageDay
 from accounts.tasks import token_expiry_notify_task, token_usage_flush_task
+from accounts.tests.commands import create, run, token_for
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tokens.format import token_checksum, token_digest, token_prefix
-from audit.models import AuditEvent
-from conftest import assert_problem
+from audit.tests.factories import audit_events as events
+from config.testing.http import assert_problem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,29 +40,8 @@ ORG_URL = "/api/v1/orgs/current"
 # --- helpers -----------------------------------------------------------------------
 
 
-def run(*args: Any) -> str:
-    """Run a management command; return what it printed on stdout."""
-    out = io.StringIO()
-    call_command(*args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
-
-
-def create(org_slug: str, name: str, scopes: str = "image:read", *extra: str) -> tuple[str, str]:
-    """Create a token with the command; return (its secret, everything printed)."""
-    out = run("create_service_token", "--org", org_slug, "--name", name, "--scopes", scopes, *extra)
-    return out.splitlines()[-1], out
-
-
-def token_for(secret: str) -> ServiceToken:
-    return ServiceToken.objects.get(digest=token_digest(secret))
-
-
 def call_api(secret: str, path: str = ORG_URL) -> Any:
     return APIClient().get(path, HTTP_X_API_KEY=secret)
-
-
-def events(action: str) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(action=action).order_by("seq"))
 
 
 def crafted_token(org: Any, creator: Any, name: str, hex_start: str) -> tuple[str, ServiceToken]:

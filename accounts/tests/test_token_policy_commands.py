@@ -8,8 +8,9 @@ from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
 from accounts.models import Organization
-from accounts.tests.test_token_commands import create, events, run, token_for
-from conftest import assert_problem
+from accounts.tests.commands import create, run, token_for
+from audit.tests.factories import audit_events as events
+from config.testing.http import assert_problem
 
 ORG_URL = "/api/v1/orgs/current"
 
@@ -120,7 +121,7 @@ def test_django_admin_refuses_a_lifetime_bound_out_of_range(staff_browser, org):
 
 
 def test_revoke_user_sessions_ends_every_session_of_the_user_and_audits_each(org, member, admin):
-    from conftest import login_client
+    from config.testing.http import login_client
 
     first, second = login_client(member), login_client(member)
     bystander = login_client(admin)
@@ -143,7 +144,7 @@ def test_revoke_user_sessions_ends_every_session_of_the_user_and_audits_each(org
     ids=["unknown-user", "empty-reason"],
 )
 def test_revoke_user_sessions_refuses_bad_input_and_ends_nothing(org, member, args, message):
-    from conftest import login_client
+    from config.testing.http import login_client
 
     client = login_client(member)
 

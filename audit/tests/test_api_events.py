@@ -21,7 +21,7 @@ from audit.chain import canonical_details, event_hash
 from audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
 from audit.services import audit_record
 from config.request_context import Actor, ClientInfo, begin_context
-from conftest import assert_problem
+from config.testing.http import assert_problem
 
 EVENTS = "/api/v1/audit/events"
 EXPORT = "/api/v1/audit/events/export"

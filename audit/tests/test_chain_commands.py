@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -20,11 +19,10 @@ from django.utils import timezone
 from audit.models import SYSTEM_CHAIN, AuditChainHead, AuditCheckpoint, AuditEvent
 from audit.selectors import audit_chain_verify
 from audit.services import audit_record
+from audit.tests.factories import raw_sql
 from config.request_context import Actor, ClientInfo, begin_context
 
 pytestmark = pytest.mark.django_db
-
-ROWS_TRIGGER = "audit_event_append_only_rows"
 
 
 @pytest.fixture(autouse=True)
@@ -57,28 +55,6 @@ def purge(*args: str) -> str:
     out = io.StringIO()
     call_command("audit_purge", *args, stdout=out)
     return out.getvalue()
-
-
-@contextmanager
-def append_only_trigger_off() -> Iterator[None]:
-    """On PostgreSQL lift the row trigger for a moment, as an attacker with DDL rights could."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE audit_auditevent DISABLE TRIGGER {ROWS_TRIGGER}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE audit_auditevent ENABLE TRIGGER {ROWS_TRIGGER}")
-
-
-def raw_sql(statement: str, params: list[Any]) -> int:
-    """Change the table behind the ORM's back; return the number of rows touched."""
-    with append_only_trigger_off(), connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return int(cursor.rowcount)
 
 
 def record_events(org: Any, count: int, prefix: str = "test.event") -> list[AuditEvent]:

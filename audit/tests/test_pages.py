@@ -19,11 +19,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.tests.test_browser_login import browser, signed_in_browser
 from audit.models import AuditEvent
 from audit.services import audit_record
-from audit.tests.test_chain_commands import raw_sql
+from audit.tests.factories import raw_sql
 from config.request_context import Actor, ClientInfo, begin_context
+from config.testing.http import browser, signed_in_browser
 
 pytestmark = pytest.mark.django_db
 

@@ -613,7 +613,7 @@ def _broker_pools_reset() -> None:
 def broker_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The app's broker unreachable (a closed port on loopback), then back as it was."""
     from config.celery import app
-    from conftest import free_port
+    from config.testing.processes import free_port
 
     unreachable = f"redis://127.0.0.1:{free_port()}/0"
     saved = app.conf.get("broker_url")

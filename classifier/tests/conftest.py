@@ -17,9 +17,8 @@ from PIL import Image
 
 from classifier.chain import probe_image
 from classifier.health import trackers_forget
-from conftest import free_port
-
-REMOTE_TOKEN = "sk_" + "ab" * 32
+from classifier.tests.factories import REMOTE_TOKEN, classification_answer
+from config.testing.processes import free_port
 
 
 @pytest.fixture(scope="session")
@@ -37,37 +36,12 @@ def onnx_ready(model_file: Path) -> Path:
     return model_file
 
 
-def true_class(photo: Path) -> int:
-    """Return the ImageNet class a foolbox photo's name gives as the truth."""
-    return int(photo.stem.rsplit("_", 1)[1])
-
-
 @pytest.fixture(autouse=True)
 def _fresh_trackers() -> Iterator[None]:
     """Each test starts with no provider history in this process (the cache is emptied too)."""
     trackers_forget()
     yield
     trackers_forget()
-
-
-def classification_answer(**overrides: Any) -> dict[str, Any]:
-    """Return one result of a classify-batch answer, as another deployment sends it."""
-    answer = {
-        "classification_id": "6f1c2e0a-9b8d-4c55-8e2f-0123456789ab",
-        "is_vehicle": True,
-        "top_label": "truck",
-        "predictions": [
-            {"label": "truck", "confidence": 0.81},
-            {"label": "not_vehicle", "confidence": 0.12},
-            {"label": "van", "confidence": 0.05},
-        ],
-        "vehicle_probability": 0.88,
-        "imagenet": [{"index": 867, "label": "semi-trailer truck", "confidence": 0.7}],
-        "provider": "onnx",
-        "model": "efficientnet-lite0@0.1.0",
-        "processing_time_ms": 14.2,
-    }
-    return {**answer, **overrides}
 
 
 class RemoteClassifier:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,25 +10,29 @@ from typing import Any
 import pytest
 import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import Image
 from rest_framework.test import APIClient
 
 from accounts.ratelimits.tiers import tier_limits
-from accounts.tests.test_token_auth import create_token
+from accounts.tests.factories import create_token
 from classifier.categories import VEHICLE_CATEGORIES
 from classifier.models import Classification, VehicleReport
 from classifier.providers.remote import classification_from_answer
-from conftest import assert_problem
+from classifier.tests.factories import (
+    CHAIR,
+    CLASSIFY,
+    JEEP,
+    REPORT,
+    classify,
+    classify_batch,
+    png,
+    report,
+)
+from config.testing.http import assert_problem
 from images.models import Image as StoredImage
 from images.tasks import job_run_task
 
-CLASSIFY = "/api/v1/vehicle/classify"
-BATCH = "/api/v1/vehicle/classify-batch"
-REPORT = "/api/v1/vehicle/report"
 METADATA = "/api/v1/models/metadata"
 PROVIDERS = "/api/v1/classifier/providers"
-JEEP = "imagenet_06_609.jpg"
-CHAIR = "imagenet_01_559.jpg"  # class 559, a folding chair: not a vehicle
 
 
 @pytest.fixture(autouse=True)
@@ -41,25 +44,6 @@ def media_root(settings: Any, tmp_path: Path) -> Path:
 @pytest.fixture
 def photos(onnx_ready: Path, foolbox_photos: list[Path]) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in foolbox_photos}
-
-
-def png(size: tuple[int, int] = (64, 48), colour: str = "red") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def classify(client: APIClient, data: bytes, name: str = "photo.jpg") -> Any:
-    return client.post(CLASSIFY, {"file": SimpleUploadedFile(name, data)}, format="multipart")
-
-
-def classify_batch(client: APIClient, files: list[tuple[str, bytes]]) -> Any:
-    body = {"files": [SimpleUploadedFile(name, data) for name, data in files]}
-    return client.post(BATCH, body, format="multipart")
-
-
-def report(client: APIClient, **body: Any) -> Any:
-    return client.post(REPORT, {"vehicle_id": "TRUCK-7", "data": {}, **body}, format="json")
 
 
 # --- Classify one image now ----------------------------------------------------------

@@ -8,17 +8,9 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.tests.test_api_tokens import create_token
+from accounts.tests.factories import create_token
 from audit.selectors import audit_chain_verify
-from classifier.tests.test_api_classifier import (
-    CHAIR,
-    JEEP,
-    REPORT,
-    classify,
-    classify_batch,
-    png,
-    report,
-)
+from classifier.tests.factories import CHAIR, JEEP, REPORT, classify, classify_batch, png, report
 
 EVENTS = "/api/v1/audit/events"
 

@@ -19,7 +19,7 @@ from classifier.preprocessing import INPUT_SIZE, image_array
 from classifier.providers import ProviderError
 from classifier.providers.onnx import OnnxProvider
 from classifier.selectors import models_metadata
-from classifier.tests.conftest import true_class
+from classifier.tests.factories import true_class
 
 # What POST /api/v1/vehicle/classify promises, less the id a stored classification gets.
 API_FIELDS = ("is_vehicle", "top_label", "predictions", "provider", "model", "processing_time_ms")

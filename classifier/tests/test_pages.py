@@ -18,10 +18,10 @@ from django.test import Client
 from PIL import Image
 
 from accounts.services.organizations import organization_limits_set
-from accounts.tests.test_browser_login import browser, signed_in_browser
 from classifier.health import provider_health
 from classifier.labels import label_name
 from classifier.models import Classification
+from config.testing.http import browser, signed_in_browser
 
 pytestmark = pytest.mark.django_db
 

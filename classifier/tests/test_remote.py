@@ -8,8 +8,8 @@ from PIL import Image
 from classifier.chain import classify_with_failover
 from classifier.providers import ProviderError
 from classifier.providers.remote import RemoteProvider, upload_bytes
-from classifier.tests.conftest import REMOTE_TOKEN, classification_answer
-from conftest import free_port
+from classifier.tests.factories import REMOTE_TOKEN, classification_answer
+from config.testing.processes import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -50,8 +50,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from config.testing.http import login_client
 from config.wsgi import application
-from conftest import login_client
 
 # Examples per operation and generation phase; the coverage phase adds each
 # parameter's boundary cases on top, whatever this says.

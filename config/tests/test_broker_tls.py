@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 
-from conftest import free_port
+from config.testing.processes import free_port
 
 READ = """
 import json

@@ -9,7 +9,7 @@ import sys
 import pytest
 from django.conf import settings
 
-from conftest import database_url_for_subprocess
+from config.testing.processes import database_url_for_subprocess
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -940,7 +940,7 @@ def _health_check(port: int, allowed_hosts: str) -> subprocess.CompletedProcess[
 def test_image_health_check_passes_on_a_healthy_server_and_names_an_allowed_host(
     server_processes,
 ):
-    from conftest import free_port
+    from config.testing.processes import free_port
 
     # 127.0.0.1 for the fixture's own readiness check.
     (server,) = server_processes(count=1, DJANGO_ALLOWED_HOSTS="127.0.0.1,vantage.example.com")

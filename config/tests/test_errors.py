@@ -9,7 +9,7 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.errors import INTERNAL_ERROR_DETAIL
-from conftest import assert_problem
+from config.testing.http import assert_problem
 
 pytestmark = pytest.mark.urls("config.tests.urls")
 

@@ -27,7 +27,8 @@ from PIL import Image as Picture
 
 from accounts.services.tokens import token_create
 from accounts.tests.factories import PASSWORD
-from conftest import ThrowawayRedis, WorkerProcess, database_url_for_subprocess
+from config.testing.processes import WorkerProcess, database_url_for_subprocess
+from config.testing.redis import ThrowawayRedis
 from images.models import Job
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

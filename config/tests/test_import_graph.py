@@ -1,8 +1,12 @@
-"""The product's modules import one another without a cycle.
+"""The product's modules import one another without a cycle, and tests share support
+only through support modules.
 
 Every import statement counts, wherever it stands (a function's body, an
 `if TYPE_CHECKING:` block): a cycle held apart by a late import is still a cycle.
-Tests and migrations are left out; every other first-party module is in.
+Tests and migrations are left out of the product's graph; every other
+first-party module is in. A test module imports neither another test module nor
+a conftest: what tests share lives in config/testing/ and each app's
+tests/factories.py.
 """
 
 from __future__ import annotations
@@ -121,3 +125,46 @@ def test_a_cycle_is_found_wherever_its_import_stands(tmp_path: Path) -> None:
     (tmp_path / "app" / "second.py").write_text("def late():\n    from app.first import x\n")
     (tmp_path / "app" / "third.py").write_text("from . import first\n")
     assert import_cycles(import_graph(tmp_path)) == [["app.first", "app.second"]]
+
+
+def imports_of_test_modules(root: Path) -> dict[str, list[str]]:
+    """Map each test module under `root` to the test modules and conftests it imports."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("test_*.py")):
+        if ".venv" in path.parts or not (path.parent / "__init__.py").exists():
+            continue
+        imported = []
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            for name in names:
+                last = name.rpartition(".")[2]
+                if last.startswith("test_") or last == "conftest":
+                    imported.append(name)
+        if imported:
+            found[str(path.relative_to(root))] = sorted(set(imported))
+    return found
+
+
+def test_no_test_module_imports_another_test_module_or_a_conftest() -> None:
+    found = imports_of_test_modules(ROOT)
+    assert found == {}, "shared test support belongs in config/testing or tests/factories.py:\n" + (
+        "\n".join(f"{module}: {', '.join(names)}" for module, names in found.items())
+    )
+
+
+def test_an_import_of_a_test_module_or_a_conftest_is_found(tmp_path: Path) -> None:
+    (tmp_path / "app" / "tests").mkdir(parents=True)
+    for name in ("app/__init__.py", "app/tests/__init__.py", "app/tests/test_first.py"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "app" / "tests" / "test_second.py").write_text(
+        "from app.tests.test_first import helper\nfrom conftest import login_client\n"
+    )
+    (tmp_path / "app" / "tests" / "test_third.py").write_text("from app.tests import test_first\n")
+    assert imports_of_test_modules(tmp_path) == {
+        "app/tests/test_second.py": ["app.tests.test_first", "conftest"],
+        "app/tests/test_third.py": ["app.tests.test_first"],
+    }

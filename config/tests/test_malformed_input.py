@@ -13,7 +13,7 @@ from PIL import Image
 
 from classifier.models import VehicleReport
 from config.parsers import MAX_JSON_DEPTH
-from conftest import assert_problem, login_client
+from config.testing.http import assert_problem, login_client
 from images.models import Image as StoredImage
 
 pytestmark = pytest.mark.django_db

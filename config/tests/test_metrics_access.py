@@ -8,10 +8,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Membership
-from accounts.tests.factories import UserFactory
-from accounts.tests.test_api_tokens import create_token
+from accounts.tests.factories import UserFactory, create_token
 from audit.models import AuditEvent
-from conftest import assert_problem, login_client
+from config.testing.http import assert_problem, login_client
 
 SCRAPE = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
 HEALTH = "/api/v1/health/auth"

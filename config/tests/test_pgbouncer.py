@@ -30,7 +30,7 @@ from accounts.tests.factories import PASSWORD
 from audit.models import AuditEvent
 from audit.services import audit_record
 from config.request_context import Actor
-from conftest import free_port
+from config.testing.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -17,7 +17,7 @@ from django.test import Client
 
 from accounts.management.commands.seed_demo import DEMO_GROUPS, DEMO_USERS, ROLE_SUMMARIES
 from accounts.models import User
-from conftest import database_url_for_subprocess
+from config.testing.processes import database_url_for_subprocess
 
 README = Path(settings.BASE_DIR) / "README.md"
 BASH = shutil.which("bash") or "/bin/bash"

@@ -29,7 +29,7 @@ from django.conf import settings
 from PIL import Image as Picture
 
 from accounts.services.tokens import token_create
-from conftest import WorkerProcess, database_url_for_subprocess, free_port
+from config.testing.processes import WorkerProcess, database_url_for_subprocess, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

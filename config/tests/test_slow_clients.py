@@ -24,7 +24,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from conftest import ServerProcess, free_port
+from config.testing.processes import ServerProcess, free_port
 
 TEMPLATE = Path(settings.BASE_DIR) / "deploy" / "nginx" / "vantage.conf.template"
 SLOW_CONNECTIONS = 20

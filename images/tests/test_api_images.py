@@ -28,19 +28,29 @@ from accounts.models import UploadDay
 from accounts.services.organizations import organization_limits_set
 from accounts.services.quotas import quota_day_bounds
 from audit.models import AuditEvent
-from conftest import assert_problem, login_client
+from config.testing.http import assert_problem, login_client
 from images.models import IdempotentUpload, Image, Job
-from images.tasks import job_run_task
-from images.tests.factories import ImageFactory
+from images.tests.factories import (
+    GPS_IFD,
+    IMAGES,
+    UPLOAD,
+    UPSCALE,
+    ImageFactory,
+    accepted,
+    assert_no_metadata,
+    content,
+    encoded,
+    jpeg_bytes,
+    opened,
+    phone_jpeg,
+    run_job,
+    upload,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-UPLOAD = "/api/v1/images/upload"
-UPSCALE = "/api/v1/images/upscale"
-IMAGES = "/api/v1/images"
 LIMITS = "/api/v1/images/limits"
 
-GPS_IFD = 0x8825
 ANSWER_FIELDS = {"job_id", "image_id", "status_url", "message"}
 JOB_FIELDS = {"id", "image_id", "kind", "status", "attempts", "created_at", "started_at",
               "finished_at", "result", "error"}  # fmt: skip
@@ -50,16 +60,6 @@ IMAGE_FIELDS = {"id", "filename", "bucket", "content_type", "size_bytes", "width
 
 
 # --- Files as clients send them ---------------------------------------------------------
-
-
-def encoded(image: PILImage.Image, fmt: str, **options: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def jpeg_bytes(size: tuple[int, int] = (320, 200), colour: str = "red") -> bytes:
-    return encoded(PILImage.new("RGB", size, colour), "JPEG")
 
 
 def png_bytes(size: tuple[int, int] = (64, 48), colour: str = "green") -> bytes:
@@ -93,34 +93,6 @@ SVG = (
 )
 
 
-def camera_exif() -> PILImage.Exif:
-    """EXIF as a phone writes it: where the photo was taken, the camera, and how to turn it."""
-    exif = PILImage.Exif()
-    exif[ExifTags.Base.Orientation] = 6
-    exif[ExifTags.Base.Make] = "PhoneMaker"
-    exif[ExifTags.Base.Model] = "Phone 12"
-    exif[GPS_IFD] = {
-        ExifTags.GPS.GPSLatitudeRef: "N",
-        ExifTags.GPS.GPSLatitude: (52.0, 22.0, 12.0),
-        ExifTags.GPS.GPSLongitudeRef: "E",
-        ExifTags.GPS.GPSLongitude: (4.0, 53.0, 30.0),
-    }
-    return exif
-
-
-def phone_jpeg() -> bytes:
-    """A 160x80 photo, left half red and right half blue, stored sideways (Orientation 6)."""
-    photo = PILImage.new("RGB", (160, 80), "red")
-    photo.paste((0, 0, 255), (80, 0, 160, 80))
-    return encoded(photo, "JPEG", exif=camera_exif(), comment=b"taken at home")
-
-
-def opened(data: bytes) -> PILImage.Image:
-    image = PILImage.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
 def colour_of(pixel: tuple[int, ...]) -> str:
     named = {"red": (255, 0, 0), "blue": (0, 0, 255), "white": (255, 255, 255)}
 
@@ -130,44 +102,7 @@ def colour_of(pixel: tuple[int, ...]) -> str:
     return min(named, key=distance)
 
 
-def assert_no_metadata(data: bytes) -> None:
-    image = opened(data)
-    assert len(image.getexif()) == 0
-    for key in ("exif", "xmp", "icc_profile", "comment"):
-        assert key not in image.info
-    for secret in (b"PhoneMaker", b"Phone 12", b"taken at home"):
-        assert secret not in data
-
-
 # --- Requests ---------------------------------------------------------------------------
-
-
-def upload(
-    client: APIClient,
-    data: bytes,
-    name: str = "car.jpg",
-    *,
-    key: str | None = None,
-    path: str = UPLOAD,
-    **fields: Any,
-) -> Any:
-    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
-    body = {"file": SimpleUploadedFile(name, data), **fields}
-    return client.post(path, body, format="multipart", **headers)
-
-
-def accepted(response: Any) -> dict[str, Any]:
-    assert response.status_code == 202, response.content
-    return response.json()
-
-
-def run_job(job_id: str) -> None:
-    outcome = job_run_task.apply(args=(str(job_id),))
-    assert outcome.successful(), outcome.traceback
-
-
-def content(response: Any) -> bytes:
-    return b"".join(response.streaming_content)
 
 
 def used_today(client: APIClient) -> int:
@@ -465,7 +400,7 @@ def test_a_file_over_the_limit_is_stopped_while_it_streams(member_client, org, s
 
 
 def test_a_browser_sessions_oversized_upload_is_stopped_while_it_streams(member, org, stored_files):
-    from accounts.tests.test_browser_login import csrf_token, signed_in_browser
+    from config.testing.http import csrf_token, signed_in_browser
 
     organization_limits_set(organization=org, max_file_size_bytes=2_000)
     browser = signed_in_browser(member.username)

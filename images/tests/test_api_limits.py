@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.errors import QuotaExceeded
 from accounts.services.quotas import upload_quota_consume
-from conftest import assert_problem, login_client
+from config.testing.http import assert_problem, login_client
 
 LIMITS = "/api/v1/images/limits"
 

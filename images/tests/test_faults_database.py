@@ -28,13 +28,12 @@ import pytest
 from django.conf import settings
 from PIL import Image as Picture
 
-from conftest import ThrowawayRedis, WorkerProcess, free_port
-from images.tests import test_integration_jobs as jobs
+from config.testing.processes import WorkerProcess, free_port
+from config.testing.redis import ThrowawayRedis
+from images.tests.factories import http_upload
+from images.tests.factories import job_run_starts as job_run_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-# Real workers on the test's own database, as the integration job tests start them.
-worker_processes = jobs.worker_processes
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
@@ -160,7 +159,7 @@ def finished_jobs(client: httpx.Client, urls: list[str], *, timeout: float) -> d
 
 
 def job_run_starts(worker: WorkerProcess) -> int:
-    return len(jobs.job_run_starts(worker))
+    return len(job_run_lines(worker))
 
 
 def restart_during_a_job(cluster: PrivatePostgres, worker: WorkerProcess, started: int) -> int:
@@ -186,7 +185,7 @@ def test_jobs_cut_off_by_a_database_restart_finish_within_a_retry_backoff(
     secret = member_token(private_postgres.url)
     with httpx.Client(base_url=server.url, timeout=60,
                       headers={"Authorization": f"Bearer {secret}"}) as client:  # fmt: skip
-        uploads = [jobs.upload(client, f"noise-{index}.png", noisy_png()) for index in range(JOBS)]
+        uploads = [http_upload(client, f"noise-{index}.png", noisy_png()) for index in range(JOBS)]
 
         started = 0
         for _ in range(RESTARTS):

@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from images.models import Job
 from images.pipeline import job_run, jobs_requeue_stuck
+from images.tests.factories import IMAGES, accepted, jpeg_bytes, upload
 from images.tests.gated_provider import GatedProvider
-from images.tests.test_api_images import IMAGES, accepted, jpeg_bytes, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -24,19 +24,12 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from accounts.models import UploadDay
-from conftest import assert_problem
+from config.testing.http import assert_problem
 from images.models import Image, Job
 from images.pipeline import TransientJobError, job_run
-from images.tests import test_s3_storage as s3
-from images.tests.test_api_images import IMAGES, accepted, content, opened, upload
-from images.tests.test_s3_storage import objects
+from images.tests.factories import IMAGES, accepted, content, objects, opened, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# The object store tests run on the S3 tests' server, bucket and settings.
-s3_endpoint, bucket, media_root, s3_storage = (
-    s3.s3_endpoint, s3.bucket, s3.media_root, s3.s3_storage,
-)  # fmt: skip
 
 DISK_BYTES = 300 * 1024
 FILLER = "filler.bin"

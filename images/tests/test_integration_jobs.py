@@ -15,17 +15,12 @@ is skipped.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -37,8 +32,11 @@ from PIL import ImageDraw
 
 from accounts.services.tokens import token_create
 from classifier.categories import LABELS
-from conftest import ServerProcess, ThrowawayRedis, WorkerProcess, database_url_for_subprocess
+from config.testing.processes import ServerProcess, WorkerProcess
+from config.testing.redis import ThrowawayRedis
 from images.models import Image, Job
+from images.tests.factories import _group_signal, job_run_starts
+from images.tests.factories import http_upload as upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -81,13 +79,6 @@ def api_client_for(server: ServerProcess, member: Any) -> httpx.Client:
                           scopes=["image:upload", "image:read"], created_by=member)  # fmt: skip
     return httpx.Client(base_url=server.url, timeout=60,
                         headers={"Authorization": f"Bearer {issued.secret}"})  # fmt: skip
-
-
-def upload(client: httpx.Client, name: str, data: bytes) -> dict[str, Any]:
-    kind = "image/png" if name.endswith(".png") else "image/jpeg"
-    response = client.post(UPLOAD, files={"file": (name, data, kind)})
-    assert response.status_code == 202, response.text
-    return dict(response.json())
 
 
 def jobs_wait(
@@ -158,47 +149,6 @@ def assert_classified_once(job_body: dict[str, Any], *, attempts: int) -> None:
 # --- Workers of the test's own -------------------------------------------------------
 
 
-def _group_signal(worker: WorkerProcess, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(worker.pid, signum)
-
-
-@pytest.fixture
-def worker_processes(
-    transactional_db: None, tmp_path: Path
-) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start real Celery workers on this test's database, each leading a process group."""
-    started: list[WorkerProcess] = []
-
-    def start(**env_overrides: str) -> WorkerProcess:
-        log_path = tmp_path / f"worker-{len(started)}.log"
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test",
-               "DATABASE_URL": database_url_for_subprocess(), **env_overrides}  # fmt: skip
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", "worker",
-                 "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
-                 "--without-heartbeat", "--without-gossip", "--without-mingle",
-                 "--hostname", f"jobs-{uuid.uuid4().hex[:8]}@%h"],
-                cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        worker = WorkerProcess(process, log_path)
-        started.append(worker)
-        worker.wait_for_log(lambda line: "ready" in str(line.get("event", "")), timeout=60)
-        return worker
-
-    yield start
-    for worker in started:
-        _group_signal(worker, signal.SIGTERM)
-    for worker in started:
-        try:
-            worker.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            _group_signal(worker, signal.SIGKILL)
-            worker.process.wait(timeout=10)
-
-
 def worker_kill(worker: WorkerProcess) -> None:
     """SIGKILL the worker and its pool processes at once, as when its host dies."""
     _group_signal(worker, signal.SIGKILL)
@@ -216,15 +166,6 @@ def requeue_stuck_send(broker_url: str) -> None:
 
 def job_logs(worker: WorkerProcess, job_id: str) -> list[dict[str, Any]]:
     return [line for line in worker.log_lines() if line.get("job_id") == job_id]
-
-
-def job_run_starts(worker: WorkerProcess) -> list[dict[str, Any]]:
-    """Return the worker's log lines of each `images.job_run` task it began."""
-    return [
-        line
-        for line in worker.log_lines()
-        if line.get("event") == "task_started" and line.get("task_name") == "images.job_run"
-    ]
 
 
 # --- Many uploads ------------------------------------------------------------------

@@ -7,9 +7,7 @@ classification: the model it loads once per process is not a request's cost.
 
 from __future__ import annotations
 
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +17,7 @@ import httpx
 import pytest
 
 from accounts.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory
+from images.tests.factories import solid_png
 
 Answer = TypeVar("Answer")
 
@@ -31,21 +30,6 @@ REQUEST_TIMEOUT = 180
 # decoding a picture whole (268 MB at most); each holds its own small share besides.
 PARALLEL = 4
 MAX_PARALLEL_GROWTH_MB = 400
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def solid_png(side: int, colour: tuple[int, int, int]) -> bytes:
-    """Return a one-colour RGB PNG, compressed row by row: no full-size image is ever made."""
-    row = b"\x00" + bytes(colour) * side
-    deflate = zlib.compressobj(9)
-    idat = b"".join(deflate.compress(row) for _ in range(side)) + deflate.flush()
-    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + b"".join(
-        (_chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b""))
-    )
 
 
 @pytest.fixture(scope="module")

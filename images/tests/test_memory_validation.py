@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from images import errors
-from images.tests.test_memory_requests import _chunk
+from images.tests.factories import _chunk
 from images.validation import upload_validate
 
 COLOUR = b"\xc8\x1e\x1e"

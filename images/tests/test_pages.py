@@ -20,10 +20,10 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from accounts.services.organizations import organization_limits_set
-from accounts.tests.test_browser_login import browser, signed_in_browser
 from audit.models import AuditEvent
 from classifier.labels import label_name
 from classifier.models import Classification
+from config.testing.http import browser, signed_in_browser
 from images.models import Image, Job
 from images.tasks import job_run_task
 from images.tests.factories import ImageFactory

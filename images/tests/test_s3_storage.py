@@ -6,83 +6,42 @@ life of an image (upload, job, files, deletion) through the API against a real S
 from __future__ import annotations
 
 import copy
-import functools
-import json
-import os
-import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
-import httpx
 import pytest
-from botocore.config import Config
-from django.conf import settings as django_settings
-from django.core.files.storage import FileSystemStorage, StorageHandler, default_storage
+from django.core.files.storage import FileSystemStorage, StorageHandler
 from django.db import transaction
-from moto.server import ThreadedMotoServer
 from storages.backends.s3 import S3Storage
 
-from conftest import assert_problem, free_port
+from config.testing.http import assert_problem
+from config.testing.processes import free_port
 from images.models import Image, Job
-from images.tests.test_api_images import (
+from images.tests.factories import (
+    BUCKET,
     IMAGES,
     UPSCALE,
     accepted,
     assert_no_metadata,
     content,
     jpeg_bytes,
+    objects,
     opened,
     phone_jpeg,
     run_job,
+    settings_run,
+    storages_from_environment,
     upload,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BUCKET = "vantage-images"
-REGION = "us-east-1"
-ACCESS_KEY = "vantage-test-access-key"
-SECRET_KEY = "vantage-test-secret-key"
-S3_VARIABLES = (
-    "STORAGE_S3_BUCKET", "STORAGE_S3_ENDPOINT_URL", "STORAGE_S3_REGION",
-    "STORAGE_S3_ACCESS_KEY_ID", "STORAGE_S3_SECRET_ACCESS_KEY",
-    "STORAGE_S3_ADDRESSING_STYLE", "STORAGE_S3_PREFIX",
-)  # fmt: skip
 FILESYSTEM = "django.core.files.storage.FileSystemStorage"
 S3 = "storages.backends.s3.S3Storage"
-PRINT_STORAGES = (
-    "import json; from django.conf import settings; print(json.dumps(settings.STORAGES))"
-)
 
 
 # --- The settings, as a fresh process builds them from its environment ------------------
-
-
-def settings_run(**variables: str) -> subprocess.CompletedProcess[str]:
-    """Load config/settings.py in a new interpreter with only these storage variables set."""
-    # An empty value reads as unset, and keeps a developer's .env from filling it in.
-    env = {**os.environ, **dict.fromkeys(S3_VARIABLES, ""), **variables,
-           "DJANGO_SETTINGS_MODULE": "config.settings"}  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-c", PRINT_STORAGES], cwd=django_settings.BASE_DIR, env=env,
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-
-@functools.cache
-def _storages_built(**variables: str) -> str:
-    finished = settings_run(**variables)
-    assert finished.returncode == 0, finished.stderr
-    return finished.stdout.strip().splitlines()[-1]
-
-
-def storages_from_environment(**variables: str) -> dict[str, Any]:
-    """Return STORAGES as config/settings.py builds it from these environment variables."""
-    return json.loads(_storages_built(**variables))
 
 
 def test_without_a_bucket_images_stay_on_the_filesystem_under_media_root(settings, media_root):
@@ -160,83 +119,10 @@ def test_an_incomplete_or_invalid_bucket_configuration_stops_the_app(variables, 
 # --- A real S3 server --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """Start moto's S3 server on a free loopback port for this module; stop it after."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    # start() waits for the server without a limit; a server that cannot bind never answers.
-    starting = threading.Thread(target=server.start, daemon=True)
-    starting.start()
-    starting.join(timeout=15)
-    if starting.is_alive():
-        pytest.fail(f"moto's S3 server did not start on 127.0.0.1:{port} within 15 s",
-                    pytrace=False)  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        httpx.get(f"{endpoint}/moto-api/", timeout=5).raise_for_status()
-    except httpx.HTTPError as exc:
-        server.stop()
-        pytest.fail(f"moto's S3 server on {endpoint} does not answer: {exc}", pytrace=False)
-    yield endpoint
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str) -> Iterator[Any]:
-    """An empty bucket on the server, and an S3 client of its own to look into it."""
-    client = boto3.client(
-        "s3", endpoint_url=s3_endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY, config=Config(s3={"addressing_style": "path"}),
-    )  # fmt: skip
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    httpx.post(f"{s3_endpoint}/moto-api/reset", timeout=5).raise_for_status()
-
-
-@pytest.fixture
-def media_root(settings: Any, tmp_path: Path) -> Path:
-    """A MEDIA_ROOT of the test's own, to show that nothing is written there."""
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    return tmp_path / "media"
-
-
 @pytest.fixture
 def media_files(media_root: Path) -> Callable[[], list[Path]]:
     """Return every file under MEDIA_ROOT right now."""
     return lambda: sorted(path for path in media_root.rglob("*") if path.is_file())
-
-
-@pytest.fixture
-def s3_storage(
-    request: pytest.FixtureRequest, settings: Any, s3_endpoint: str, bucket: Any, media_root: Path
-) -> str:
-    """Store files in the bucket, as the settings do when STORAGE_S3_* are set; return the prefix.
-
-    Changing STORAGES through the `settings` fixture sends `setting_changed`, on which
-    Django empties its storage handler's cache and `default_storage`; the fixture sets
-    the old value back after the test, which empties them again.
-    """
-    prefix = getattr(request, "param", "")
-    built = storages_from_environment(
-        STORAGE_S3_BUCKET=BUCKET, STORAGE_S3_ENDPOINT_URL=s3_endpoint, STORAGE_S3_REGION=REGION,
-        STORAGE_S3_ACCESS_KEY_ID=ACCESS_KEY, STORAGE_S3_SECRET_ACCESS_KEY=SECRET_KEY,
-        STORAGE_S3_ADDRESSING_STYLE="path", STORAGE_S3_PREFIX=prefix,
-    )  # fmt: skip
-    settings.STORAGES = copy.deepcopy(built)
-    assert default_storage.bucket_name == BUCKET
-    assert isinstance(default_storage._wrapped, S3Storage)
-    assert default_storage.location == prefix
-    return prefix
-
-
-def objects(client: Any) -> dict[str, bytes]:
-    """Return every object in the bucket: its key and its bytes."""
-    listed = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
-    return {
-        item["Key"]: client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
-        for item in listed
-    }
 
 
 def names_of(org: Any, image_id: str) -> tuple[str, str]:
@@ -384,7 +270,6 @@ def test_a_key_prefix_holds_every_object_while_stored_names_stay_without_it(
 def test_an_unreachable_object_store_is_retried_by_jobs_and_refused_as_unavailable(
     member_client, org, bucket, s3_storage, settings
 ):
-    from conftest import free_port
     from images.pipeline import TransientJobError, job_run
 
     body = accepted(upload(member_client, jpeg_bytes(), "car.jpg"))
