@@ -28,6 +28,7 @@ from prometheus_client import Counter, Histogram
 
 from config.errors import CODE_FOR_STATUS, is_api_request, problem_response
 from config.lru import BoundedLRU
+from config.metrics import REQUESTS_IN_FLIGHT
 from config.request_context import (
     ClientInfo,
     accepted_request_id,
@@ -106,6 +107,7 @@ class RequestMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
+        REQUESTS_IN_FLIGHT.inc()
         request_id = accepted_request_id(request.headers.get("X-Request-ID")) or new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         structlog.contextvars.clear_contextvars()
@@ -141,6 +143,7 @@ class RequestMiddleware:
             log("request_finished", status=response.status_code, duration_ms=duration_ms)
             return response
         finally:
+            REQUESTS_IN_FLIGHT.dec()
             # Nothing of this request may linger in the thread after it.
             structlog.contextvars.clear_contextvars()
             begin_context(client=ClientInfo())
