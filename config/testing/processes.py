@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,44 @@ class WorkerProcess:
             time.sleep(0.1)
         tail = self.log_path.read_text(errors="replace")[-4000:]
         raise AssertionError(f"the worker did not log the expected line in {timeout}s:\n{tail}")
+
+
+def worker_spawn(
+    *,
+    log_path: Path,
+    name: str,
+    solo: bool = False,
+    own_session: bool = False,
+    **env_overrides: str,
+) -> WorkerProcess:
+    """Start a real `celery worker` on the test database and return it once it is ready.
+
+    `solo` runs tasks in the worker's own process (no prefork child);
+    `own_session` makes it lead a process group, so a test can signal it whole.
+    """
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "DATABASE_URL": database_url_for_subprocess(),
+        **env_overrides,
+    }
+    pool = ["--pool", "solo"] if solo else ["--pool", "prefork", "--concurrency", "1"]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", *pool,
+             "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
+             "--without-mingle", "--hostname", f"{name}-{uuid.uuid4().hex[:8]}@%h"],
+            cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=own_session,
+        )  # fmt: skip
+    worker = WorkerProcess(process, log_path)
+    try:
+        worker.wait_for_log(lambda line: "ready" in str(line.get("event", "")), timeout=60)
+    except AssertionError:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+    return worker
 
 
 def database_url_for_subprocess() -> str:

@@ -47,17 +47,22 @@ class ThrowawayRedis:
             time.sleep(0.05)
 
     def _answers(self) -> bool:
-        import redis
-
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except (redis.ConnectionError, redis.BusyLoadingError):
-            return False
-        finally:
-            client.close()
+        return redis_answers(self.port)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+def redis_answers(port: int) -> bool:
+    """Tell whether a Redis on this host's `port` answers a PING (loaded and serving)."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.BusyLoadingError):
+        return False
+    finally:
+        client.close()

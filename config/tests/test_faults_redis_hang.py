@@ -13,9 +13,7 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from PIL import Image as Picture
 
 from accounts.services.tokens import token_create
 from accounts.tests.factories import PASSWORD
-from config.testing.processes import WorkerProcess, database_url_for_subprocess
+from config.testing.processes import WorkerProcess, worker_spawn
 from config.testing.redis import ThrowawayRedis
 from images.models import Job
 
@@ -66,20 +64,8 @@ def worker_on(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., 
     started: list[WorkerProcess] = []
 
     def start(**env_overrides: str) -> WorkerProcess:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test",
-               "DATABASE_URL": database_url_for_subprocess(), **env_overrides}  # fmt: skip
-        log_path = tmp_path / "worker.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", "worker",
-                 "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
-                 "--without-heartbeat", "--without-gossip", "--without-mingle",
-                 "--hostname", f"hang-{uuid.uuid4().hex[:8]}@%h"],
-                cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        worker = WorkerProcess(process, log_path)
+        worker = worker_spawn(log_path=tmp_path / "worker.log", name="hang", **env_overrides)
         started.append(worker)
-        worker.wait_for_log(lambda line: "ready" in str(line.get("event", "")), timeout=60)
         return worker
 
     yield start

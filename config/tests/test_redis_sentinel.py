@@ -15,9 +15,7 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +23,11 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from django.conf import settings
 from PIL import Image as Picture
 
 from accounts.services.tokens import token_create
-from config.testing.processes import WorkerProcess, database_url_for_subprocess, free_port
+from config.testing.processes import WorkerProcess, free_port, worker_spawn
+from config.testing.redis import redis_answers
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -46,16 +44,6 @@ def _binary(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def _answers(port: int) -> bool:
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except (redis.ConnectionError, redis.BusyLoadingError):
-        return False
-    finally:
-        client.close()
 
 
 class SentinelGroup:
@@ -83,7 +71,7 @@ class SentinelGroup:
 
     def start(self) -> None:
         self._redis(self.master_port)
-        self._wait(lambda: _answers(self.master_port), "the master did not start")
+        self._wait(lambda: redis_answers(self.master_port), "the master did not start")
         self._redis(self.replica_port, "--replicaof", "127.0.0.1", str(self.master_port))
         self._wait(self._replica_in_sync, "the replica did not catch up")
         for port in self.sentinel_ports:
@@ -99,14 +87,14 @@ class SentinelGroup:
         self._wait(self._sentinels_see_everyone, "the sentinels did not find each other")
 
     def _replica_in_sync(self) -> bool:
-        if not _answers(self.replica_port):
+        if not redis_answers(self.replica_port):
             return False
         info = redis.Redis(port=self.replica_port).info("replication")
         return info.get("master_link_status") == "up"
 
     def _sentinels_see_everyone(self) -> bool:
         for port in self.sentinel_ports:
-            if not _answers(port):
+            if not redis_answers(port):
                 return False
             state: Any = redis.Redis(port=port, decode_responses=True).sentinel_master(SERVICE)
             if int(state["num-other-sentinels"]) < 2 or int(state["num-slaves"]) < 1:
@@ -153,20 +141,10 @@ def worker_on(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., 
     started: list[WorkerProcess] = []
 
     def start(**env_overrides: str) -> WorkerProcess:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test",
-               "DATABASE_URL": database_url_for_subprocess(), **env_overrides}  # fmt: skip
-        log_path = tmp_path / "worker.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", "worker",
-                 "--pool", "solo", "--loglevel", "INFO",
-                 "--without-heartbeat", "--without-gossip", "--without-mingle",
-                 "--hostname", f"sentinel-{uuid.uuid4().hex[:8]}@%h"],
-                cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        worker = WorkerProcess(process, log_path)
+        worker = worker_spawn(
+            log_path=tmp_path / "worker.log", name="sentinel", solo=True, **env_overrides
+        )
         started.append(worker)
-        worker.wait_for_log(lambda line: "ready" in str(line.get("event", "")), timeout=60)
         return worker
 
     yield start

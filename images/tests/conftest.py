@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import copy
-import os
 import signal
 import subprocess
-import sys
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,15 +14,14 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
-from django.conf import settings
 from django.core.files.storage import default_storage
 from moto.server import ThreadedMotoServer
 from storages.backends.s3 import S3Storage
 
 from config.testing.processes import (
     WorkerProcess,
-    database_url_for_subprocess,
     free_port,
+    worker_spawn,
 )
 from images.tests.factories import (
     ACCESS_KEY,
@@ -110,20 +106,8 @@ def worker_processes(
 
     def start(**env_overrides: str) -> WorkerProcess:
         log_path = tmp_path / f"worker-{len(started)}.log"
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test",
-               "DATABASE_URL": database_url_for_subprocess(), **env_overrides}  # fmt: skip
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", "worker",
-                 "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
-                 "--without-heartbeat", "--without-gossip", "--without-mingle",
-                 "--hostname", f"jobs-{uuid.uuid4().hex[:8]}@%h"],
-                cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        worker = WorkerProcess(process, log_path)
+        worker = worker_spawn(log_path=log_path, name="jobs", own_session=True, **env_overrides)
         started.append(worker)
-        worker.wait_for_log(lambda line: "ready" in str(line.get("event", "")), timeout=60)
         return worker
 
     yield start
