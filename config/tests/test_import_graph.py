@@ -128,10 +128,12 @@ def test_a_cycle_is_found_wherever_its_import_stands(tmp_path: Path) -> None:
 
 
 def imports_of_test_modules(root: Path) -> dict[str, list[str]]:
-    """Map each test module under `root` to the test modules and conftests it imports."""
+    """Map each test module of the first-party packages under `root` (never a virtualenv's
+    or another folder's) to the test modules and conftests it imports."""
     found: dict[str, list[str]] = {}
-    for path in sorted(root.rglob("test_*.py")):
-        if ".venv" in path.parts or not (path.parent / "__init__.py").exists():
+    packages = sorted(p.parent for p in root.glob("*/__init__.py"))
+    for path in sorted(path for package in packages for path in package.rglob("test_*.py")):
+        if not (path.parent / "__init__.py").exists():
             continue
         imported = []
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
@@ -164,6 +166,11 @@ def test_an_import_of_a_test_module_or_a_conftest_is_found(tmp_path: Path) -> No
         "from app.tests.test_first import helper\nfrom conftest import login_client\n"
     )
     (tmp_path / "app" / "tests" / "test_third.py").write_text("from app.tests import test_first\n")
+    # A virtualenv's packages are not the project's (`make model` keeps one beside it).
+    venv_tests = tmp_path / ".venv-model" / "lib" / "site-packages" / "lib" / "tests"
+    venv_tests.mkdir(parents=True)
+    for name in ("__init__.py", "test_a.py"):
+        (venv_tests / name).write_text("from lib.tests.test_b import x\n")
     assert imports_of_test_modules(tmp_path) == {
         "app/tests/test_second.py": ["app.tests.test_first", "conftest"],
         "app/tests/test_third.py": ["app.tests.test_first"],
