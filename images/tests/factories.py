@@ -200,12 +200,13 @@ def encoded(image: PILImage.Image, fmt: str, **options: Any) -> bytes:
     return buffer.getvalue()
 
 
-def camera_exif() -> PILImage.Exif:
+def camera_exif(orientation: int = 6) -> PILImage.Exif:
     """EXIF as a phone writes it: where the photo was taken, the camera, and how to turn it."""
     exif = PILImage.Exif()
-    exif[ExifTags.Base.Orientation] = 6
+    exif[ExifTags.Base.Orientation] = orientation
     exif[ExifTags.Base.Make] = "PhoneMaker"
     exif[ExifTags.Base.Model] = "Phone 12"
+    exif[ExifTags.Base.BodySerialNumber] = "SN-0042"
     exif[GPS_IFD] = {
         ExifTags.GPS.GPSLatitudeRef: "N",
         ExifTags.GPS.GPSLatitude: (52.0, 22.0, 12.0),

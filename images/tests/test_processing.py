@@ -15,36 +15,13 @@ from images.errors import (
     UpscaleTooLarge,
 )
 from images.processing import image_decode, image_sanitize, image_upscale, thumbnail_make
-
-GPS_IFD = 0x8825
-
-
-def encoded(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
+from images.tests.factories import GPS_IFD, camera_exif, encoded
 
 
 def reopened(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
-
-
-def camera_exif(orientation: int = 6) -> Image.Exif:
-    """EXIF as a phone writes it: where the photo was taken, the camera, and how to turn it."""
-    exif = Image.Exif()
-    exif[ExifTags.Base.Orientation] = orientation
-    exif[ExifTags.Base.Make] = "PhoneMaker"
-    exif[ExifTags.Base.Model] = "Phone 12"
-    exif[ExifTags.Base.BodySerialNumber] = "SN-0042"
-    exif[GPS_IFD] = {
-        ExifTags.GPS.GPSLatitudeRef: "N",
-        ExifTags.GPS.GPSLatitude: (52.0, 22.0, 12.0),
-        ExifTags.GPS.GPSLongitudeRef: "E",
-        ExifTags.GPS.GPSLongitude: (4.0, 53.0, 30.0),
-    }
-    return exif
 
 
 def landscape_photo() -> Image.Image:
