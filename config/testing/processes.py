@@ -35,6 +35,14 @@ class WorkerProcess:
                 continue  # a library printing plain text to stdout
         return lines
 
+    def stop(self) -> None:
+        """Ask the worker to stop; kill it if it has not within 20 seconds."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
     def wait_for_log(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30
     ) -> dict[str, Any]:

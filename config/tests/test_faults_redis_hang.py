@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -70,11 +69,7 @@ def worker_on(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., 
 
     yield start
     for worker in started:
-        worker.process.terminate()
-        try:
-            worker.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
+        worker.stop()
 
 
 def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:

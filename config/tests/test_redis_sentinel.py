@@ -149,11 +149,7 @@ def worker_on(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., 
 
     yield start
     for worker in started:
-        worker.process.terminate()
-        try:
-            worker.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
+        worker.stop()
 
 
 def _jpeg(index: int) -> bytes:
