@@ -18,16 +18,14 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from django.conf import settings
 
 from bench.bench_authz import REDIS_URL, _redis_reachable
-from config.testing.processes import database_url_for_subprocess, free_port
+from config.testing.processes import ServerProcess, database_url_for_subprocess, free_port
 
 CYCLES = 5
 SECONDS = 4
@@ -43,16 +41,6 @@ class Case:
     headers: dict[str, str]
     goal: float | None = None  # the least share of the baseline's throughput it must keep
     counted: str = "2"  # the first digit of the statuses that count as answered
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def _setup() -> dict[str, str]:
@@ -75,7 +63,8 @@ def _setup() -> dict[str, str]:
     return {"access": access, "secret": token.secret}
 
 
-def _gunicorn(module: str, env: dict[str, str], log: Path) -> Server:
+def _gunicorn(module: str, env: dict[str, str], log: Path) -> ServerProcess:
+    """Start gunicorn with the benchmark's flags on `module`; it is not ready yet."""
     port = free_port()
     flags = [*GUNICORN_FLAGS, "--bind", f"127.0.0.1:{port}", "--no-control-socket"]
     with log.open("wb") as out:
@@ -83,21 +72,10 @@ def _gunicorn(module: str, env: dict[str, str], log: Path) -> Server:
             [sys.executable, "-m", "gunicorn", module, *flags],
             cwd=settings.BASE_DIR, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    server = Server(process, port)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{module} stopped at start-up; see {log}")
-        try:
-            httpx.get(f"{server.url}/", timeout=1)
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        else:
-            return server
-    raise RuntimeError(f"{module} did not answer within a minute; see {log}")
+    return ServerProcess(process, port, log)
 
 
-def _servers(redis: bool) -> dict[str, Server]:
+def _servers(redis: bool) -> dict[str, ServerProcess]:
     var = settings.VAR_DIR
     project = _gunicorn(
         "config.wsgi",
@@ -117,6 +95,8 @@ def _servers(redis: bool) -> dict[str, Server]:
         {"DJANGO_SETTINGS_MODULE": "bench.baseline.settings"},
         var / "bench-throughput-baseline.log",
     )
+    project.wait_until_ready()
+    baseline.wait_until_ready(path="/bare", ready=(200,))
     return {"project": project, "baseline": baseline}
 
 
@@ -170,7 +150,7 @@ class Sample:
     cpu_ms: float | None
 
 
-def _measure(case: Case, server: Server, seconds: float) -> Sample:
+def _measure(case: Case, server: ServerProcess, seconds: float) -> Sample:
     before = _workers_cpu(server.process.pid)
     result = _wrk(server.url + case.path, case.headers, seconds)
     after = _workers_cpu(server.process.pid)

@@ -129,7 +129,10 @@ class ServerProcess:
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{port}"
 
-    def wait_until_ready(self, timeout: float = 60) -> None:
+    def wait_until_ready(
+        self, timeout: float = 60, *, path: str = "/health", ready: tuple[int, ...] = (200, 503)
+    ) -> None:
+        """Wait until `path` answers one of the `ready` statuses (by default: /health answers)."""
         import httpx
 
         deadline = time.monotonic() + timeout
@@ -137,7 +140,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 break
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code in (200, 503):
+                if httpx.get(f"{self.url}{path}", timeout=2).status_code in ready:
                     return
             except httpx.HTTPError:
                 time.sleep(0.2)
