@@ -324,16 +324,29 @@ def celery_worker_process(
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "config", "worker",
-                "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
-                "--without-heartbeat", "--without-gossip", "--without-mingle",
-                "--hostname", f"test-worker-{os.getpid()}@%h",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"test-worker-{os.getpid()}@%h",
             ],
             cwd=settings.BASE_DIR,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
     worker = WorkerProcess(process, log_path)
     try:
         worker.wait_for_log(lambda line: "ready" in str(line.get("event", "")), timeout=60)

@@ -27,8 +27,14 @@ TARGETS: dict[str, list[tuple[tuple[str, ...], bool]]] = {
 }
 FORBIDDEN = re.compile(r"^(torch|torchvision|torchaudio|triton|nvidia-.*)$")
 # Settings that point pip anywhere but the public index.
-LOCAL_SOURCES = ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "PIP_NO_INDEX",
-                 "PIP_CONSTRAINT", "PIP_CONFIG_FILE")  # fmt: skip
+LOCAL_SOURCES = (
+    "PIP_FIND_LINKS",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_INDEX_URL",
+    "PIP_NO_INDEX",
+    "PIP_CONSTRAINT",
+    "PIP_CONFIG_FILE",
+)
 
 
 def resolved(files: tuple[str, ...], no_deps: bool) -> list[dict]:
@@ -37,8 +43,17 @@ def resolved(files: tuple[str, ...], no_deps: bool) -> list[dict]:
     env["PIP_CONFIG_FILE"] = os.devnull  # no global, user or site pip.conf either
     with tempfile.TemporaryDirectory() as work:
         report = Path(work) / "report.json"
-        command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
-                   "--quiet", "--report", str(report)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+        ]
         if no_deps:
             command.append("--no-deps")
         for name in files:
@@ -52,11 +67,16 @@ def main() -> int:
     for target, steps in TARGETS.items():
         installs = [item for files, no_deps in steps for item in resolved(files, no_deps)]
         names = sorted({item["metadata"]["name"].lower() for item in installs})
-        local = [item["metadata"]["name"] for item in installs
-                 if not item["download_info"]["url"].startswith("https://")]  # fmt: skip
+        local = [
+            item["metadata"]["name"]
+            for item in installs
+            if not item["download_info"]["url"].startswith("https://")
+        ]
         forbidden = [name for name in names if FORBIDDEN.match(name)]
-        print(f"{target}: {len(names)} packages from the public index; "
-              f"PyTorch or CUDA: {', '.join(forbidden) or 'none'}")  # fmt: skip
+        print(
+            f"{target}: {len(names)} packages from the public index; "
+            f"PyTorch or CUDA: {', '.join(forbidden) or 'none'}"
+        )
         if forbidden or local:
             failed = True
             if local:

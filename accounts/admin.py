@@ -103,8 +103,15 @@ class OrganizationAdminForm(forms.ModelForm):
 
     class Meta:
         model = Organization
-        fields = ("name", "slug", "tier", "is_active", "token_max_lifetime_days",
-                  "require_allowed_ips", *LIMIT_FIELDS)  # fmt: skip
+        fields = (
+            "name",
+            "slug",
+            "tier",
+            "is_active",
+            "token_max_lifetime_days",
+            "require_allowed_ips",
+            *LIMIT_FIELDS,
+        )
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
@@ -134,8 +141,10 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         limits = {name: getattr(obj, name) for name in LIMIT_FIELDS}
-        policy = {"max_lifetime_days": obj.token_max_lifetime_days,
-                  "require_allowed_ips": obj.require_allowed_ips}  # fmt: skip
+        policy = {
+            "max_lifetime_days": obj.token_max_lifetime_days,
+            "require_allowed_ips": obj.require_allowed_ips,
+        }
         if change:  # limits and token policy change through the services, which audit them
             original = Organization.objects.get(pk=obj.pk)
             for name in (*LIMIT_FIELDS, *POLICY_FIELDS):
@@ -189,8 +198,17 @@ _SESSION_SECRETS = ("refresh_jti", "previous_refresh_jti", "django_session_key")
 
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
-    list_display = ("id", "user", "organization", "kind", "device", "ip", "last_activity",
-                    "revoked_at", "revoked_reason")  # fmt: skip
+    list_display = (
+        "id",
+        "user",
+        "organization",
+        "kind",
+        "device",
+        "ip",
+        "last_activity",
+        "revoked_at",
+        "revoked_reason",
+    )
     list_filter = ("kind", "revoked_reason")
     search_fields = ("user__username", "ip", "device")
     exclude = _SESSION_SECRETS
@@ -222,8 +240,17 @@ class LoginFailureAdmin(admin.ModelAdmin):
 
 @admin.register(ServiceToken)
 class ServiceTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "organization", "status", "scopes", "created_by",
-                    "expires_at", "last_used_at", "usage_count")  # fmt: skip
+    list_display = (
+        "name",
+        "prefix",
+        "organization",
+        "status",
+        "scopes",
+        "created_by",
+        "expires_at",
+        "last_used_at",
+        "usage_count",
+    )
     list_filter = ("organization", "revoked_reason")
     search_fields = ("name", "prefix", "organization__slug")
     # The digest is as good as a password to an attacker with a copy of the table.
@@ -253,8 +280,16 @@ class ServiceTokenAdmin(admin.ModelAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
-    list_display = ("email", "organization", "role", "status", "invited_by", "created_at",
-                    "expires_at", "responded_at")  # fmt: skip
+    list_display = (
+        "email",
+        "organization",
+        "role",
+        "status",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "responded_at",
+    )
     list_filter = ("state", "organization")
     search_fields = ("email", "organization__slug")
     readonly_fields = [f.name for f in Invitation._meta.fields] + ["groups"]

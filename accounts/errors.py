@@ -139,3 +139,26 @@ class FormRejected(InvalidInput):
     def __init__(self, messages: list[str]) -> None:
         super().__init__(" ".join(messages))
         self.messages = messages
+
+
+class RateLimitExceeded(DomainError):
+    status = 429
+    code = "RATE_LIMIT_EXCEEDED"
+    title = "Rate limit exceeded"
+
+    _WHOSE = {
+        "principal": "your",
+        "organization": "your organization's",
+        "client": "this address's",
+    }
+
+    def __init__(self, *, window: str, limit: int, reset: int, headers: dict[str, str]) -> None:
+        super().__init__(
+            f"You have used {self._WHOSE[window]} {limit} requests per minute; "
+            f"try again in {max(1, reset)} seconds.",
+            headers=headers,
+        )
+
+
+class DecisionPointError(Exception):
+    """The decision point answered, but not with a decision."""

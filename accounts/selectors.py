@@ -22,6 +22,7 @@ from accounts.models import (
     User,
 )
 from config.errors import NotFound
+from config.ids import Id
 
 
 def organization_by_slug_or_id(*, value: str) -> Organization | None:
@@ -40,7 +41,7 @@ def user_by_login(*, login: str) -> User | None:
     return User.objects.filter(Q(username=login) | Q(email__iexact=login)).first()
 
 
-def membership_for(*, user_id: Any, organization_id: Any) -> Membership | None:
+def membership_for(*, user_id: Id, organization_id: Id) -> Membership | None:
     """Return the user's membership in the organization, with the org and groups loaded."""
     return (
         Membership.objects.select_related("user", "organization")
@@ -60,7 +61,7 @@ def default_membership(*, user: User) -> Membership | None:
     )
 
 
-def member_list(*, organization_id: Any) -> QuerySet[Membership]:
+def member_list(*, organization_id: Id) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(organization_id=organization_id)
         .select_related("user")
@@ -69,7 +70,7 @@ def member_list(*, organization_id: Any) -> QuerySet[Membership]:
     )
 
 
-def group_list(*, organization_id: Any) -> QuerySet[Group]:
+def group_list(*, organization_id: Id) -> QuerySet[Group]:
     return (
         Group.objects.filter(organization_id=organization_id)
         .prefetch_related("members__user")
@@ -77,16 +78,16 @@ def group_list(*, organization_id: Any) -> QuerySet[Group]:
     )
 
 
-def session_list(*, user_id: Any) -> QuerySet[Session]:
-    """The user's live sessions, newest activity first."""
+def session_list(*, user_id: Id | None) -> QuerySet[Session]:
+    """The person's live sessions, newest activity first (a service token has none: 403)."""
     return (
-        Session.objects.filter(user_id=user_id, revoked_at__isnull=True)
+        Session.objects.filter(user_id=person_required(user_id=user_id), revoked_at__isnull=True)
         .select_related("organization")
         .order_by("-last_activity")
     )
 
 
-def session_live_get(*, user_id: Any, session_id: Any) -> Session:
+def session_live_get(*, user_id: Id | None, session_id: Id) -> Session:
     """Return one of the user's live sessions, or raise 404."""
     session = session_list(user_id=user_id).filter(id=session_id).first()
     if session is None:
@@ -94,17 +95,19 @@ def session_live_get(*, user_id: Any, session_id: Any) -> Session:
     return session
 
 
-def user_memberships(*, user_id: Any) -> QuerySet[Membership]:
-    """The user's memberships in active organizations, with the organization, by its name."""
+def user_memberships(*, user_id: Id | None) -> QuerySet[Membership]:
+    """The person's memberships in active organizations, with the organization, by its name."""
     return (
-        Membership.objects.filter(user_id=user_id, organization__is_active=True)
+        Membership.objects.filter(
+            user_id=person_required(user_id=user_id), organization__is_active=True
+        )
         .select_related("organization")
         .order_by("organization__name", "organization__slug")
     )
 
 
 def token_usage_series(
-    *, organization_id: Any, token_ids: Iterable[Any], since: date, days: int
+    *, organization_id: Id, token_ids: Iterable[uuid.UUID], since: date, days: int
 ) -> dict[str, list[int]]:
     """Requests per day (UTC) of each of the organization's tokens, for `days` days from
     `since` (a day without a request counts 0), in one query."""
@@ -121,7 +124,7 @@ def token_usage_series(
     }
 
 
-def token_usage_totals(*, token_ids: Iterable[Any]) -> dict[str, dict[str, Any]]:
+def token_usage_totals(*, token_ids: Iterable[Id]) -> dict[str, dict[str, Any]]:
     """Each token's use count and last use (when and from where), by token id."""
     rows = ServiceToken.objects.filter(id__in=list(token_ids)).values(
         "id", "usage_count", "last_used_at", "last_used_ip"
@@ -129,7 +132,7 @@ def token_usage_totals(*, token_ids: Iterable[Any]) -> dict[str, dict[str, Any]]
     return {str(row["id"]): dict(row) for row in rows}
 
 
-def token_family_list(*, organization_id: Any, family_id: Any) -> QuerySet[ServiceToken]:
+def token_family_list(*, organization_id: Id, family_id: Id) -> QuerySet[ServiceToken]:
     """Every token of one rotation family of the organization, oldest first."""
     return (
         ServiceToken.objects.filter(organization_id=organization_id, family_id=family_id)
@@ -141,7 +144,7 @@ def token_family_list(*, organization_id: Any, family_id: Any) -> QuerySet[Servi
 # --- The person behind a credential ------------------------------------------------
 
 
-def person_required(*, user_id: str | None) -> str:
+def person_required(*, user_id: Id | None) -> Id:
     """Return the id of the person a principal is; a service token is refused, 403."""
     if user_id is None:
         raise PermissionDenied("Only people have sessions and a profile; use a user's token.")
@@ -153,7 +156,7 @@ def person_get(*, user_id: str | None) -> User:
     return User.objects.get(id=person_required(user_id=user_id))
 
 
-def token_creator_get(*, user_id: Any, token_id: Any) -> User | None:
+def token_creator_get(*, user_id: Id | None, token_id: Id) -> User | None:
     """Return who a new token is created by: the person calling, or the calling token's creator."""
     if user_id:
         return User.objects.get(id=user_id)
@@ -161,14 +164,14 @@ def token_creator_get(*, user_id: Any, token_id: Any) -> User | None:
     return token.created_by
 
 
-def session_get(*, session_id: Any) -> Session | None:
+def session_get(*, session_id: Id | None) -> Session | None:
     """Return a login session, live or ended, with its organization (None if there is none)."""
     if not session_id:
         return None
     return Session.objects.select_related("organization").filter(id=session_id).first()
 
 
-def session_current_get(*, session_id: Any) -> Session:
+def session_current_get(*, session_id: Id | None) -> Session:
     """Return the login session a credential is tied to, or raise 404."""
     session = session_get(session_id=session_id)
     if session is None:
@@ -179,12 +182,12 @@ def session_current_get(*, session_id: Any) -> Session:
 # --- One record of the caller's organization, or 404 ---------------------------------
 
 
-def organization_get(*, organization_id: Any) -> Organization:
+def organization_get(*, organization_id: Id) -> Organization:
     """Return the organization a principal acts in."""
     return Organization.objects.get(id=organization_id)
 
 
-def member_get(*, organization_id: Any, user_id: Any) -> Membership:
+def member_get(*, organization_id: Id, user_id: Id) -> Membership:
     """Return a member of the organization, or raise 404."""
     membership = member_list(organization_id=organization_id).filter(user_id=user_id)
     found = membership.select_related("organization").first()
@@ -193,7 +196,7 @@ def member_get(*, organization_id: Any, user_id: Any) -> Membership:
     return found
 
 
-def group_get(*, organization_id: Any, group_id: Any) -> Group:
+def group_get(*, organization_id: Id, group_id: Id) -> Group:
     """Return a group of the organization, or raise 404."""
     group = group_list(organization_id=organization_id).filter(id=group_id)
     found = group.select_related("organization").first()
@@ -202,7 +205,7 @@ def group_get(*, organization_id: Any, group_id: Any) -> Group:
     return found
 
 
-def token_list(*, organization_id: Any, with_rotations: bool = False) -> QuerySet[ServiceToken]:
+def token_list(*, organization_id: Id, with_rotations: bool = False) -> QuerySet[ServiceToken]:
     """Return the service tokens of the organization, newest first (`with_rotations`: with
     each one's predecessor and successors loaded)."""
     tokens = (
@@ -215,12 +218,12 @@ def token_list(*, organization_id: Any, with_rotations: bool = False) -> QuerySe
     return tokens
 
 
-def token_presenting_get(*, token_id: Any) -> ServiceToken:
+def token_presenting_get(*, token_id: Id) -> ServiceToken:
     """Return the service token presented by the caller, with its creator and organization."""
     return ServiceToken.objects.select_related("created_by", "organization").get(id=token_id)
 
 
-def token_get(*, organization_id: Any, token_id: Any) -> ServiceToken:
+def token_get(*, organization_id: Id, token_id: Id) -> ServiceToken:
     """Return a service token of the organization, or raise 404."""
     token = token_list(organization_id=organization_id).filter(id=token_id).first()
     if token is None:
@@ -231,7 +234,7 @@ def token_get(*, organization_id: Any, token_id: Any) -> ServiceToken:
 # --- Invitations: the inviting organization's, and a person's own ----------------------
 
 
-def invitation_list(*, organization_id: Any, status: str | None = None) -> QuerySet[Invitation]:
+def invitation_list(*, organization_id: Id, status: str | None = None) -> QuerySet[Invitation]:
     """The organization's invitations, newest first, optionally of one status."""
     invitations = (
         Invitation.objects.filter(organization_id=organization_id)
@@ -247,7 +250,7 @@ def invitation_list(*, organization_id: Any, status: str | None = None) -> Query
     return invitations.filter(state=status) if status else invitations
 
 
-def invitation_get(*, organization_id: Any, invitation_id: Any) -> Invitation:
+def invitation_get(*, organization_id: Id, invitation_id: Id) -> Invitation:
     """Return an invitation of the organization, or raise 404."""
     found = invitation_list(organization_id=organization_id).filter(id=invitation_id)
     invitation = found.first()

@@ -8,14 +8,12 @@ from typing import Any, NoReturn
 from django.db import models
 from django.utils import timezone
 
+from audit.errors import AppendOnlyError
+
 GENESIS_HASH = "0" * 64
 # Events not about one organization (a failed login for an unknown user,
 # the system's own maintenance) form a chain of their own.
 SYSTEM_CHAIN = "system"
-
-
-class AppendOnlyError(Exception):
-    """Raised on any attempt to change or delete an audit event through the ORM."""
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):

@@ -10,6 +10,7 @@ from django.db.models import Count, QuerySet
 
 from audit.chain import event_hash
 from audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
+from config.ids import Id
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def _chain_events(chain: str, after: int) -> Iterator[AuditEvent]:
     )
 
 
-def audit_chain_verify(chain: str) -> tuple[int, ChainBreak | None]:
+def audit_chain_verify(*, chain: str) -> tuple[int, ChainBreak | None]:
     """Walk one chain from its last purge checkpoint; return events checked and the first break."""
     checkpoint = AuditCheckpoint.objects.filter(chain=chain).order_by("-position").first()
     expected_prev = checkpoint.hash if checkpoint else GENESIS_HASH
@@ -76,7 +77,7 @@ EVENT_FILTERS = (
 )
 
 
-def audit_event_list(*, organization_id: Any, filters: dict[str, Any]) -> QuerySet[AuditEvent]:
+def audit_event_list(*, organization_id: Id, filters: dict[str, Any]) -> QuerySet[AuditEvent]:
     """Return the organization's events matching the filters, newest first."""
     events = AuditEvent.objects.filter(organization_id=organization_id)
     exact = {name: filters[name] for name in EVENT_FILTERS if filters.get(name) not in (None, "")}
@@ -89,7 +90,7 @@ def audit_event_list(*, organization_id: Any, filters: dict[str, Any]) -> QueryS
     return events.order_by("-seq")
 
 
-def organization_figures(*, organization_id: Any, since: Any) -> list[dict[str, Any]]:
+def organization_figures(*, organization_id: Id, since: Any) -> list[dict[str, Any]]:
     """Count the organization's audit events since a time, per action and outcome."""
     rows = (
         AuditEvent.objects.filter(organization_id=organization_id, timestamp__gte=since)

@@ -22,19 +22,44 @@ from audit.selectors import audit_chain_verify, audit_event_list
 from config.errors import NotFound
 
 FILTERS = (
-    "action", "actor_type", "actor_id", "outcome", "resource_type", "resource_id", "request_id",
-    "since", "until",
-)  # fmt: skip
+    "action",
+    "actor_type",
+    "actor_id",
+    "outcome",
+    "resource_type",
+    "resource_id",
+    "request_id",
+    "since",
+    "until",
+)
 # Offered as suggestions in the action filter: the contract's actions and the log's own.
 KNOWN_ACTIONS = (
-    "auth.login", "auth.login_failed", "auth.logout", "auth.token_refreshed",
-    "auth.refresh_reuse_detected", "auth.session_revoked", "auth.org_switched",
-    "token.created", "token.updated", "token.rotated", "token.revoked", "token.emergency_revoke",
-    "token.used_after_revocation", "token.rotation_reuse_detected", "token.ip_denied",
-    "token.expiring", "token.policy_changed", "authz.denied", "image.uploaded", "image.deleted",
-    "org.member_added", "org.member_role_changed", "org.member_removed", "org.group_changed",
+    "auth.login",
+    "auth.login_failed",
+    "auth.logout",
+    "auth.token_refreshed",
+    "auth.refresh_reuse_detected",
+    "auth.session_revoked",
+    "auth.org_switched",
+    "token.created",
+    "token.updated",
+    "token.rotated",
+    "token.revoked",
+    "token.emergency_revoke",
+    "token.used_after_revocation",
+    "token.rotation_reuse_detected",
+    "token.ip_denied",
+    "token.expiring",
+    "token.policy_changed",
+    "authz.denied",
+    "image.uploaded",
+    "image.deleted",
+    "org.member_added",
+    "org.member_role_changed",
+    "org.member_removed",
+    "org.group_changed",
     "user.password_changed",
-)  # fmt: skip
+)
 EXPORT_URL = "/api/v1/audit/events/export"
 
 
@@ -93,6 +118,6 @@ def audit_page(request: HttpRequest) -> HttpResponse:
 def audit_verify_page(request: HttpRequest) -> HttpResponse:
     """Walk the organization's hash chain, as `manage.py audit_verify` does, and show the result."""
     principal = signed_in_principal(request)
-    checked, broken = audit_chain_verify(str(principal.organization_id))
+    checked, broken = audit_chain_verify(chain=str(principal.organization_id))
     context = {"checked": checked, "broken": broken}
     return render(request, "audit/verify.html", context)

@@ -34,9 +34,12 @@ def run() -> None:
         organization=org, name="plain", scopes=["image:read"], created_by=user
     ).secret
     listed = token_create(
-        organization=org, name="listed", scopes=["image:read"], created_by=user,
+        organization=org,
+        name="listed",
+        scopes=["image:read"],
+        created_by=user,
         allowed_ips=networks,
-    ).secret  # fmt: skip
+    ).secret
     client = Client()
     results = compare(
         {
@@ -51,5 +54,7 @@ def run() -> None:
         rounds=101,
         per_round=25,
     )
-    report("A token request with a 32-entry IP allow-list, against one without (goal <= 1.05x)",
-           results)  # fmt: skip
+    report(
+        "A token request with a 32-entry IP allow-list, against one without (goal <= 1.05x)",
+        results,
+    )

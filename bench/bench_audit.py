@@ -31,13 +31,24 @@ def _append_events(chain: str, org_id: uuid.UUID, count: int) -> None:
         for _ in range(min(BATCH, remaining)):
             position += 1
             event = AuditEvent(
-                chain=chain, position=position, timestamp=now, organization_id=org_id,
-                organization_display="bench-audit", actor_type="user", actor_id="bench",
-                actor_display="bench", action="image.uploaded", resource_type="image",
-                resource_id=str(position), outcome="success", ip="127.0.0.1",
-                user_agent="bench", request_id=f"req-{position}", details={"n": position},
+                chain=chain,
+                position=position,
+                timestamp=now,
+                organization_id=org_id,
+                organization_display="bench-audit",
+                actor_type="user",
+                actor_id="bench",
+                actor_display="bench",
+                action="image.uploaded",
+                resource_type="image",
+                resource_id=str(position),
+                outcome="success",
+                ip="127.0.0.1",
+                user_agent="bench",
+                request_id=f"req-{position}",
+                details={"n": position},
                 prev_hash=prev,
-            )  # fmt: skip
+            )
             event.hash = prev = event_hash(prev, event)
             batch.append(event)
         AuditEvent.objects.bulk_create(batch, batch_size=2000)
@@ -98,8 +109,9 @@ def run() -> None:
     started = time.perf_counter()
     _append_events(chain, org.id, 10_000)
     print(f"appended 10,000 events in {time.perf_counter() - started:.1f}s")
-    small = compare({"newest page, 10k events": newest, "filtered page, 10k": filtered},
-                    rounds=10, per_round=20)  # fmt: skip
+    small = compare(
+        {"newest page, 10k events": newest, "filtered page, 10k": filtered}, rounds=10, per_round=20
+    )
 
     started = time.perf_counter()
     _append_events(chain, org.id, 990_000)
@@ -107,8 +119,9 @@ def run() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE audit_auditevent")
-    large = compare({"newest page, 1M events": newest, "filtered page, 1M": filtered},
-                    rounds=10, per_round=20)  # fmt: skip
+    large = compare(
+        {"newest page, 1M events": newest, "filtered page, 1M": filtered}, rounds=10, per_round=20
+    )
     report("Newest page of the audit log (50 events, JWT admin)", [small[0], large[0]])
     report("Newest page filtered by action", [small[1], large[1]])
     _recording_cost()

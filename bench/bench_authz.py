@@ -49,7 +49,7 @@ def _decisions(org_id: str, user_id: str) -> dict[str, Callable[[], Any]]:
         member_key,
         member_view,
         principal_from_view,
-    )  # fmt: skip
+    )
 
     keys = [generation_key(org_id), member_key(org_id, user_id)]
 
@@ -58,8 +58,9 @@ def _decisions(org_id: str, user_id: str) -> dict[str, Callable[[], Any]]:
             organization_id=org_id, user_id=user_id, cached=cached
         )
         principal = principal_from_view(view, source=source, generation=generation)
-        decision = decision_check(principal=principal, permission="image:read",
-                                  organization_id=org_id)  # fmt: skip
+        decision = decision_check(
+            principal=principal, permission="image:read", organization_id=org_id
+        )
         assert decision.allowed
         return decision
 
@@ -111,8 +112,9 @@ def _remote(org_id: str, user_id: str) -> Callable[[], Any]:
     principal = principal_from_view(view, source="l1", generation=None)
 
     def ask() -> Any:
-        decision = decision_check(principal=principal, permission="image:read",
-                                  organization_id=org_id, backend="remote")  # fmt: skip
+        decision = decision_check(
+            principal=principal, permission="image:read", organization_id=org_id, backend="remote"
+        )
         assert decision.source == "remote", decision
         return decision
 
@@ -125,8 +127,13 @@ def run() -> None:
     results = compare(_decisions(org_id, user_id), rounds=15, per_round=100)
     report("decision, in-process cache (embedded default)", results)
     if _redis_reachable():
-        redis_cache = {"default": {"BACKEND": "django_redis.cache.RedisCache",
-                                   "LOCATION": REDIS_URL, "KEY_PREFIX": "bench-authz"}}  # fmt: skip
+        redis_cache = {
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": REDIS_URL,
+                "KEY_PREFIX": "bench-authz",
+            }
+        }
         with override_settings(CACHES=redis_cache):
             redis_results = compare(_decisions(org_id, user_id), rounds=15, per_round=100)
         report(f"decision, Redis ({REDIS_URL})", redis_results)
@@ -148,11 +155,15 @@ def _remote_and_request(setup: dict[str, Any], org_id: str, user_id: str) -> Non
             ask = _remote(org_id, user_id)
             local = _decisions(org_id, user_id)
             results = compare(
-                {"uncached: database": local["uncached: database (baseline)"],
-                 "remote decision (HTTP, second server)": ask,
-                 "in-process hit": local["in-process hit"]},
-                warmup=20, rounds=10, per_round=20,
-            )  # fmt: skip
+                {
+                    "uncached: database": local["uncached: database (baseline)"],
+                    "remote decision (HTTP, second server)": ask,
+                    "in-process hit": local["in-process hit"],
+                },
+                warmup=20,
+                rounds=10,
+                per_round=20,
+            )
             report("remote decision point (loopback, gunicorn, 2 workers)", results)
             client = Client()
             bearer: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {setup['access']}"}

@@ -99,10 +99,16 @@ def _memory() -> dict[str, dict[str, int]]:
     completed = subprocess.run(
         [sys.executable, "-c", RSS_PROBE],
         cwd=settings.BASE_DIR,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test",
-             "LOG_LEVEL": "WARNING"},
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
+            "LOG_LEVEL": "WARNING",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 

@@ -66,8 +66,9 @@ def _token() -> str:
     org = organization_create(name="Bench images", slug="bench-images", tier="enterprise")
     user = user_create(username="images", email="images@example.com", password="bench-pass-12345")
     member_add(organization=org, user=user, role="admin")
-    issued = token_create(organization=org, name="images", scopes=["image:upload", "image:read"],
-                          created_by=user)  # fmt: skip
+    issued = token_create(
+        organization=org, name="images", scopes=["image:upload", "image:read"], created_by=user
+    )
     return issued.secret
 
 
@@ -83,13 +84,31 @@ def _worker(broker_url: str, concurrency: int) -> WorkerProcess:
     }
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker",
-             "--pool", "prefork", "--concurrency", str(concurrency), "--loglevel", "INFO",
-             "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "--hostname", f"bench-images-{os.getpid()}@%h"],
-            cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"bench-images-{os.getpid()}@%h",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, stopped and resumed as one
-        )  # fmt: skip
+        )
     worker = WorkerProcess(process, log_path)
     worker.wait_for_log(lambda line: "ready" in str(line.get("event", "")), timeout=60)
     return worker
@@ -193,8 +212,11 @@ def _throughput(client: httpx.Client, jpeg: bytes, worker: WorkerProcess) -> dic
     bodies = [_finished(client, url, every=0.5, timeout=600) for url in status_urls]
     cpu_per_job = (_cpu_seconds(worker_pid) - cpu_before) / BATCH
     last = max(_moment(body["finished_at"]) for body in bodies)
-    return {"cpu_per_job": cpu_per_job, "measured": BATCH / (last - resumed),
-            "idle": statistics.median(_idle_gaps(worker, resumed))}  # fmt: skip
+    return {
+        "cpu_per_job": cpu_per_job,
+        "measured": BATCH / (last - resumed),
+        "idle": statistics.median(_idle_gaps(worker, resumed)),
+    }
 
 
 def run() -> None:
@@ -206,8 +228,12 @@ def run() -> None:
     broker = REDIS_URL if _redis_reachable() else "filesystem://"
     jpeg = _photo_jpeg()
     secret = _token()
-    server = server_spawn(log_path=settings.VAR_DIR / "bench-images-server.log", workers=1,
-                          CELERY_BROKER_URL=broker, LOG_LEVEL="INFO")  # fmt: skip
+    server = server_spawn(
+        log_path=settings.VAR_DIR / "bench-images-server.log",
+        workers=1,
+        CELERY_BROKER_URL=broker,
+        LOG_LEVEL="INFO",
+    )
     worker = None
     try:
         server.wait_until_ready()
@@ -255,8 +281,10 @@ def _report(
     print(f"  upload to succeeded, one job at a time on a warm worker ({SAMPLES} jobs):")
     for name, label in PHASES.items():
         values = [seconds * 1000 for seconds in phases[name]]
-        print(f"    {label:<30} p50 {statistics.median(values):7.1f} ms   "
-              f"p95 {_percentile(values, 0.95):7.1f} ms")  # fmt: skip
+        print(
+            f"    {label:<30} p50 {statistics.median(values):7.1f} ms   "
+            f"p95 {_percentile(values, 0.95):7.1f} ms"
+        )
     ideal, measured = cpus / batch["cpu_per_job"], batch["measured"]
     print(f"  throughput, {BATCH} jobs queued, then the worker resumed:")
     print(f"    {'worker CPU per job':<30} {batch['cpu_per_job'] * 1000:7.1f} ms (user + system)")

@@ -133,13 +133,21 @@ def _probed(case: str, token: str, directory: Path) -> float:
     from config.testing.processes import database_url_for_subprocess
 
     env = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test", "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": database_url_for_subprocess(), "RATE_LIMIT_ENABLED": "false",
-    }  # fmt: skip
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": database_url_for_subprocess(),
+        "RATE_LIMIT_ENABLED": "false",
+    }
     completed = subprocess.run(
-        [sys.executable, "-c", PROBE, case, token, str(directory)], cwd=settings.BASE_DIR,
-        env=env, capture_output=True, text=True, check=True, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "-c", PROBE, case, token, str(directory)],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     return float(json.loads(completed.stdout.strip().splitlines()[-1]))
 
 

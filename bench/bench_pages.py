@@ -80,9 +80,12 @@ def run() -> None:
         },
     }
     results = compare(pages, warmup=5, rounds=9, per_round=5)
-    report(f"Dashboard pages, demo organization with {IMAGES} images (goal < {GOAL_MS} ms)",
-           results)  # fmt: skip
+    report(
+        f"Dashboard pages, demo organization with {IMAGES} images (goal < {GOAL_MS} ms)", results
+    )
     slowest = max(results[1:], key=lambda result: result.median_us)
     verdict = "meets" if slowest.median_us < GOAL_MS * 1000 else "misses"
-    print(f"slowest page: {slowest.name}, {slowest.median_us / 1000:.1f} ms median: "
-          f"{verdict} the {GOAL_MS} ms goal")  # fmt: skip
+    print(
+        f"slowest page: {slowest.name}, {slowest.median_us / 1000:.1f} ms median: "
+        f"{verdict} the {GOAL_MS} ms goal"
+    )

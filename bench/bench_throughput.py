@@ -70,8 +70,11 @@ def _gunicorn(module: str, env: dict[str, str], log: Path) -> ServerProcess:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", module, *flags],
-            cwd=settings.BASE_DIR, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=settings.BASE_DIR,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     return ServerProcess(process, port, log)
 
 
@@ -106,13 +109,24 @@ def _cases(credentials: dict[str, str]) -> list[Case]:
     return [
         Case("bare DRF application, no middleware (baseline)", "baseline", "/bare", {}),
         Case("GET /api/v1/auth/me, JWT", "project", "/api/v1/auth/me", jwt, goal=0.5),
-        Case("GET /api/v1/images/limits, service token", "project", "/api/v1/images/limits",
-             token, goal=0.5),
+        Case(
+            "GET /api/v1/images/limits, service token",
+            "project",
+            "/api/v1/images/limits",
+            token,
+            goal=0.5,
+        ),
         Case("GET /health", "project", "/health", {}, goal=0.3),
-        Case("unknown API path, no credential (404)", "project", "/api/v1/no-such-path", {},
-             goal=0.7, counted="4"),
+        Case(
+            "unknown API path, no credential (404)",
+            "project",
+            "/api/v1/no-such-path",
+            {},
+            goal=0.7,
+            counted="4",
+        ),
         Case("bare DRF view inside the project's middleware", "project", "/bench/bare", {}),
-    ]  # fmt: skip
+    ]
 
 
 def _wrk(url: str, headers: dict[str, str], seconds: float) -> dict[str, Any]:
@@ -208,8 +222,10 @@ def _report(cases: list[Case], samples: dict[str, list[Sample]], redis: bool) ->
             verdict = f"goal {case.goal}x: {'meets' if ratio >= case.goal else 'MISSES'}"
             if ratio < case.goal:
                 missed.append(case.name)
-        print(f"  {case.name:<50} {statistics.median(s.rate for s in mine):7.0f} req/s "
-              f"{ratio:5.2f}x (cycles {min(ratios):.2f}-{max(ratios):.2f})  "
-              f"p99 {statistics.median(s.p99_ms for s in mine):6.2f} ms ({p99:4.1f}x)  "
-              f"{cpu}  {verdict}")  # fmt: skip
+        print(
+            f"  {case.name:<50} {statistics.median(s.rate for s in mine):7.0f} req/s "
+            f"{ratio:5.2f}x (cycles {min(ratios):.2f}-{max(ratios):.2f})  "
+            f"p99 {statistics.median(s.p99_ms for s in mine):6.2f} ms ({p99:4.1f}x)  "
+            f"{cpu}  {verdict}"
+        )
     print(f"  {'every goal met' if not missed else 'goals missed: ' + '; '.join(missed)}")

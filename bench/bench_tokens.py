@@ -58,8 +58,8 @@ def _filler_tokens(org: Any, user: Any, count: int) -> None:
 
 
 def _verification(raw: str) -> dict[str, Any]:
-    from accounts.identity.authentication import principal_for_token
     from accounts.tokens.format import token_digest
+    from accounts.tokens.principal import principal_for_token
     from accounts.tokens.records import record_key
 
     key = record_key(token_digest(raw))
@@ -85,12 +85,14 @@ def run() -> None:
     results = compare(
         {
             "bare DRF view (baseline)": request(client, "/bench/bare"),
-            "same view, JWT": request(client, "/bench/authenticated",
-                                      HTTP_AUTHORIZATION=f"Bearer {access}"),
-            "same view, service token (X-API-Key)": request(client, "/bench/authenticated",
-                                                             HTTP_X_API_KEY=secret),
+            "same view, JWT": request(
+                client, "/bench/authenticated", HTTP_AUTHORIZATION=f"Bearer {access}"
+            ),
+            "same view, service token (X-API-Key)": request(
+                client, "/bench/authenticated", HTTP_X_API_KEY=secret
+            ),
         }
-    )  # fmt: skip
+    )
     report("A request authenticated by a service token, against JWT", results)
 
     _filler_tokens(org, user, 1_000)

@@ -18,8 +18,15 @@ class RecordAdmin(admin.ModelAdmin):
 
 @admin.register(Classification)
 class ClassificationAdmin(RecordAdmin):
-    list_display = ("created_at", "organization", "top_label", "is_vehicle", "provider",
-                    "principal_display", "processing_time_ms")  # fmt: skip
+    list_display = (
+        "created_at",
+        "organization",
+        "top_label",
+        "is_vehicle",
+        "provider",
+        "principal_display",
+        "processing_time_ms",
+    )
     list_filter = ("is_vehicle", "top_label", "provider")
     search_fields = ("id", "upload_sha256", "principal", "principal_display")
     list_select_related = ("organization",)

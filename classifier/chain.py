@@ -12,8 +12,9 @@ from PIL import Image
 
 from classifier import metrics
 from classifier.categories import Classification
+from classifier.errors import ProviderError
 from classifier.health import HEALTHY, STATE_VALUE, ProviderStatus, provider_health
-from classifier.providers import Provider, ProviderError, configured_providers
+from classifier.providers import Provider, configured_providers
 
 logger = structlog.get_logger("vantage.classifier")
 

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 import structlog
 
-from classifier.providers.base import ProviderError
+from classifier.errors import ProviderError
 
 logger = structlog.get_logger("vantage.classifier")
 

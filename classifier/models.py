@@ -24,9 +24,12 @@ class Classification(models.Model):
     principal = models.CharField(max_length=80)
     principal_display = models.CharField(max_length=200)
     image = models.ForeignKey(
-        "images.Image", null=True, blank=True, on_delete=models.SET_NULL,
+        "images.Image",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="classifications",
-    )  # fmt: skip
+    )
     # The job that produced it: a job run twice still keeps one classification.
     job = models.OneToOneField(
         "images.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -8,10 +8,12 @@ import structlog
 from django.db.models import QuerySet
 
 from classifier import metrics
+from classifier.errors import ProviderError
 from classifier.health import STATE_VALUE, provider_health
 from classifier.models import Classification, VehicleReport
-from classifier.providers import ProviderError, configured_providers
+from classifier.providers import configured_providers
 from config.errors import NotFound
+from config.ids import Id
 
 logger = structlog.get_logger("vantage.classifier")
 
@@ -42,7 +44,7 @@ def models_metadata() -> dict[str, Any]:
     return {"models": models}
 
 
-def classification_get(*, organization_id: Any, classification_id: Any) -> Classification:
+def classification_get(*, organization_id: Id, classification_id: Id) -> Classification:
     """Return one of the organization's classifications, or raise 404."""
     found = Classification.objects.filter(
         organization_id=organization_id, id=classification_id
@@ -52,7 +54,7 @@ def classification_get(*, organization_id: Any, classification_id: Any) -> Class
     return found
 
 
-def vehicle_reports_for(*, organization_id: Any, vehicle_id: str) -> QuerySet[VehicleReport]:
+def vehicle_reports_for(*, organization_id: Id, vehicle_id: str) -> QuerySet[VehicleReport]:
     """Return the organization's reports about one vehicle, newest first."""
     return VehicleReport.objects.filter(
         organization_id=organization_id, vehicle_id=vehicle_id

@@ -14,11 +14,11 @@ from accounts.identity.principal import Principal
 from audit.services import audit_record
 from classifier import categories
 from classifier.chain import classify_with_failover
-from classifier.errors import ClassifierUnavailable
+from classifier.errors import ClassifierUnavailable, ProviderError
 from classifier.models import Classification, VehicleReport
 from classifier.preprocessing import model_input
-from classifier.providers import ProviderError
 from config.errors import DomainError, InvalidInput
+from config.ids import Id
 from images.validation import decoding, format_of, full_size_decoding, image_open, upload_checked
 
 logger = structlog.get_logger("vantage.classifier")
@@ -36,25 +36,28 @@ class BatchOutcome:
 
 
 def _audit(
-    principal: Principal, action: str, resource_type: str, resource_id: Any, **details: Any
+    principal: Principal, action: str, resource_type: str, resource_id: object, **details: Any
 ) -> None:
     """Record a classifier call in the principal's organization's audit chain."""
     audit_record(
-        action=action, organization_id=principal.organization_id,
-        organization_display=principal.organization_slug, resource_type=resource_type,
-        resource_id=str(resource_id), details=details,
-    )  # fmt: skip
+        action=action,
+        organization_id=principal.organization_id,
+        organization_display=principal.organization_slug,
+        resource_type=resource_type,
+        resource_id=str(resource_id),
+        details=details,
+    )
 
 
 def classification_record(
     *,
-    organization_id: Any,
+    organization_id: Id,
     principal_ref: str,
     principal_display: str,
     result: categories.Classification,
     upload_sha256: str,
-    image_id: Any = None,
-    job_id: Any = None,
+    image_id: Id | None = None,
+    job_id: Id | None = None,
 ) -> Classification:
     """Keep what a provider concluded; for a job (`job_id`), once however often the job runs."""
     fields = {
@@ -112,12 +115,21 @@ def vehicle_classify(*, principal: Principal, file: IO[bytes], filename: str) ->
     result = _classified([picture])[0]
     with transaction.atomic():
         stored = classification_record(
-            organization_id=principal.organization_id, principal_ref=principal.ref,
-            principal_display=principal.display, result=result, upload_sha256=sha256,
-        )  # fmt: skip
-        _audit(principal, "vehicle.classified", "classification", stored.id,
-               is_vehicle=stored.is_vehicle, top_label=stored.top_label,
-               provider=stored.provider)  # fmt: skip
+            organization_id=principal.organization_id,
+            principal_ref=principal.ref,
+            principal_display=principal.display,
+            result=result,
+            upload_sha256=sha256,
+        )
+        _audit(
+            principal,
+            "vehicle.classified",
+            "classification",
+            stored.id,
+            is_vehicle=stored.is_vehicle,
+            top_label=stored.top_label,
+            provider=stored.provider,
+        )
     return stored
 
 
@@ -148,9 +160,12 @@ def vehicle_classify_batch(
     with transaction.atomic():
         for (index, sha256, _), result in zip(accepted, results, strict=True):
             stored = classification_record(
-                organization_id=principal.organization_id, principal_ref=principal.ref,
-                principal_display=principal.display, result=result, upload_sha256=sha256,
-            )  # fmt: skip
+                organization_id=principal.organization_id,
+                principal_ref=principal.ref,
+                principal_display=principal.display,
+                result=result,
+                upload_sha256=sha256,
+            )
             outcomes[index] = BatchOutcome(filename=files[index][1], classification=stored)
         _batch_audit(principal, outcomes)
     return [outcome for outcome in outcomes if outcome is not None]
@@ -159,9 +174,16 @@ def vehicle_classify_batch(
 def _batch_audit(principal: Principal, outcomes: Sequence[BatchOutcome | None]) -> None:
     """Record a batch as one event naming its count, however many files it held."""
     stored = [o.classification for o in outcomes if o is not None and o.classification]
-    _audit(principal, "vehicle.batch_classified", "classification_batch", "",
-           count=len(outcomes), classified=len(stored), refused=len(outcomes) - len(stored),
-           classification_ids=[str(c.id) for c in stored])  # fmt: skip
+    _audit(
+        principal,
+        "vehicle.batch_classified",
+        "classification_batch",
+        "",
+        count=len(outcomes),
+        classified=len(stored),
+        refused=len(outcomes) - len(stored),
+        classification_ids=[str(c.id) for c in stored],
+    )
 
 
 def vehicle_report_create(
@@ -170,19 +192,28 @@ def vehicle_report_create(
     vehicle_id: str,
     data: dict[str, Any],
     classification: Classification | None = None,
-    image_id: Any = None,
+    image_id: Id | None = None,
 ) -> VehicleReport:
     """File a report about a vehicle; what it cites belongs to the principal's organization."""
     with transaction.atomic():
         report = VehicleReport.objects.create(
-            organization_id=principal.organization_id, vehicle_id=vehicle_id,
-            classification=classification, image_id=image_id, data=data,
-            reported_by=principal.ref, reported_by_display=principal.display,
-        )  # fmt: skip
-        _audit(principal, "vehicle.report_created", "vehicle_report", report.id,
-               vehicle_id=vehicle_id,
-               classification_id=str(classification.id) if classification else None,
-               image_id=str(image_id) if image_id else None)  # fmt: skip
+            organization_id=principal.organization_id,
+            vehicle_id=vehicle_id,
+            classification=classification,
+            image_id=image_id,
+            data=data,
+            reported_by=principal.ref,
+            reported_by_display=principal.display,
+        )
+        _audit(
+            principal,
+            "vehicle.report_created",
+            "vehicle_report",
+            report.id,
+            vehicle_id=vehicle_id,
+            classification_id=str(classification.id) if classification else None,
+            image_id=str(image_id) if image_id else None,
+        )
     return report
 
 

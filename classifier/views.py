@@ -19,7 +19,6 @@ from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.identity.principal import Principal
 from accounts.ratelimits.limits import (
     DEFAULT_RULE,
-    RateLimitExceeded,
     rate_limit_hit,
     request_windows,
 )
@@ -43,7 +42,7 @@ def _rate_limit_count(principal: Principal) -> None:
     tier, windows = request_windows(rule=DEFAULT_RULE, principal=principal, client_ip=None)
     outcome = rate_limit_hit(tier=tier, windows=windows)
     if not outcome.allowed:
-        raise RateLimitExceeded(outcome)
+        raise outcome.refusal()
 
 
 def _classify_form(
@@ -60,12 +59,14 @@ def _classify_form(
         "error": error,
     }
     if classification is not None:
-        context["verdict"] = verdict({
-            "is_vehicle": classification.is_vehicle,
-            "top_label": classification.top_label,
-            "vehicle_probability": classification.vehicle_probability,
-            "predictions": classification.predictions.get("categories", []),
-        })  # fmt: skip
+        context["verdict"] = verdict(
+            {
+                "is_vehicle": classification.is_vehicle,
+                "top_label": classification.top_label,
+                "vehicle_probability": classification.vehicle_probability,
+                "predictions": classification.predictions.get("categories", []),
+            }
+        )
         context["imagenet"] = [
             {**entry, "percent": f"{float(entry.get('confidence', 0)) * 100:.1f}%"}
             for entry in classification.predictions.get("imagenet", [])
@@ -73,8 +74,12 @@ def _classify_form(
     if error is not None:
         context["error_message"] = REJECTION_MESSAGES.get(error.code, "The image was refused.")
         context["retry_after"] = error.headers.get("Retry-After")
-    response = render(request, "classifier/classify.html", context,
-                      status=error.status if error is not None else 200)  # fmt: skip
+    response = render(
+        request,
+        "classifier/classify.html",
+        context,
+        status=error.status if error is not None else 200,
+    )
     if error is not None and "Retry-After" in error.headers:
         response["Retry-After"] = error.headers["Retry-After"]
     return response
@@ -109,8 +114,9 @@ def classify_page(request: HttpRequest) -> HttpResponse:
 
 
 def _provider_row(status: dict[str, Any]) -> dict[str, Any]:
-    moments = {name: parse_datetime(status[name]) if status[name] else None
-               for name in PROVIDER_MOMENTS}  # fmt: skip
+    moments = {
+        name: parse_datetime(status[name]) if status[name] else None for name in PROVIDER_MOMENTS
+    }
     return {**status, **moments}
 
 

@@ -82,8 +82,11 @@ class VantageTask(Task):
         except Exception as exc:
             if timed_out(exc):
                 _broker_failed_until[0] = time.monotonic() + settings.BROKER_COOLDOWN_SECONDS
-                logger.warning("broker_cooling_down", error_type=type(exc).__name__,
-                               seconds=settings.BROKER_COOLDOWN_SECONDS)  # fmt: skip
+                logger.warning(
+                    "broker_cooling_down",
+                    error_type=type(exc).__name__,
+                    seconds=settings.BROKER_COOLDOWN_SECONDS,
+                )
             raise
 
 

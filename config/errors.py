@@ -237,10 +237,11 @@ def exception_to_problem(exc: BaseException) -> HttpResponse:
         # The database is down or unreachable: nothing was done, and a retry may succeed.
         logger.error("database_unavailable", exc_info=exc)
         return problem_response(
-            status=503, code="SERVICE_UNAVAILABLE",
+            status=503,
+            code="SERVICE_UNAVAILABLE",
             detail="The database cannot be reached; try again shortly.",
             headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
-        )  # fmt: skip
+        )
     logger.error("unhandled_exception", exc_info=exc)
     return problem_response(status=500, code="INTERNAL_ERROR", detail=INTERNAL_ERROR_DETAIL)
 

@@ -102,8 +102,12 @@ def _redis_timeouts() -> dict[str, Any]:
 
 def _broker() -> None:
     seconds = settings.HEALTH_CHECK_TIMEOUT
-    timeouts = {"socket_timeout": seconds, "socket_connect_timeout": seconds,
-                "read_timeout": seconds, "write_timeout": seconds}  # fmt: skip
+    timeouts = {
+        "socket_timeout": seconds,
+        "socket_connect_timeout": seconds,
+        "read_timeout": seconds,
+        "write_timeout": seconds,
+    }
     with celery_app.connection_for_write(
         url=settings.CELERY_BROKER_URL, connect_timeout=seconds, transport_options=timeouts
     ) as conn:

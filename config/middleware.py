@@ -189,10 +189,15 @@ class CommonMiddleware(django_common.CommonMiddleware):
 # A view or template that asks for its own policy (decorators, a nonce) gets
 # django-csp's full treatment; every other answer carries the standing policy.
 _PER_RESPONSE_POLICY = (
-    "_csp_config", "_csp_update", "_csp_replace",
-    "_csp_config_ro", "_csp_update_ro", "_csp_replace_ro",
-    "_csp_exempt", "_csp_exempt_ro",
-)  # fmt: skip
+    "_csp_config",
+    "_csp_update",
+    "_csp_replace",
+    "_csp_config_ro",
+    "_csp_update_ro",
+    "_csp_replace_ro",
+    "_csp_exempt",
+    "_csp_exempt_ro",
+)
 
 
 class ContentSecurityPolicyMiddleware(CSPMiddleware):

@@ -9,8 +9,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 
 # What an operation does, by method, where the path alone does not say it.
-_ACTIONS = {"GET": "get", "POST": "create", "PUT": "replace", "PATCH": "update",
-            "DELETE": "delete"}  # fmt: skip
+_ACTIONS = {"GET": "get", "POST": "create", "PUT": "replace", "PATCH": "update", "DELETE": "delete"}
 
 
 # Operations that take an Idempotency-Key: a retried request answers its first answer.
@@ -18,23 +17,29 @@ IDEMPOTENT_OPERATIONS = ("images_upload", "images_upscale")
 
 
 _IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER,
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
     description="1 to 255 characters the client chooses per file: the same request sent "
     "again with the same key and file gets the first answer again for 24 hours, and creates "
     "nothing.",
-)  # fmt: skip
+)
 
 
 def _page_parameters(*, cursor: bool) -> list[OpenApiParameter]:
     size = OpenApiParameter(
-        "page_size", int, description="Items per page "
+        "page_size",
+        int,
+        description="Items per page "
         f"(at most {settings.API_MAX_PAGE_SIZE} for pages, 500 for cursors).",
-    )  # fmt: skip
+    )
     if cursor:
         where = OpenApiParameter(
-            "cursor", str, description="Where the page starts: the `cursor` of the `next` or "
+            "cursor",
+            str,
+            description="Where the page starts: the `cursor` of the `next` or "
             "`previous` link of the page before; absent for the first page.",
-        )  # fmt: skip
+        )
     else:
         where = OpenApiParameter("page", int, description="The page number, from 1.")
     return [where, size]
@@ -155,8 +160,13 @@ _HEADERS: dict[str, dict[str, Any]] = {
     },
     "Location": {"description": "Where the created job is followed.", "schema": {"type": "string"}},
 }
-_RATE_LIMIT_HEADERS = ("RateLimit", "RateLimit-Policy", "X-RateLimit-Limit",
-                       "X-RateLimit-Remaining", "X-RateLimit-Reset")  # fmt: skip
+_RATE_LIMIT_HEADERS = (
+    "RateLimit",
+    "RateLimit-Policy",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+)
 
 
 def _header_refs(*names: str) -> dict[str, Any]:
@@ -186,11 +196,17 @@ def add_response_headers(
                     names.append("Location")
                 response["headers"] = {**response.get("headers", {}), **_header_refs(*names)}
             if limited:
-                responses.setdefault("429", _problem(
-                    "Too many requests in a window of the caller's tier.",
-                    "X-Request-ID", "Retry-After", *_RATE_LIMIT_HEADERS,
-                ))  # fmt: skip
-            responses.setdefault("503", _problem(
-                "A dependency is unavailable for a while.", "X-Request-ID", "Retry-After"
-            ))  # fmt: skip
+                responses.setdefault(
+                    "429",
+                    _problem(
+                        "Too many requests in a window of the caller's tier.",
+                        "X-Request-ID",
+                        "Retry-After",
+                        *_RATE_LIMIT_HEADERS,
+                    ),
+                )
+            responses.setdefault(
+                "503",
+                _problem("A dependency is unavailable for a while.", "X-Request-ID", "Retry-After"),
+            )
     return result

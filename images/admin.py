@@ -37,8 +37,15 @@ class JobInline(admin.TabularInline):
 
 @admin.register(Image)
 class ImageAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "filename", "organization", "status", "label", "size_bytes",
-                    "uploaded_by_display")  # fmt: skip
+    list_display = (
+        "created_at",
+        "filename",
+        "organization",
+        "status",
+        "label",
+        "size_bytes",
+        "uploaded_by_display",
+    )
     list_filter = ("status", "label", "content_type")
     search_fields = ("id", "filename", "sha256", "uploaded_by_display", "organization__slug")
     list_select_related = ("organization",)
@@ -59,8 +66,15 @@ class ImageAdmin(ReadOnlyAdmin):
 
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "kind", "status", "organization", "image", "attempts",
-                    "error_code")  # fmt: skip
+    list_display = (
+        "created_at",
+        "kind",
+        "status",
+        "organization",
+        "image",
+        "attempts",
+        "error_code",
+    )
     list_filter = ("status", "kind", "error_code")
     search_fields = ("id", "image__id", "image__filename", "request_id", "organization__slug")
     list_select_related = ("organization", "image")

@@ -206,3 +206,29 @@ class IdempotencyKeyInFlight(DomainError):
     default_detail = (
         "A request with this Idempotency-Key is still being answered; retry in a moment."
     )
+
+
+class TransientJobError(Exception):
+    """A failure worth another attempt later (a provider, the storage or the database).
+
+    `code` is the job's error code should no attempt be left; `attempt` is the
+    attempt that failed, which the next one may take the job over from.
+    """
+
+    def __init__(
+        self, message: str, *, code: str = "PROCESSING_FAILED", attempt: int | None = None
+    ) -> None:
+        self.code, self.attempt = code, attempt
+        super().__init__(message)
+
+
+class PermanentJobError(Exception):
+    """A failure no retry can mend, with a code and a message a person understands."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code, self.message = code, message
+        super().__init__(message)
+
+
+class ClaimLost(Exception):
+    """Another attempt has taken the job over: this one must write nothing more."""

@@ -20,11 +20,12 @@ from PIL import ExifTags
 from PIL import Image as PILImage
 
 from classifier.chain import classify_with_failover
+from classifier.errors import ProviderError
 from classifier.preprocessing import model_input
-from classifier.providers.base import ProviderError
 from classifier.services import classification_record
 from config.errors import DomainError
 from images import metrics
+from images.errors import ClaimLost, PermanentJobError, TransientJobError
 from images.models import Image, Job
 from images.processing import image_decode, image_sanitize, image_upscale, thumbnail_make
 from images.queue import job_enqueue
@@ -33,32 +34,6 @@ from images.stored_files import file_discard, file_write
 from images.validation import format_of, storage_path_for
 
 logger = structlog.get_logger("vantage.jobs")
-
-
-class TransientJobError(Exception):
-    """A failure worth another attempt later (a provider, the storage or the database).
-
-    `code` is the job's error code should no attempt be left; `attempt` is the
-    attempt that failed, which the next one may take the job over from.
-    """
-
-    def __init__(
-        self, message: str, *, code: str = "PROCESSING_FAILED", attempt: int | None = None
-    ) -> None:
-        self.code, self.attempt = code, attempt
-        super().__init__(message)
-
-
-class PermanentJobError(Exception):
-    """A failure no retry can mend, with a code and a message a person understands."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code, self.message = code, message
-        super().__init__(message)
-
-
-class ClaimLost(Exception):
-    """Another attempt has taken the job over: this one must write nothing more."""
 
 
 def job_claim(
@@ -212,24 +187,35 @@ def _turned(decoded: PILImage.Image) -> bool:
 def _classify(job: Job, data: bytes) -> None:
     image = job.image
     decoded = _original_sanitize(image, data)
-    thumbnail = storage_path_for(organization_id=image.organization_id, image_id=image.id,
-                                 variant="thumbnail", extension="jpg")  # fmt: skip
+    thumbnail = storage_path_for(
+        organization_id=image.organization_id,
+        image_id=image.id,
+        variant="thumbnail",
+        extension="jpg",
+    )
     file_write(name=thumbnail, data=thumbnail_make(data))
     # The model sees the upright centre square, reduced: never a second full-size copy.
     result = classify_with_failover([model_input(decoded)])[0]
     with _result_writing(job):
         stored = classification_record(
-            organization_id=image.organization_id, principal_ref=image.uploaded_by,
-            principal_display=image.uploaded_by_display, result=result,
-            upload_sha256=image.sha256, image_id=image.id, job_id=job.id,
-        )  # fmt: skip
+            organization_id=image.organization_id,
+            principal_ref=image.uploaded_by,
+            principal_display=image.uploaded_by_display,
+            result=result,
+            upload_sha256=image.sha256,
+            image_id=image.id,
+            job_id=job.id,
+        )
         classification = {"classification_id": str(stored.id), **result.to_dict()}
         Image.objects.filter(id=image.id).update(
-            thumbnail_path=thumbnail, classification=classification,
-            label=classification["top_label"], status=Image.Status.READY,
-        )  # fmt: skip
-        _finish(job, Job.Status.SUCCEEDED, result={"classification": classification,
-                                                   "thumbnail": True})  # fmt: skip
+            thumbnail_path=thumbnail,
+            classification=classification,
+            label=classification["top_label"],
+            status=Image.Status.READY,
+        )
+        _finish(
+            job, Job.Status.SUCCEEDED, result={"classification": classification, "thumbnail": True}
+        )
 
 
 def _upscale(job: Job, data: bytes) -> None:
@@ -239,24 +225,42 @@ def _upscale(job: Job, data: bytes) -> None:
     decoded = image_decode(larger)
     result_id = uuid.uuid4()
     extension = source.original_path.rsplit(".", 1)[-1]
-    path = storage_path_for(organization_id=source.organization_id, image_id=result_id,
-                            variant="original", extension=extension)  # fmt: skip
+    path = storage_path_for(
+        organization_id=source.organization_id,
+        image_id=result_id,
+        variant="original",
+        extension=extension,
+    )
     stem = source.filename.rsplit(".", 1)[0]
     file_write(name=path, data=larger)
     try:
         with _result_writing(job):
             Image.objects.create(
-                id=result_id, organization_id=source.organization_id,
-                uploaded_by=source.uploaded_by, uploaded_by_display=source.uploaded_by_display,
-                filename=f"{stem}@{scale}x.{extension}", bucket=source.bucket,
-                content_type=format_of(decoded).content_type, size_bytes=len(larger),
-                width=decoded.width, height=decoded.height,
-                sha256=hashlib.sha256(larger).hexdigest(), original_path=path,
+                id=result_id,
+                organization_id=source.organization_id,
+                uploaded_by=source.uploaded_by,
+                uploaded_by_display=source.uploaded_by_display,
+                filename=f"{stem}@{scale}x.{extension}",
+                bucket=source.bucket,
+                content_type=format_of(decoded).content_type,
+                size_bytes=len(larger),
+                width=decoded.width,
+                height=decoded.height,
+                sha256=hashlib.sha256(larger).hexdigest(),
+                original_path=path,
                 status=Image.Status.READY,
-            )  # fmt: skip
+            )
             Image.objects.filter(id=source.id).update(status=Image.Status.READY)
-            _finish(job, Job.Status.SUCCEEDED, result={"image_id": str(result_id),
-                    "width": decoded.width, "height": decoded.height, "scale": scale})  # fmt: skip
+            _finish(
+                job,
+                Job.Status.SUCCEEDED,
+                result={
+                    "image_id": str(result_id),
+                    "width": decoded.width,
+                    "height": decoded.height,
+                    "scale": scale,
+                },
+            )
     except BaseException:
         file_discard(path)  # no image was recorded for it: nothing is kept
         raise
@@ -275,9 +279,12 @@ def _finish(
         updated = Job.objects.filter(
             id=job.id, status=Job.Status.RUNNING, attempts=job.attempts
         ).update(
-            status=status, finished_at=timezone.now(), result=result,
-            error_code=code, error_message=message,
-        )  # fmt: skip
+            status=status,
+            finished_at=timezone.now(),
+            result=result,
+            error_code=code,
+            error_message=message,
+        )
         if not updated:
             _discarded(job, "finish_unmatched")
             return
@@ -286,15 +293,26 @@ def _finish(
                 status=Image.Status.FAILED
             )
     metrics.JOBS_COMPLETED.labels(kind=job.kind, status=status).inc()
-    logger.info("job_finished", job_id=str(job.id), kind=job.kind, status=status,
-                attempts=job.attempts, error_code=code or None)  # fmt: skip
+    logger.info(
+        "job_finished",
+        job_id=str(job.id),
+        kind=job.kind,
+        status=status,
+        attempts=job.attempts,
+        error_code=code or None,
+    )
 
 
 def _discarded(job: Job, reason: str) -> None:
     """Record that this attempt's outcome was dropped because another attempt has the job."""
     metrics.JOB_OUTCOMES_DISCARDED.labels(kind=job.kind, reason=reason).inc()
-    logger.warning("job_outcome_discarded", job_id=str(job.id), kind=job.kind, reason=reason,
-                   attempts=job.attempts)  # fmt: skip
+    logger.warning(
+        "job_outcome_discarded",
+        job_id=str(job.id),
+        kind=job.kind,
+        reason=reason,
+        attempts=job.attempts,
+    )
 
 
 def jobs_requeue_stuck() -> int:

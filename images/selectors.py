@@ -8,10 +8,11 @@ from typing import Any
 from django.db.models import Count, QuerySet
 
 from config.errors import NotFound
+from config.ids import Id
 from images.models import Image, Job
 
 
-def images_for(*, organization_id: Any, filters: dict[str, Any]) -> QuerySet[Image]:
+def images_for(*, organization_id: Id, filters: dict[str, Any]) -> QuerySet[Image]:
     """Return the organization's images, newest first, narrowed by the list's filters."""
     images = Image.objects.filter(organization_id=organization_id).order_by("-created_at", "-id")
     for field, lookup in (("bucket", "bucket"), ("label", "label"), ("status", "status")):
@@ -26,7 +27,7 @@ def images_for(*, organization_id: Any, filters: dict[str, Any]) -> QuerySet[Ima
     return images
 
 
-def image_get(*, organization_id: Any, image_id: Any) -> Image:
+def image_get(*, organization_id: Id, image_id: Id) -> Image:
     """Return one of the organization's images, or raise 404 (another's is never revealed)."""
     image = Image.objects.filter(organization_id=organization_id, id=image_id).first()
     if image is None:
@@ -34,7 +35,7 @@ def image_get(*, organization_id: Any, image_id: Any) -> Image:
     return image
 
 
-def job_get(*, organization_id: Any, job_id: Any) -> Job:
+def job_get(*, organization_id: Id, job_id: Id) -> Job:
     """Return one of the organization's jobs, or raise 404."""
     job = Job.objects.filter(organization_id=organization_id, id=job_id).first()
     if job is None:
@@ -42,7 +43,7 @@ def job_get(*, organization_id: Any, job_id: Any) -> Job:
     return job
 
 
-def image_counts_by_status(*, organization_id: Any) -> dict[str, int]:
+def image_counts_by_status(*, organization_id: Id) -> dict[str, int]:
     """Return how many of the organization's images are in each status, every status named."""
     counts = dict.fromkeys(Image.Status.values, 0)
     rows = (
@@ -55,7 +56,7 @@ def image_counts_by_status(*, organization_id: Any) -> dict[str, int]:
     return counts
 
 
-def job_counts_by_status(*, organization_id: Any) -> dict[str, int]:
+def job_counts_by_status(*, organization_id: Id) -> dict[str, int]:
     """Return how many of the organization's jobs are in each status, every status named."""
     counts = dict.fromkeys(Job.Status.values, 0)
     rows = (
@@ -68,7 +69,7 @@ def job_counts_by_status(*, organization_id: Any) -> dict[str, int]:
     return counts
 
 
-def jobs_recent(*, organization_id: Any, limit: int = 10) -> list[Job]:
+def jobs_recent(*, organization_id: Id, limit: int = 10) -> list[Job]:
     """Return the organization's latest jobs, newest first, each with its image."""
     return list(
         Job.objects.filter(organization_id=organization_id)
@@ -77,14 +78,14 @@ def jobs_recent(*, organization_id: Any, limit: int = 10) -> list[Job]:
     )
 
 
-def jobs_for_image(*, organization_id: Any, image_id: Any) -> QuerySet[Job]:
+def jobs_for_image(*, organization_id: Id, image_id: Id) -> QuerySet[Job]:
     """Return the jobs that worked on one of the organization's images, newest first."""
     return Job.objects.filter(organization_id=organization_id, image_id=image_id).order_by(
         "-created_at", "-id"
     )
 
 
-def image_label_counts_since(*, organization_id: Any, since: datetime) -> dict[str, int]:
+def image_label_counts_since(*, organization_id: Id, since: datetime) -> dict[str, int]:
     """Return how many of the organization's kept images uploaded since `since` have each
     label, most frequent first: what the gallery lists with the same label and date filters."""
     rows = (

@@ -138,12 +138,23 @@ def _image_create(
     key_digest: str | None,
 ) -> Job:
     image_id = uuid.uuid4()
-    path = storage_path_for(organization_id=principal.organization_id, image_id=image_id,
-                            variant="original", extension=upload.extension)  # fmt: skip
+    path = storage_path_for(
+        organization_id=principal.organization_id,
+        image_id=image_id,
+        variant="original",
+        extension=upload.extension,
+    )
     stored = _original_store(path, upload.data)
     try:
-        job = _records_create(principal, upload, bucket=bucket, scale=scale,
-                              key_digest=key_digest, image_id=image_id, stored=stored)  # fmt: skip
+        job = _records_create(
+            principal,
+            upload,
+            bucket=bucket,
+            scale=scale,
+            key_digest=key_digest,
+            image_id=image_id,
+            stored=stored,
+        )
     except BaseException:
         file_discard(stored)  # nothing was recorded: nothing is kept
         raise
@@ -179,24 +190,44 @@ def _records_create(
         tier=principal.organization_tier,
     )
     image = Image.objects.create(
-        id=image_id, organization_id=principal.organization_id,
-        uploaded_by=principal.ref, uploaded_by_display=principal.display,
-        filename=upload.filename, bucket=bucket, content_type=upload.content_type,
-        size_bytes=upload.size_bytes, width=upload.width, height=upload.height,
-        sha256=upload.sha256, original_path=stored,
-    )  # fmt: skip
+        id=image_id,
+        organization_id=principal.organization_id,
+        uploaded_by=principal.ref,
+        uploaded_by_display=principal.display,
+        filename=upload.filename,
+        bucket=bucket,
+        content_type=upload.content_type,
+        size_bytes=upload.size_bytes,
+        width=upload.width,
+        height=upload.height,
+        sha256=upload.sha256,
+        original_path=stored,
+    )
     kind = Job.Kind.UPSCALE if scale else Job.Kind.CLASSIFY
-    job = Job.objects.create(organization_id=principal.organization_id, image=image, kind=kind,
-                             scale=scale, request_id=current_request_id() or "")  # fmt: skip
+    job = Job.objects.create(
+        organization_id=principal.organization_id,
+        image=image,
+        kind=kind,
+        scale=scale,
+        request_id=current_request_id() or "",
+    )
     if key_digest is not None:
-        IdempotentUpload.objects.create(principal=principal.ref, key_digest=key_digest,
-                                        file_sha256=upload.sha256, job=job)  # fmt: skip
+        IdempotentUpload.objects.create(
+            principal=principal.ref, key_digest=key_digest, file_sha256=upload.sha256, job=job
+        )
     audit_record(
-        action="image.uploaded", organization_id=principal.organization_id,
-        resource_type="image", resource_id=str(image.id),
-        details={"filename": image.filename, "size_bytes": image.size_bytes,
-                 "sha256": image.sha256, "job_id": str(job.id), "kind": kind},
-    )  # fmt: skip
+        action="image.uploaded",
+        organization_id=principal.organization_id,
+        resource_type="image",
+        resource_id=str(image.id),
+        details={
+            "filename": image.filename,
+            "size_bytes": image.size_bytes,
+            "sha256": image.sha256,
+            "job_id": str(job.id),
+            "kind": kind,
+        },
+    )
     metrics.JOBS_CREATED.labels(kind=kind).inc()
     transaction.on_commit(lambda: job_enqueue(job.id))
     return job
@@ -207,10 +238,12 @@ def image_delete(*, image: Image) -> None:
     """Delete the image, its jobs and, once that commits, its stored files."""
     paths = [path for path in (image.original_path, image.thumbnail_path) if path]
     audit_record(
-        action="image.deleted", organization_id=image.organization_id,
-        resource_type="image", resource_id=str(image.id),
+        action="image.deleted",
+        organization_id=image.organization_id,
+        resource_type="image",
+        resource_id=str(image.id),
         details={"filename": image.filename, "sha256": image.sha256},
-    )  # fmt: skip
+    )
     image.delete()
     transaction.on_commit(lambda: _files_delete(paths))
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from celery import shared_task
 
-from images.pipeline import TransientJobError, job_run, jobs_requeue_stuck
+from images.errors import TransientJobError
+from images.pipeline import job_run, jobs_requeue_stuck
 
 
 @shared_task(
@@ -28,9 +29,10 @@ def job_run_task(self: Any, job_id: str, after_attempt: int | None = None) -> No
     except TransientJobError as exc:
         failed = exc.attempt if exc.attempt is not None else after_attempt
         raise self.retry(
-            exc=exc, countdown=2 ** min(self.request.retries, 6),
+            exc=exc,
+            countdown=2 ** min(self.request.retries, 6),
             kwargs={"after_attempt": failed},
-        ) from exc  # fmt: skip
+        ) from exc
 
 
 @shared_task(name="images.jobs_requeue_stuck")

@@ -67,9 +67,15 @@ def _count_bars(counts: Mapping[str, int], *, since: date) -> list[Bar]:
     """Return counts of images by label as bars, the largest one full length, each
     linking to the gallery's images it counts."""
     largest = max(counts.values(), default=0) or 1
-    return [Bar(label_name(label), f"{total:,}", round(total * 100 / largest, 2),
-                _gallery_url(label, since))
-            for label, total in counts.items()]  # fmt: skip
+    return [
+        Bar(
+            label_name(label),
+            f"{total:,}",
+            round(total * 100 / largest, 2),
+            _gallery_url(label, since),
+        )
+        for label, total in counts.items()
+    ]
 
 
 def _html_pattern(pattern: str) -> str:
@@ -85,8 +91,14 @@ def _quota(principal: Principal) -> dict[str, Any]:
     _, resets_at = quota_day_bounds()
     percent = round(min(100.0, used * 100 / limit), 2) if limit else 100.0
     tone = "bad" if percent >= 100 else "warn" if percent >= QUOTA_WARNING_PERCENT else ""
-    return {"used": f"{used:,}", "limit": f"{limit:,}", "remaining": f"{max(0, limit - used):,}",
-            "percent": percent, "tone": tone, "resets_at": resets_at}  # fmt: skip
+    return {
+        "used": f"{used:,}",
+        "limit": f"{limit:,}",
+        "remaining": f"{max(0, limit - used):,}",
+        "percent": percent,
+        "tone": tone,
+        "resets_at": resets_at,
+    }
 
 
 @dashboard_page()
@@ -166,8 +178,9 @@ def gallery_page(request: HttpRequest) -> HttpResponse:
     if not filters.is_valid():
         context["errors"] = _filter_errors(filters.errors, context["values"])
         return render(request, "images/gallery.html", context, status=400)
-    images = images_for(organization_id=principal.organization_id,
-                        filters=filters.validated_data).defer("classification")  # fmt: skip
+    images = images_for(
+        organization_id=principal.organization_id, filters=filters.validated_data
+    ).defer("classification")
     # Only the vehicle probability of each card's classification is read, not the whole of it.
     images = images.annotate(vehicle_probability=KT("classification__vehicle_probability"))
     context["page"] = Paginator(images, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))

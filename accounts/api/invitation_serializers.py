@@ -16,9 +16,11 @@ class InvitationCreateSerializer(serializers.Serializer[Any]):
     email = serializers.EmailField(max_length=254, help_text="The address to invite.")
     role = serializers.ChoiceField(choices=Role.choices)
     groups = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=100,
+        child=serializers.CharField(max_length=64),
+        required=False,
+        max_length=100,
         help_text="Names of this organization's groups the person joins on accepting.",
-    )  # fmt: skip
+    )
 
 
 class InvitationFilterSerializer(serializers.Serializer[Any]):
@@ -43,8 +45,17 @@ class InvitationSerializer(_InvitationBaseSerializer):
 
     class Meta:
         model = Invitation
-        fields = ["id", "email", "role", "groups", "status", "invited_by", "created_at",
-                  "expires_at", "responded_at"]  # fmt: skip
+        fields = [
+            "id",
+            "email",
+            "role",
+            "groups",
+            "status",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "responded_at",
+        ]
         read_only_fields = fields
 
 
@@ -62,8 +73,16 @@ class ReceivedInvitationSerializer(_InvitationBaseSerializer):
 
     class Meta:
         model = Invitation
-        fields = ["id", "organization", "role", "groups", "status", "invited_by", "created_at",
-                  "expires_at"]  # fmt: skip
+        fields = [
+            "id",
+            "organization",
+            "role",
+            "groups",
+            "status",
+            "invited_by",
+            "created_at",
+            "expires_at",
+        ]
         read_only_fields = fields
 
     def get_invited_by(self, invitation: Invitation) -> str | None:

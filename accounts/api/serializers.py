@@ -58,9 +58,16 @@ class SessionSerializer(serializers.ModelSerializer[Session]):
     class Meta:
         model = Session
         fields = [
-            "id", "kind", "organization", "created_at", "last_activity",
-            "ip", "user_agent", "device", "current",
-        ]  # fmt: skip
+            "id",
+            "kind",
+            "organization",
+            "created_at",
+            "last_activity",
+            "ip",
+            "user_agent",
+            "device",
+            "current",
+        ]
         read_only_fields = fields
 
     def get_current(self, session: Session) -> bool:

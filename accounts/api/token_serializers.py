@@ -16,13 +16,15 @@ from accounts.tokens.ip_allow_lists import MAX_ALLOWED_IPS
 class ServiceTokenSerializer(serializers.ModelSerializer[ServiceToken]):
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
     rotated_by = serializers.CharField(
-        source="rotated_by_display", read_only=True,
+        source="rotated_by_display",
+        read_only=True,
         help_text="Who rotated the predecessor into this token (empty for a first token).",
-    )  # fmt: skip
+    )
     allowed_ips = serializers.ListField(
-        child=serializers.CharField(), read_only=True,
+        child=serializers.CharField(),
+        read_only=True,
         help_text="Client networks the token may be used from; empty: any address.",
-    )  # fmt: skip
+    )
     status = serializers.SerializerMethodField()
     revoked_at = serializers.SerializerMethodField()
     grace_until = serializers.SerializerMethodField()
@@ -30,11 +32,26 @@ class ServiceTokenSerializer(serializers.ModelSerializer[ServiceToken]):
     class Meta:
         model = ServiceToken
         fields = [
-            "id", "name", "prefix", "scopes", "created_by", "created_at", "expires_at",
-            "last_used_at", "last_used_ip", "usage_count", "status", "revoked_at",
-            "revoked_reason", "grace_until", "rotated_from", "family_id", "rotated_by",
-            "self_rotated", "allowed_ips",
-        ]  # fmt: skip
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "last_used_ip",
+            "usage_count",
+            "status",
+            "revoked_at",
+            "revoked_reason",
+            "grace_until",
+            "rotated_from",
+            "family_id",
+            "rotated_by",
+            "self_rotated",
+            "allowed_ips",
+        ]
         read_only_fields = fields
 
     def get_status(self, token: ServiceToken) -> str:
@@ -71,9 +88,11 @@ class TokenCreateSerializer(serializers.Serializer[Any]):
         help_text="Default 90, or the organization's maximum if lower.",
     )
     allowed_ips = serializers.ListField(
-        child=serializers.CharField(max_length=64), max_length=64, required=False,
+        child=serializers.CharField(max_length=64),
+        max_length=64,
+        required=False,
         help_text=f"Up to {MAX_ALLOWED_IPS} IPv4/IPv6 addresses or networks (CIDR).",
-    )  # fmt: skip
+    )
 
 
 class TokenUpdateSerializer(serializers.Serializer[Any]):
@@ -82,9 +101,11 @@ class TokenUpdateSerializer(serializers.Serializer[Any]):
         child=serializers.ChoiceField(choices=SCOPES), min_length=1, required=False
     )
     allowed_ips = serializers.ListField(
-        child=serializers.CharField(max_length=64), max_length=64, required=False,
+        child=serializers.CharField(max_length=64),
+        max_length=64,
+        required=False,
         help_text="The new allow-list, replacing the old one; [] allows any address.",
-    )  # fmt: skip
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
@@ -147,9 +168,12 @@ class SelfTokenSerializer(ServiceTokenSerializer):
 
 class TokenPolicySerializer(serializers.Serializer[Any]):
     max_lifetime_days = serializers.IntegerField(
-        min_value=1, max_value=365, allow_null=True, required=False,
+        min_value=1,
+        max_value=365,
+        allow_null=True,
+        required=False,
         help_text="The longest lifetime a new or rotated token may get; null: the service's.",
-    )  # fmt: skip
+    )
     require_allowed_ips = serializers.BooleanField(
         required=False, help_text="Every new or rotated token must have allowed_ips."
     )

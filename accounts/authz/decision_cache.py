@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from accounts.caching.invalidations import cache_get_many, cache_write, local_cache_register
+from config.ids import Id
 from config.lru import BoundedLRU
 
 # Permissions whose loss must be noticed soonest, even if an invalidation was lost.
@@ -63,7 +64,7 @@ def ttl_config() -> dict[str, int]:
     }
 
 
-def decision_key(organization_id: Any, subject: Any, permission: str) -> str:
+def decision_key(organization_id: Id, subject: str, permission: str) -> str:
     return f"authz:dec:{organization_id}:{subject}:{permission}"
 
 
@@ -99,8 +100,13 @@ def decision_remember(
     if generation is None or not settings.AUTH_CACHE_ENABLED:
         return
     ttl = decision_ttl(permission, allowed=decision.allowed)
-    entry = {"generation": generation, "allowed": decision.allowed, "groups": list(decision.groups),
-             "reason": decision.reason, "expires_at": time.time() + ttl}  # fmt: skip
+    entry = {
+        "generation": generation,
+        "allowed": decision.allowed,
+        "groups": list(decision.groups),
+        "reason": decision.reason,
+        "expires_at": time.time() + ttl,
+    }
     _decisions.put(key, entry)
     cache_write("set", cache.set, key, entry, ttl)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import structlog
 from django.conf import settings
@@ -15,6 +14,7 @@ from accounts.authz.remote import remote_decision
 from accounts.identity.authentication import principal_refreshed
 from accounts.identity.principal import Principal
 from accounts.roles import PERMISSIONS, role_grants
+from config.ids import Id
 
 __all__ = ["ANY_PRINCIPAL", "Decision", "decision_check"]
 
@@ -32,7 +32,7 @@ ANY_PRINCIPAL = "any"
 
 
 def decision_check(
-    *, principal: Principal, permission: str, organization_id: Any, backend: str | None = None
+    *, principal: Principal, permission: str, organization_id: Id, backend: str | None = None
 ) -> Decision:
     """Return whether `principal` may do `permission` in the organization, and why.
 

@@ -26,17 +26,13 @@ from django.core.cache import cache
 
 from accounts import metrics
 from accounts.authz.decision_cache import Decision, decision_cached, decision_key, decision_remember
-from accounts.errors import AuthorizationUnavailable
+from accounts.errors import AuthorizationUnavailable, DecisionPointError
 from accounts.identity.principal import Principal
 from config.request_context import current_request_id
 
 logger = structlog.get_logger("vantage.authz")
 
 STATE_VALUE = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
-
-
-class DecisionPointError(Exception):
-    """The decision point answered, but not with a decision."""
 
 
 class SharedBreakerStorage(pybreaker.CircuitBreakerStorage):
@@ -218,7 +214,7 @@ def remote_decision(*, principal: Principal, permission: str, organization_id: s
     """Ask the remote decision point (or a still-valid cached answer of it)."""
     if principal.scopes is not None and permission not in principal.scopes:
         return Decision(False, (), f"the token's scopes do not include {permission}", "db")
-    subject = principal.user_id or principal.delegated_by
+    subject = principal.person_id
     key = decision_key(organization_id, subject, permission)
     cached = decision_cached(key, principal.generation)
     if cached is not None:
@@ -241,8 +237,12 @@ def _unavailable(exc: Exception) -> Decision:
     rejected = isinstance(exc, pybreaker.CircuitBreakerError) and "still open" in str(exc)
     metrics.AUTHZ_REMOTE_REQUESTS.labels(outcome="rejected" if rejected else "failed").inc()
     log = logger.info if rejected else logger.warning
-    log("authz_remote_unavailable", error_type=type(exc).__name__, error=str(exc)[:200],
-        fail_open=settings.AUTH_FAIL_OPEN)  # fmt: skip
+    log(
+        "authz_remote_unavailable",
+        error_type=type(exc).__name__,
+        error=str(exc)[:200],
+        fail_open=settings.AUTH_FAIL_OPEN,
+    )
     if settings.AUTH_FAIL_OPEN:
         return Decision(
             True, (), "the decision point is unavailable; AUTH_FAIL_OPEN allows", "remote"

@@ -100,6 +100,14 @@ class Principal:
         return Actor(self.kind, self.id, self.display)
 
     @property
+    def person_id(self) -> str:
+        """Return the person whose membership grants what this may do: the user, or the creator."""
+        person = self.user_id or self.delegated_by
+        if person is None:
+            raise ValueError(f"{self.ref} acts for no person")
+        return person
+
+    @property
     def ref(self) -> str:
         """Return "<kind>:<id>", how records name who made them."""
         return f"{self.kind}:{self.id}"
@@ -203,13 +211,22 @@ def member_view_load(*, organization_id: str, user_id: str) -> MemberView:
     return {
         "status": "ok",
         "loaded_at": time.time(),
-        "user": {"id": str(user.id), "username": user.username, "email": user.email,
-                 "name": user.name},
-        "organization": {"id": str(org.id), "name": org.name, "slug": org.slug, "tier": org.tier,
-                         "limits": organization_limits(org)},
+        "user": {
+            "id": str(user.id),
+            "username": user.username,
+            "email": user.email,
+            "name": user.name,
+        },
+        "organization": {
+            "id": str(org.id),
+            "name": org.name,
+            "slug": org.slug,
+            "tier": org.tier,
+            "limits": organization_limits(org),
+        },
         "role": membership.role,
         "groups": groups,
-    }  # fmt: skip
+    }
 
 
 class MemberLookup(NamedTuple):
@@ -263,7 +280,7 @@ def member_view_known(*, organization_id: str, user_id: str) -> MemberView | Non
 
 
 def member_view_reload(
-    *, organization_id: Any, user_id: Any, generation: str | None
+    *, organization_id: str, user_id: str, generation: str | None
 ) -> MemberLookup:
     """Read the member view from the database and keep it for `generation` (None: keep nothing)."""
     _LOOKUPS["db"].inc()

@@ -39,6 +39,10 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
                 "bearerFormat": "sk_ + 64 hex",
                 "description": "A service token: Authorization: Bearer sk_...",
             },
-            {"type": "apiKey", "in": "header", "name": "X-API-Key",
-             "description": "A service token: X-API-Key: sk_..."},
-        ]  # fmt: skip
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-API-Key",
+                "description": "A service token: X-API-Key: sk_...",
+            },
+        ]

@@ -28,9 +28,9 @@ from django_redis import get_redis_connection
 from redis.exceptions import NoScriptError
 
 from accounts import metrics
+from accounts.errors import RateLimitExceeded
 from accounts.identity.principal import Principal
 from accounts.ratelimits.tiers import tier_limits, tier_pages_per_minute
-from config.errors import DomainError
 
 logger = structlog.get_logger("vantage.ratelimit")
 
@@ -111,6 +111,16 @@ class RateLimitOutcome:
             return max(full, key=lambda state: state.reset)
         return min(self.states, key=lambda state: state.remaining)
 
+    def refusal(self) -> RateLimitExceeded:
+        """Return the 429 that refuses a request over its binding window."""
+        binding = self.binding
+        return RateLimitExceeded(
+            window=binding.window.name,
+            limit=binding.window.limit,
+            reset=binding.reset,
+            headers=self.headers(),
+        )
+
     def headers(self) -> dict[str, str]:
         binding = self.binding
         headers = {
@@ -158,7 +168,7 @@ def principal_windows(
     return [
         Window("principal", f"rl:{rule.group}:{kind}:{principal_id}", per_minute),
         Window("organization", f"rl:{rule.group}:org:{organization_id}", org_limit),
-    ]  # fmt: skip
+    ]
 
 
 def page_windows(principal: Principal) -> list[Window]:
@@ -298,20 +308,4 @@ def _fallback_noticed(exc: Exception) -> None:
             "rate_limit_store_unreachable",
             error_type=type(exc).__name__,
             fallback_processes=settings.RATE_LIMIT_FALLBACK_PROCESSES,
-        )
-
-
-class RateLimitExceeded(DomainError):
-    status = 429
-    code = "RATE_LIMIT_EXCEEDED"
-    title = "Rate limit exceeded"
-
-    def __init__(self, outcome: RateLimitOutcome) -> None:
-        binding = outcome.binding
-        whose = {"principal": "your", "organization": "your organization's",
-                 "client": "this address's"}[binding.window.name]  # fmt: skip
-        super().__init__(
-            f"You have used {whose} {binding.window.limit} requests per minute; "
-            f"try again in {max(1, binding.reset)} seconds.",
-            headers=outcome.headers(),
         )

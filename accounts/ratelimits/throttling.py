@@ -27,7 +27,6 @@ from accounts.caching.invalidations import cache_get_many, cache_read_failed, ca
 from accounts.identity.principal import Principal, member_view_known
 from accounts.ratelimits.limits import (
     DEFAULT_RULE,
-    RateLimitExceeded,
     RateLimitOutcome,
     RateLimitRule,
     Window,
@@ -78,9 +77,12 @@ class RequestCounter:
         org = view["organization"]
         limits = org.get("limits") or tier_limits(org["tier"])
         windows = principal_windows(
-            self.rule, kind=kind, principal_id=principal_id, organization_id=organization_id,
+            self.rule,
+            kind=kind,
+            principal_id=principal_id,
+            organization_id=organization_id,
             limits=limits,
-        )  # fmt: skip
+        )
         self.planned = (org["tier"], windows)
 
     def read(self, keys: list[str]) -> dict[str, Any] | None:
@@ -96,8 +98,11 @@ class RequestCounter:
         if self.planned is not None:
             self.outcome = window_script_outcome(*self.planned, replies[1])
         decode = cast(Any, cache).client.decode
-        found = {key: decode(value) for key, value in zip(keys, replies[0], strict=True)
-                 if value is not None}  # fmt: skip
+        found = {
+            key: decode(value)
+            for key, value in zip(keys, replies[0], strict=True)
+            if value is not None
+        }
         return cache_read_settled(keys, found)
 
     def _round_trip(self, keys: list[str]) -> list[Any]:
@@ -166,7 +171,7 @@ class RequestCounter:
             metrics.RATE_LIMIT_REJECTIONS.labels(
                 tier=tier, reason=outcome.binding.window.name
             ).inc()
-            raise RateLimitExceeded(outcome)
+            raise outcome.refusal()
 
 
 class AnonymousRateLimit(authentication.BaseAuthentication):

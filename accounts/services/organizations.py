@@ -19,6 +19,7 @@ from accounts.services.sessions import session_revoke, sessions_revoke_all
 from accounts.services.tokens import tokens_revoke_of_creator
 from audit.services import audit_record
 from config.errors import Conflict, InvalidInput
+from config.ids import Id
 
 ORGANIZATION_NAME_MAX = 200
 # Why a token was revoked when its creator left: shown in the token list.
@@ -27,7 +28,7 @@ CREATOR_DEACTIVATED = "creator's account deactivated"
 
 
 def _audit(
-    org: Organization, action: str, resource_type: str, resource_id: Any, **details: Any
+    org: Organization, action: str, resource_type: str, resource_id: object, **details: Any
 ) -> None:
     audit_record(
         action=action,
@@ -337,7 +338,7 @@ def user_deactivate(*, user: User) -> None:
 
 
 @transaction.atomic
-def password_change(*, user: User, password: str, keep_session_id: Any = None) -> int:
+def password_change(*, user: User, password: str, keep_session_id: Id | None = None) -> int:
     """Set a new password (validated) and end every other session; returns how many ended."""
     try:
         validate_password(password, user)

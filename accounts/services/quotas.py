@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
@@ -12,6 +11,7 @@ from django.utils import timezone
 from accounts import metrics
 from accounts.errors import QuotaExceeded
 from accounts.models import UploadDay
+from config.ids import Id
 
 
 def quota_day_bounds(now: dt.datetime | None = None) -> tuple[dt.date, dt.datetime]:
@@ -29,7 +29,7 @@ _UPLOADS_TODAY_SQL = (
 )
 
 
-def uploads_today(*, organization_id: Any) -> int:
+def uploads_today(*, organization_id: Id) -> int:
     """Return how many uploads the organization has made today (UTC).
 
     Asked by every limits answer and upload page: one indexed row, read with
@@ -49,7 +49,7 @@ def uploads_today(*, organization_id: Any) -> int:
 
 
 @transaction.atomic
-def upload_quota_consume(*, organization_id: Any, limit: int, tier: str, count: int = 1) -> int:
+def upload_quota_consume(*, organization_id: Id, limit: int, tier: str, count: int = 1) -> int:
     """Count `count` uploads against today's quota, or raise QuotaExceeded; return the new total.
 
     One conditional update: concurrent uploads never pass the limit, and an

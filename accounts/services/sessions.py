@@ -34,6 +34,7 @@ from accounts.selectors import (
 from audit.models import AuditEvent
 from audit.services import audit_record
 from config.errors import NotFound
+from config.ids import Id
 from config.request_context import Actor, current_client
 
 logger = structlog.get_logger("vantage.auth")
@@ -264,7 +265,7 @@ def org_switch(*, session: Session, org: str) -> SignIn:
 
 
 @transaction.atomic
-def session_browser_key_set(*, session_id: Any, key: str) -> None:
+def session_browser_key_set(*, session_id: Id, key: str) -> None:
     """Tie a login session to the browser's Django session key (which a sign-in or a new
     password hash has just replaced), so that ending one ends the other."""
     Session.objects.filter(id=session_id).update(django_session_key=key)
@@ -291,7 +292,7 @@ def session_revoke(*, session: Session, reason: str) -> bool:
 
 
 @transaction.atomic
-def sessions_revoke_all(*, user: User, reason: str, keep_session_id: Any = None) -> int:
+def sessions_revoke_all(*, user: User, reason: str, keep_session_id: Id | None = None) -> int:
     """End every live session of the user but `keep_session_id`; returns how many ended."""
     sessions = Session.objects.select_related("organization").filter(
         user=user, revoked_at__isnull=True

@@ -26,6 +26,7 @@ from accounts.tokens.ip_allow_lists import allowed_ips_clean
 from accounts.tokens.records import token_changed
 from audit.services import audit_record
 from config.errors import InvalidInput
+from config.ids import Id
 
 logger = structlog.get_logger("vantage.tokens")
 
@@ -126,7 +127,7 @@ def _name_free_checked(
         raise TokenNameTaken(found)
 
 
-def _issuance_locked(organization_id: Any) -> None:
+def _issuance_locked(organization_id: Id) -> None:
     """Serialize issuing the organization's tokens with revoking them all or by family.
 
     Without it, a successor committed while an emergency revocation waits for its

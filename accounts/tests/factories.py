@@ -21,11 +21,26 @@ from config.testing.http import PASSWORD, assert_problem
 TOKENS = "/api/v1/tokens"
 SECRET = re.compile(r"^sk_[0-9a-f]{64}$")
 TOKEN_FIELDS = {
-    "id", "name", "prefix", "scopes", "created_by", "created_at", "expires_at",
-    "last_used_at", "last_used_ip", "usage_count", "status", "revoked_at",
-    "revoked_reason", "grace_until", "rotated_from", "family_id", "rotated_by",
-    "self_rotated", "allowed_ips",
-}  # fmt: skip
+    "id",
+    "name",
+    "prefix",
+    "scopes",
+    "created_by",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+    "last_used_ip",
+    "usage_count",
+    "status",
+    "revoked_at",
+    "revoked_reason",
+    "grace_until",
+    "rotated_from",
+    "family_id",
+    "rotated_by",
+    "self_rotated",
+    "allowed_ips",
+}
 ORG_CURRENT = "/api/v1/orgs/current"
 
 

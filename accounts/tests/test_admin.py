@@ -80,11 +80,15 @@ def test_a_profile_changed_in_admin_is_answered_on_the_next_request(staff_browse
     response = staff_browser.post(
         f"/admin/accounts/user/{member.pk}/change/",
         {
-            "username": member.username, "name": "Renamed Person", "email": "renamed@example.com",
-            "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "1",
-            "memberships-0-id": str(membership.pk), "memberships-0-user": str(member.pk),
+            "username": member.username,
+            "name": "Renamed Person",
+            "email": "renamed@example.com",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "1",
+            "memberships-0-id": str(membership.pk),
+            "memberships-0-user": str(member.pk),
         },
-    )  # fmt: skip
+    )
 
     assert response.status_code == 302
     me = api.get("/api/v1/auth/me").json()

@@ -24,8 +24,16 @@ WHOLE_SPACE = [
     ["0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/3", "2000::/3"],
     [f"{first}.0.0.0/8" for first in (11, 12, 13, 14, 15)],
 ]
-IDS = ["both", "ipv4", "ipv6", "ipv4-mapped", "two-halves-v4", "two-halves-v6", "nearly-all",
-       "five-slash-8"]  # fmt: skip
+IDS = [
+    "both",
+    "ipv4",
+    "ipv6",
+    "ipv4-mapped",
+    "two-halves-v4",
+    "two-halves-v6",
+    "nearly-all",
+    "five-slash-8",
+]
 REFUSAL = re.compile(r"allows? (every (IPv\d )?address|\d+% of all IPv\d addresses)")
 
 
@@ -78,8 +86,11 @@ def test_the_command_refuses_an_allow_list_of_every_address(required, admin):
 def test_the_page_refuses_an_allow_list_of_every_address(required, admin):
     issued = issue(required, admin, allowed_ips=["10.0.0.0/8"])
 
-    response = post(signed_in_browser("alice"), f"/tokens/{issued.token.id}/allowed-ips/",
-                    {"allowed_ips": "0.0.0.0/0\n::/0"})  # fmt: skip
+    response = post(
+        signed_in_browser("alice"),
+        f"/tokens/{issued.token.id}/allowed-ips/",
+        {"allowed_ips": "0.0.0.0/0\n::/0"},
+    )
 
     assert response.status_code == 400
     assert "allows every address" in html(response)

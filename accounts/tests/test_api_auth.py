@@ -329,8 +329,17 @@ def test_access_token_carries_exactly_the_documented_claims(api_client, org, mem
     claims = claims_of(body["access"])
 
     assert set(claims) == {
-        "sub", "org_id", "email", "name", "role", "sid", "jti", "type", "iat", "exp",
-    }  # fmt: skip
+        "sub",
+        "org_id",
+        "email",
+        "name",
+        "role",
+        "sid",
+        "jti",
+        "type",
+        "iat",
+        "exp",
+    }
     assert claims["sub"] == str(member.id)
     assert claims["org_id"] == str(org.id)
     assert claims["email"] == "bob@example.com"

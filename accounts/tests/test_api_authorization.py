@@ -100,8 +100,9 @@ def test_the_outsider_cannot_learn_about_org_members(outsider_client, org, membe
     ],
 )
 def test_bad_input_is_a_validation_problem(admin_client, payload):
-    assert_problem(admin_client.post(CHECK, payload, format="json"), status=400,
-                   code="VALIDATION_ERROR")  # fmt: skip
+    assert_problem(
+        admin_client.post(CHECK, payload, format="json"), status=400, code="VALIDATION_ERROR"
+    )
 
 
 @pytest.mark.parametrize("role_client", ["member_client", "viewer_client", "guest_client"])

@@ -29,10 +29,27 @@ INVITATIONS = "/api/v1/orgs/current/invitations"
 RECEIVED = "/api/v1/invitations"
 SWITCH = "/api/v1/auth/switch-org"
 ME = "/api/v1/auth/me"
-ADMIN_FIELDS = {"id", "email", "role", "groups", "status", "invited_by", "created_at",
-                "expires_at", "responded_at"}  # fmt: skip
-RECEIVED_FIELDS = {"id", "organization", "role", "groups", "status", "invited_by",
-                   "created_at", "expires_at"}  # fmt: skip
+ADMIN_FIELDS = {
+    "id",
+    "email",
+    "role",
+    "groups",
+    "status",
+    "invited_by",
+    "created_at",
+    "expires_at",
+    "responded_at",
+}
+RECEIVED_FIELDS = {
+    "id",
+    "organization",
+    "role",
+    "groups",
+    "status",
+    "invited_by",
+    "created_at",
+    "expires_at",
+}
 ROLE_FIXTURE = {"user": "member", "viewer": "viewer", "guest": "guest"}
 
 pytestmark = pytest.mark.django_db
@@ -75,8 +92,11 @@ def invited(org: Any, admin_client: APIClient, outsider: Any) -> dict[str, Any]:
 
 def _shape(body: dict[str, Any]) -> dict[str, Any]:
     """An answer without what differs by address or moment."""
-    return {key: value for key, value in body.items()
-            if key not in {"id", "email", "created_at", "expires_at"}}  # fmt: skip
+    return {
+        key: value
+        for key, value in body.items()
+        if key not in {"id", "email", "created_at", "expires_at"}
+    }
 
 
 @pytest.mark.usefixtures("outsider", "mailoutbox")
@@ -249,8 +269,9 @@ def test_a_non_admin_cannot_list_or_revoke_invitations(request, invited, role):
     client = login_client(request.getfixturevalue(ROLE_FIXTURE[role]))
 
     assert_problem(client.get(INVITATIONS), status=403, code="PERMISSION_DENIED")
-    assert_problem(client.delete(f"{INVITATIONS}/{invited['id']}"), status=403,
-                   code="PERMISSION_DENIED")  # fmt: skip
+    assert_problem(
+        client.delete(f"{INVITATIONS}/{invited['id']}"), status=403, code="PERMISSION_DENIED"
+    )
     assert Invitation.objects.get(id=invited["id"]).state == "pending"
 
 
@@ -349,8 +370,9 @@ def test_an_expired_invitation_can_no_longer_be_answered(org, admin_client, invi
 
     assert not Membership.objects.filter(organization=org, user=outsider).exists()
     assert admin_client.get(INVITATIONS).json()["results"][0]["status"] == "expired"
-    assert_problem(admin_client.delete(f"{INVITATIONS}/{invited['id']}"), status=409,
-                   code="CONFLICT")  # fmt: skip
+    assert_problem(
+        admin_client.delete(f"{INVITATIONS}/{invited['id']}"), status=409, code="CONFLICT"
+    )
 
 
 def test_accepting_as_a_member_already_is_a_conflict_and_changes_nothing(org, invited, outsider):
@@ -370,8 +392,9 @@ def test_answering_an_unknown_invitation_is_not_found(outsider):
     response = client.post(f"{RECEIVED}/not-a-uuid/accept")
 
     assert response.status_code == 404
-    assert_problem(_accept(client, "7b5a3f0e-7a57-4d0e-9b1d-8d7e0f3c2a11"), status=404,
-                   code="NOT_FOUND")  # fmt: skip
+    assert_problem(
+        _accept(client, "7b5a3f0e-7a57-4d0e-9b1d-8d7e0f3c2a11"), status=404, code="NOT_FOUND"
+    )
 
 
 def test_a_service_token_has_no_invitations_of_its_own(org, admin, invited):

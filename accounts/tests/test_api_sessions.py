@@ -32,9 +32,17 @@ ORG_URL = "/api/v1/orgs/current"
 T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 
 ALL_PERMISSIONS = [
-    "audit:read", "authz:check", "image:admin", "image:delete", "image:read",
-    "image:upload", "member:read", "metrics:read", "org:admin", "token:manage",
-]  # fmt: skip
+    "audit:read",
+    "authz:check",
+    "image:admin",
+    "image:delete",
+    "image:read",
+    "image:upload",
+    "member:read",
+    "metrics:read",
+    "org:admin",
+    "token:manage",
+]
 USER_PERMISSIONS = ["image:delete", "image:read", "image:upload", "member:read"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -204,9 +212,16 @@ def test_me_without_credentials_is_not_authenticated(api_client):
 # --- Listing sessions ------------------------------------------------------------
 
 SESSION_FIELDS = {
-    "id", "kind", "organization", "created_at", "last_activity", "ip", "user_agent", "device",
+    "id",
+    "kind",
+    "organization",
+    "created_at",
+    "last_activity",
+    "ip",
+    "user_agent",
+    "device",
     "current",
-}  # fmt: skip
+}
 
 
 def test_sessions_lists_the_users_live_sessions_and_marks_the_current_one(org, member, admin):

@@ -187,8 +187,7 @@ def test_a_token_with_token_manage_creates_a_narrower_token_for_its_creator(issu
 def test_create_with_a_live_tokens_name_is_refused_and_creates_nothing(admin_client, name):
     live = create_token(admin_client, name="ci-pipeline")
 
-    response = admin_client.post(TOKENS, {"name": name, "scopes": ["image:upload"]},
-                                 format="json")  # fmt: skip
+    response = admin_client.post(TOKENS, {"name": name, "scopes": ["image:upload"]}, format="json")
 
     body = assert_problem(response, status=409, code="CONFLICT", with_errors=True)
     assert body["title"] == "Token name in use"
@@ -223,8 +222,9 @@ def test_a_rotated_token_keeps_its_name_which_stays_taken(admin_client, issued):
     assert rotated.status_code == 201, rotated.content
     assert rotated.json()["name"] == "deployer"
 
-    response = admin_client.post(TOKENS, {"name": "deployer", "scopes": ["image:read"]},
-                                 format="json")  # fmt: skip
+    response = admin_client.post(
+        TOKENS, {"name": "deployer", "scopes": ["image:read"]}, format="json"
+    )
 
     assert_problem(response, status=409, code="CONFLICT", with_errors=True)
     assert ServiceToken.objects.filter(name="deployer").count() == 2
@@ -234,8 +234,9 @@ def test_a_name_is_taken_only_within_its_organization(admin_client, outsider_cli
     create_token(admin_client, name="ci-pipeline")
 
     made = create_token(outsider_client, name="ci-pipeline")
-    refused = outsider_client.post(TOKENS, {"name": "ci-pipeline", "scopes": ["image:read"]},
-                                   format="json")  # fmt: skip
+    refused = outsider_client.post(
+        TOKENS, {"name": "ci-pipeline", "scopes": ["image:read"]}, format="json"
+    )
 
     assert ServiceToken.objects.get(id=made["id"]).organization.slug == "globex"
     assert_problem(refused, status=409, code="CONFLICT", with_errors=True)

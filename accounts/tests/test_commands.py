@@ -161,10 +161,20 @@ def test_create_user_with_a_piped_password_can_sign_in_with_it(acme, monkeypatch
     pipe_password(monkeypatch, STRONG_PASSWORD)
 
     out = run(
-        "create_user", "erin", "--email", "erin@example.com", "--name", "Erin Example",
-        "--org", "acme", "--role", "user", "--groups", "photographers,editors",
+        "create_user",
+        "erin",
+        "--email",
+        "erin@example.com",
+        "--name",
+        "Erin Example",
+        "--org",
+        "acme",
+        "--role",
+        "user",
+        "--groups",
+        "photographers,editors",
         "--password-stdin",
-    )  # fmt: skip
+    )
 
     user = User.objects.get(username="erin")
     assert user.email == "erin@example.com"
@@ -182,8 +192,9 @@ def test_create_user_with_a_piped_password_can_sign_in_with_it(acme, monkeypatch
 
 
 def test_create_user_without_a_piped_password_prints_a_strong_generated_one_once(acme):
-    out = run("create_user", "erin", "--email", "erin@example.com", "--org", "acme",
-              "--role", "viewer")  # fmt: skip
+    out = run(
+        "create_user", "erin", "--email", "erin@example.com", "--org", "acme", "--role", "viewer"
+    )
 
     match = re.search(r"^Password \(shown once\): (\S+)$", out, re.MULTILINE)
     assert match, out
@@ -199,10 +210,12 @@ def test_create_user_without_a_piped_password_prints_a_strong_generated_one_once
 
 
 def test_create_user_generates_a_different_password_each_time(acme):
-    first = run("create_user", "erin", "--email", "erin@example.com", "--org", "acme",
-                "--role", "viewer")  # fmt: skip
-    second = run("create_user", "fred", "--email", "fred@example.com", "--org", "acme",
-                 "--role", "viewer")  # fmt: skip
+    first = run(
+        "create_user", "erin", "--email", "erin@example.com", "--org", "acme", "--role", "viewer"
+    )
+    second = run(
+        "create_user", "fred", "--email", "fred@example.com", "--org", "acme", "--role", "viewer"
+    )
 
     pattern = r"Password \(shown once\): (\S+)"
     assert re.search(pattern, first).group(1) != re.search(pattern, second).group(1)
@@ -211,8 +224,19 @@ def test_create_user_generates_a_different_password_each_time(acme):
 def test_create_user_audits_the_user_and_the_membership_as_system(acme, monkeypatch):
     pipe_password(monkeypatch, STRONG_PASSWORD)
 
-    run("create_user", "erin", "--email", "erin@example.com", "--org", "acme",
-        "--role", "admin", "--groups", "editors", "--password-stdin")  # fmt: skip
+    run(
+        "create_user",
+        "erin",
+        "--email",
+        "erin@example.com",
+        "--org",
+        "acme",
+        "--role",
+        "admin",
+        "--groups",
+        "editors",
+        "--password-stdin",
+    )
 
     user = User.objects.get(username="erin")
     [created] = events("user.created")
@@ -232,8 +256,17 @@ def test_create_user_in_an_unknown_organization_fails_and_creates_no_user(acme, 
     pipe_password(monkeypatch, STRONG_PASSWORD)
 
     with pytest.raises(CommandError, match="nowhere"):
-        run("create_user", "erin", "--email", "erin@example.com", "--org", "nowhere",
-            "--role", "user", "--password-stdin")  # fmt: skip
+        run(
+            "create_user",
+            "erin",
+            "--email",
+            "erin@example.com",
+            "--org",
+            "nowhere",
+            "--role",
+            "user",
+            "--password-stdin",
+        )
 
     assert not User.objects.filter(username="erin").exists()
 
@@ -242,8 +275,9 @@ def test_create_user_with_a_taken_username_fails_and_leaves_the_existing_user_al
     existing = UserFactory(username="erin", email="erin@example.com")
 
     with pytest.raises(CommandError, match="erin"):
-        run("create_user", "erin", "--email", "other@example.com", "--org", "acme",
-            "--role", "user")  # fmt: skip
+        run(
+            "create_user", "erin", "--email", "other@example.com", "--org", "acme", "--role", "user"
+        )
 
     assert User.objects.filter(username="erin").count() == 1
     assert User.objects.get(username="erin").email == existing.email
@@ -255,8 +289,9 @@ def test_create_user_with_a_taken_email_in_another_case_fails(acme):
     UserFactory(username="erin", email="erin@example.com")
 
     with pytest.raises(CommandError, match=r"(?i)email"):
-        run("create_user", "erin2", "--email", "ERIN@Example.COM", "--org", "acme",
-            "--role", "user")  # fmt: skip
+        run(
+            "create_user", "erin2", "--email", "ERIN@Example.COM", "--org", "acme", "--role", "user"
+        )
 
     assert not User.objects.filter(username="erin2").exists()
 
@@ -265,8 +300,17 @@ def test_create_user_with_a_weak_piped_password_fails_with_the_validator_message
     pipe_password(monkeypatch, "123")
 
     with pytest.raises(CommandError) as excinfo:
-        run("create_user", "erin", "--email", "erin@example.com", "--org", "acme",
-            "--role", "user", "--password-stdin")  # fmt: skip
+        run(
+            "create_user",
+            "erin",
+            "--email",
+            "erin@example.com",
+            "--org",
+            "acme",
+            "--role",
+            "user",
+            "--password-stdin",
+        )
 
     message = str(excinfo.value)
     assert "too short" in message
@@ -279,8 +323,17 @@ def test_create_user_with_nothing_on_standard_input_fails(acme, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
 
     with pytest.raises(CommandError, match="standard input"):
-        run("create_user", "erin", "--email", "erin@example.com", "--org", "acme",
-            "--role", "user", "--password-stdin")  # fmt: skip
+        run(
+            "create_user",
+            "erin",
+            "--email",
+            "erin@example.com",
+            "--org",
+            "acme",
+            "--role",
+            "user",
+            "--password-stdin",
+        )
 
     assert not User.objects.filter(username="erin").exists()
 
@@ -289,8 +342,19 @@ def test_create_user_with_an_unknown_group_creates_nothing_at_all(acme, monkeypa
     pipe_password(monkeypatch, STRONG_PASSWORD)
 
     with pytest.raises(CommandError, match="ghosts"):
-        run("create_user", "erin", "--email", "erin@example.com", "--org", "acme",
-            "--role", "user", "--groups", "editors,ghosts", "--password-stdin")  # fmt: skip
+        run(
+            "create_user",
+            "erin",
+            "--email",
+            "erin@example.com",
+            "--org",
+            "acme",
+            "--role",
+            "user",
+            "--groups",
+            "editors,ghosts",
+            "--password-stdin",
+        )
 
     assert not User.objects.filter(username="erin").exists()
     assert not Membership.objects.filter(organization=acme).exists()
@@ -302,8 +366,17 @@ def test_create_user_with_an_unknown_role_fails(acme, monkeypatch):
     pipe_password(monkeypatch, STRONG_PASSWORD)
 
     with pytest.raises(CommandError, match="overlord"):
-        run("create_user", "erin", "--email", "erin@example.com", "--org", "acme",
-            "--role", "overlord", "--password-stdin")  # fmt: skip
+        run(
+            "create_user",
+            "erin",
+            "--email",
+            "erin@example.com",
+            "--org",
+            "acme",
+            "--role",
+            "overlord",
+            "--password-stdin",
+        )
 
     assert not User.objects.filter(username="erin").exists()
 
@@ -312,8 +385,17 @@ def test_create_user_refuses_a_malformed_email(acme, monkeypatch):
     pipe_password(monkeypatch, STRONG_PASSWORD)
 
     with pytest.raises(CommandError):
-        run("create_user", "erin", "--email", "not-an-email", "--org", "acme",
-            "--role", "user", "--password-stdin")  # fmt: skip
+        run(
+            "create_user",
+            "erin",
+            "--email",
+            "not-an-email",
+            "--org",
+            "acme",
+            "--role",
+            "user",
+            "--password-stdin",
+        )
 
     assert not User.objects.filter(username="erin").exists()
 
@@ -322,8 +404,17 @@ def test_create_user_refuses_a_username_with_forbidden_characters(acme, monkeypa
     pipe_password(monkeypatch, STRONG_PASSWORD)
 
     with pytest.raises(CommandError):
-        run("create_user", "bad user!", "--email", "bad@example.com", "--org", "acme",
-            "--role", "user", "--password-stdin")  # fmt: skip
+        run(
+            "create_user",
+            "bad user!",
+            "--email",
+            "bad@example.com",
+            "--org",
+            "acme",
+            "--role",
+            "user",
+            "--password-stdin",
+        )
 
     assert not User.objects.filter(username="bad user!").exists()
 

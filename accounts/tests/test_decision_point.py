@@ -55,9 +55,15 @@ def _breaker():
 def _remote_requests(outcome):
     families = text_string_to_metric_families(_scrape("/metrics").content.decode())
     samples = (sample for family in families for sample in family.samples)
-    return next((sample.value for sample in samples
-                 if sample.name == "vantage_authz_remote_requests_total"
-                 and sample.labels == {"outcome": outcome}), 0.0)  # fmt: skip
+    return next(
+        (
+            sample.value
+            for sample in samples
+            if sample.name == "vantage_authz_remote_requests_total"
+            and sample.labels == {"outcome": outcome}
+        ),
+        0.0,
+    )
 
 
 def _remote_settings(settings, url):
@@ -127,16 +133,14 @@ def test_a_role_grant_after_a_cached_denial_is_allowed_at_once(admin_client, org
 
     body = _check(admin_client, org, viewer, "image:upload")
 
-    assert body == {"allowed": True, "groups": [], "reason": "granted by role user",
-                    "source": "db"}  # fmt: skip
+    assert body == {"allowed": True, "groups": [], "reason": "granted by role user", "source": "db"}
 
 
 def test_a_group_grant_after_a_cached_denial_lets_the_member_in_on_the_next_request(
     admin_client, org, viewer, viewer_client
 ):
     for _ in range(2):  # the second denial is answered from this process's memory
-        assert_problem(viewer_client.get(AUDIT), status=403,
-                       code="PERMISSION_DENIED")  # fmt: skip
+        assert_problem(viewer_client.get(AUDIT), status=403, code="PERMISSION_DENIED")
     assert _check(admin_client, org, viewer, "audit:read")["source"] == "l1"
     group = admin_client.post(
         "/api/v1/orgs/current/groups",
@@ -173,10 +177,14 @@ def test_a_removed_member_is_refused_on_the_next_request(admin_client, member, m
 
 
 def _redis_cache(settings, url):
-    settings.CACHES = {"default": {
-        "BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "t",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
-    }}  # fmt: skip
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "t",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    }
 
 
 def test_a_revocation_the_cache_missed_is_replayed_once_it_is_back(
@@ -404,18 +412,27 @@ def test_the_authorization_health_report_in_local_mode(settings):
         "auth_api": {
             "url": None,
             "timeout_seconds": 2.0,
-            "circuit_breaker": {"state": "closed", "failures": 0, "threshold": 5,
-                                "timeout_seconds": 60, "opened_at": None},
+            "circuit_breaker": {
+                "state": "closed",
+                "failures": 0,
+                "threshold": 5,
+                "timeout_seconds": 60,
+                "opened_at": None,
+            },
         },
         "cache": {
             "enabled": True,
             "redis_connection": "connected" if settings.REDIS_URL else "not_configured",
             "redis_error": None,
-            "ttl_config": {"read_seconds": 300, "write_seconds": 60, "admin_seconds": 30,
-                           "denied_seconds": 120},
+            "ttl_config": {
+                "read_seconds": 300,
+                "write_seconds": 60,
+                "admin_seconds": 30,
+                "denied_seconds": 120,
+            },
         },
         "config": {"fail_open": False},
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(
@@ -449,8 +466,11 @@ def test_the_breaker_opening_time_is_utc_with_z(unreachable_decision_point, admi
 # --- 8. Start-up checks ---------------------------------------------------------------
 
 
-REMOTE_OK = {"AUTHZ_BACKEND": "remote", "AUTH_API_URL": "http://pdp.example/check",
-             "AUTH_API_TOKEN": "sk_anything"}  # fmt: skip
+REMOTE_OK = {
+    "AUTHZ_BACKEND": "remote",
+    "AUTH_API_URL": "http://pdp.example/check",
+    "AUTH_API_TOKEN": "sk_anything",
+}
 
 
 @pytest.mark.parametrize(
@@ -488,12 +508,14 @@ def test_every_decision_logs_who_what_and_where_it_came_from(admin_client, org, 
 def test_a_repeated_denial_is_audited_once_a_minute(viewer, viewer_client):
     with _frozen():
         for _ in range(3):
-            assert_problem(viewer_client.get(AUDIT), status=403,
-                           code="PERMISSION_DENIED")  # fmt: skip
+            assert_problem(viewer_client.get(AUDIT), status=403, code="PERMISSION_DENIED")
 
     events = AuditEvent.objects.filter(action="authz.denied")
     assert events.count() == 1
     event = events.get()
     assert (event.actor_id, event.resource_id, event.outcome) == (
-        str(viewer.id), "audit:read", "denied")  # fmt: skip
+        str(viewer.id),
+        "audit:read",
+        "denied",
+    )
     assert event.details["path"] == AUDIT

@@ -45,8 +45,13 @@ def manage(*args: str) -> str:
     }
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -105,10 +110,11 @@ def test_a_token_revoked_by_the_command_is_refused_on_the_next_request(embedded_
 
 def test_the_emergency_revocation_refuses_every_token_on_the_next_request(embedded_server, team):
     secrets = [
-        token_create(organization=team.organization, name=name, scopes=["image:read"],
-                     created_by=team.user).secret
+        token_create(
+            organization=team.organization, name=name, scopes=["image:read"], created_by=team.user
+        ).secret
         for name in ("ci", "backup", "export")
-    ]  # fmt: skip
+    ]
     server = embedded_server()
     for secret in secrets:
         warm(server, LIMITS, secret)
@@ -162,8 +168,9 @@ def test_a_session_ended_through_one_web_process_is_refused_by_another(server_pr
     assert call(first, ME, phone["access"]).status_code == 200
 
 
-LOCAL_MEMORY = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                            "LOCATION": "log-tests"}}  # fmt: skip
+LOCAL_MEMORY = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "log-tests"}
+}
 
 
 def test_the_periodic_task_keeps_the_log_processes_follow_and_prunes_only_old_entries(

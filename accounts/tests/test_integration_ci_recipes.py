@@ -72,8 +72,13 @@ def pipeline_token(scopes: list[str], *, uploads_per_day: int = 0) -> tuple[str,
     """Return the secret and row of a token an admin of a new organization created."""
     org = OrganizationFactory(tier="pro")
     if uploads_per_day:
-        call_command("set_org_limits", org.slug, "--uploads-per-day", str(uploads_per_day),
-                     stdout=io.StringIO())  # fmt: skip
+        call_command(
+            "set_org_limits",
+            org.slug,
+            "--uploads-per-day",
+            str(uploads_per_day),
+            stdout=io.StringIO(),
+        )
     admin = MembershipFactory(organization=org, role="admin").user
     issued = token_create(organization=org, name="ci pipeline", scopes=scopes, created_by=admin)
     return issued.secret, issued.token
@@ -97,9 +102,13 @@ def run(
         **env,
     }
     return subprocess.run(
-        [*recipe, *args], env=environment, capture_output=True, text=True, timeout=240,
+        [*recipe, *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
         check=False,
-    )  # fmt: skip
+    )
 
 
 def report_lines(stdout: str) -> dict[str, tuple[str, str]]:
@@ -133,8 +142,9 @@ def image_folder(path: Path, *, bad: bool) -> Path:
 
 
 def self_record(server: ServerProcess, secret: str) -> httpx.Response:
-    return httpx.get(f"{server.url}{SELF}", headers={"Authorization": f"Bearer {secret}"},
-                     timeout=10)  # fmt: skip
+    return httpx.get(
+        f"{server.url}{SELF}", headers={"Authorization": f"Bearer {secret}"}, timeout=10
+    )
 
 
 def assert_secret_not_in(text: str, *secrets: str) -> None:

@@ -223,8 +223,9 @@ def silent_socket() -> Iterator[int]:
 def test_demoted_admin_is_refused_on_the_next_request_by_the_other_process(server_processes, acme):
     first, second = server_processes(count=2)
     admin = _login(second, acme.admin.username)["access"]
-    _send(second, "PATCH", f"/api/v1/orgs/current/members/{acme.member.id}", admin,
-          {"role": "admin"}).raise_for_status()  # fmt: skip
+    _send(
+        second, "PATCH", f"/api/v1/orgs/current/members/{acme.member.id}", admin, {"role": "admin"}
+    ).raise_for_status()
     member = _login(first, acme.member.username)["access"]
     _served_twice(first, TOKENS, member)
 
@@ -256,8 +257,9 @@ def test_token_of_a_removed_member_is_refused_on_the_next_request_by_the_other_p
 ):
     first, second = server_processes(count=2)
     admin = _login(second, acme.admin.username)["access"]
-    _send(second, "PATCH", f"/api/v1/orgs/current/members/{acme.member.id}", admin,
-          {"role": "admin"}).raise_for_status()  # fmt: skip
+    _send(
+        second, "PATCH", f"/api/v1/orgs/current/members/{acme.member.id}", admin, {"role": "admin"}
+    ).raise_for_status()
     member = _login(first, acme.member.username)["access"]
     token = _send(first, "POST", TOKENS, member, {"name": "ci", "scopes": ["audit:read"]})
     assert token.status_code == 201, token.text
@@ -275,8 +277,13 @@ def test_scope_removed_from_a_token_is_refused_on_the_next_request_by_the_other_
 ):
     first, second = server_processes(count=2)
     admin = _login(second, acme.admin.username)["access"]
-    created = _send(second, "POST", TOKENS, admin,
-                    {"name": "pipeline", "scopes": ["token:manage", "audit:read"]})  # fmt: skip
+    created = _send(
+        second,
+        "POST",
+        TOKENS,
+        admin,
+        {"name": "pipeline", "scopes": ["token:manage", "audit:read"]},
+    )
     assert created.status_code == 201, created.text
     token = created.json()
     _served_twice(first, TOKENS, token["token"])
@@ -294,8 +301,9 @@ def test_token_of_a_demoted_creator_is_narrowed_on_the_next_request_by_the_other
 ):
     first, second = server_processes(count=2)
     admin = _login(second, acme.admin.username)["access"]
-    _send(second, "PATCH", f"/api/v1/orgs/current/members/{acme.member.id}", admin,
-          {"role": "admin"}).raise_for_status()  # fmt: skip
+    _send(
+        second, "PATCH", f"/api/v1/orgs/current/members/{acme.member.id}", admin, {"role": "admin"}
+    ).raise_for_status()
     member = _login(first, acme.member.username)["access"]
     created = _send(first, "POST", TOKENS, member, {"name": "ci", "scopes": ["token:manage"]})
     assert created.status_code == 201, created.text
@@ -330,9 +338,10 @@ def _delete_group(server: ServerProcess, admin: str, org: Org) -> httpx.Response
 
 
 @pytest.mark.parametrize(
-    "change", [_leave_group, _empty_group, _strip_group, _delete_group],
+    "change",
+    [_leave_group, _empty_group, _strip_group, _delete_group],
     ids=["member-leaves-group", "group-emptied", "group-loses-permission", "group-deleted"],
-)  # fmt: skip
+)
 def test_permission_lost_with_a_group_is_refused_on_the_next_request_by_the_other_process(
     server_processes, acme, change
 ):
@@ -357,8 +366,13 @@ def _promote(server: ServerProcess, admin: str, org: Org) -> httpx.Response:
 
 
 def _join_group(server: ServerProcess, admin: str, org: Org) -> httpx.Response:
-    created = _send(server, "POST", "/api/v1/orgs/current/groups", admin,
-                    {"name": "token-keepers", "permissions": ["token:manage"]})  # fmt: skip
+    created = _send(
+        server,
+        "POST",
+        "/api/v1/orgs/current/groups",
+        admin,
+        {"name": "token-keepers", "permissions": ["token:manage"]},
+    )
     assert created.status_code == 201, created.text
     path = f"/api/v1/orgs/current/members/{org.member.id}"
     return _send(server, "PATCH", path, admin, {"groups": ["auditors", "token-keepers"]})
@@ -370,9 +384,10 @@ def _widen_group(server: ServerProcess, admin: str, org: Org) -> httpx.Response:
 
 
 @pytest.mark.parametrize(
-    "grant", [_promote, _join_group, _widen_group],
+    "grant",
+    [_promote, _join_group, _widen_group],
     ids=["promoted", "joins-group", "group-gains-permission"],
-)  # fmt: skip
+)
 def test_grant_after_a_cached_denial_is_allowed_on_the_next_request_by_the_other_process(
     server_processes, acme, grant
 ):
@@ -396,9 +411,10 @@ def test_remote_decisions_are_asked_once_then_answered_from_the_client_cache(
     # DEBUG: hits from the caches are logged at that level only.
     (point,) = _servers(server_processes, "point", LOG_LEVEL="DEBUG")
     (client,) = _servers(
-        server_processes, "client",
+        server_processes,
+        "client",
         **_remote_env(acme, f"{point.url}{CHECK_PATH}", LOG_LEVEL="DEBUG"),
-    )  # fmt: skip
+    )
     member = _login(client, acme.member.username)["access"]
     admin = _login(client, acme.admin.username)["access"]
 
@@ -427,10 +443,14 @@ def test_remote_decisions_are_asked_once_then_answered_from_the_client_cache(
         (bob, True)
     ]
     assert [(d["principal"], d["allowed"]) for d in _decisions(point, "token:manage")] == [
-        (bob, False), (alice, True),
-    ]  # fmt: skip
-    checks = [line for line in lines if line.get("path") == CHECK_PATH
-              and line.get("event") == "request_finished"]  # fmt: skip
+        (bob, False),
+        (alice, True),
+    ]
+    checks = [
+        line
+        for line in lines
+        if line.get("path") == CHECK_PATH and line.get("event") == "request_finished"
+    ]
     assert [line["status"] for line in checks] == [200, 200, 200]
     assert {line["principal"].split(":")[0] for line in checks} == {"service_token"}
     health = _auth_health(client).json()
@@ -455,8 +475,13 @@ def test_remote_mode_sees_a_revocation_and_a_grant_made_through_the_decision_poi
     assert promote.status_code == 200, promote.text
     assert _get(client, TOKENS, member).status_code == 200
 
-    demote = _send(point, "PATCH", f"/api/v1/orgs/current/members/{acme.member.id}", admin,
-                   {"role": "user", "groups": []})  # fmt: skip
+    demote = _send(
+        point,
+        "PATCH",
+        f"/api/v1/orgs/current/members/{acme.member.id}",
+        admin,
+        {"role": "user", "groups": []},
+    )
     assert demote.status_code == 200, demote.text
     _assert_refused(_get(client, AUDIT, member), 403, "PERMISSION_DENIED")
     _assert_refused(_get(client, TOKENS, member), 403, "PERMISSION_DENIED")
@@ -483,9 +508,12 @@ def test_with_the_decision_point_stopped_cached_decisions_answer_and_others_are_
         assert int(refused.headers["Retry-After"]) >= 1
         if attempt == 4:
             assert _breaker(client) | {"opened_at": None} == {
-                "state": "closed", "failures": 4, "threshold": 5, "timeout_seconds": 60.0,
+                "state": "closed",
+                "failures": 4,
+                "threshold": 5,
+                "timeout_seconds": 60.0,
                 "opened_at": None,
-            }  # fmt: skip
+            }
 
     health = _auth_health(client)
     assert health.status_code == 503
@@ -597,8 +625,12 @@ def test_the_breaker_probes_after_the_reset_time_and_closes_once_the_point_is_ba
     assert health.status_code == 200
     assert health.json()["status"] == "healthy"
     assert health.json()["auth_api"]["circuit_breaker"] | {"timeout_seconds": 2} == {
-        "state": "closed", "failures": 0, "threshold": 5, "timeout_seconds": 2, "opened_at": None,
-    }  # fmt: skip
+        "state": "closed",
+        "failures": 0,
+        "threshold": 5,
+        "timeout_seconds": 2,
+        "opened_at": None,
+    }
     changes = [
         line["state"]
         for line in _wait_for_log(
@@ -667,9 +699,11 @@ def test_consecutive_failures_through_two_client_processes_open_the_breaker_afte
 ):
     port = free_port()
     first, second = _servers(
-        server_processes, "client", count=2,
+        server_processes,
+        "client",
+        count=2,
         **_remote_env(acme, _check_url(port), AUTH_BREAKER_RESET_SECONDS="1"),
-    )  # fmt: skip
+    )
     member = _login(first, acme.member.username)["access"]
     for _ in range(5):
         _assert_refused(_get(first, GROUPS, member), 503, "AUTHORIZATION_UNAVAILABLE")
@@ -687,8 +721,12 @@ def test_consecutive_failures_through_two_client_processes_open_the_breaker_afte
     _assert_refused(_get(second, GROUPS, member), 503, "AUTHORIZATION_UNAVAILABLE")
 
     assert _breaker(first) | {"opened_at": None} == {
-        "state": "open", "failures": 5, "threshold": 5, "timeout_seconds": 1, "opened_at": None,
-    }  # fmt: skip
+        "state": "open",
+        "failures": 5,
+        "threshold": 5,
+        "timeout_seconds": 1,
+        "opened_at": None,
+    }
 
 
 # === 4. Local mode with the cache's Redis killed mid-test ================================
@@ -718,8 +756,9 @@ def test_with_redis_killed_the_servers_keep_deciding_correctly_from_the_database
     assert report["cache"]["redis_error"]
 
     # Changes made meanwhile through the other process are enforced all the same.
-    ended = _send(second, "DELETE", f"/api/v1/auth/sessions/{laptop['session_id']}",
-                  phone["access"])  # fmt: skip
+    ended = _send(
+        second, "DELETE", f"/api/v1/auth/sessions/{laptop['session_id']}", phone["access"]
+    )
     assert ended.status_code == 204, ended.text
     _assert_refused(_get(first, AUDIT, laptop["access"]), 401, "TOKEN_REVOKED")
     assert _get(first, AUDIT, phone["access"]).status_code == 200
@@ -743,8 +782,9 @@ def test_changes_made_while_redis_was_down_are_enforced_after_it_comes_back(
     _served_twice(first, AUDIT, phone["access"])
     throwaway_redis.kill()
 
-    ended = _send(second, "DELETE", f"/api/v1/auth/sessions/{laptop['session_id']}",
-                  phone["access"])  # fmt: skip
+    ended = _send(
+        second, "DELETE", f"/api/v1/auth/sessions/{laptop['session_id']}", phone["access"]
+    )
     assert ended.status_code == 204, ended.text
     assert _leave_group(second, admin, acme).status_code == 200
     _assert_refused(_get(first, AUDIT, laptop["access"]), 401, "TOKEN_REVOKED")
@@ -753,8 +793,10 @@ def test_changes_made_while_redis_was_down_are_enforced_after_it_comes_back(
     throwaway_redis.start()  # back, with what it held when it died
 
     answers = [
-        (_get(first, AUDIT, laptop["access"]).status_code,
-         _get(first, AUDIT, phone["access"]).status_code)
+        (
+            _get(first, AUDIT, laptop["access"]).status_code,
+            _get(first, AUDIT, phone["access"]).status_code,
+        )
         for _ in range(3)
-    ]  # fmt: skip
+    ]
     assert answers == [(401, 403)] * 3

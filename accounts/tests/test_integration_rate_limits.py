@@ -33,8 +33,16 @@ def service_token(org: Organization) -> str:
     """Create a service token of `org` with the command; return its secret."""
     MembershipFactory(organization=org, role="admin")
     out = io.StringIO()
-    call_command("create_service_token", "--org", org.slug, "--name", "load-test",
-                 "--scopes", "image:read", stdout=out)  # fmt: skip
+    call_command(
+        "create_service_token",
+        "--org",
+        org.slug,
+        "--name",
+        "load-test",
+        "--scopes",
+        "image:read",
+        stdout=out,
+    )
     secret = out.getvalue().strip().splitlines()[-1]
     assert secret.startswith("sk_")
     return secret
@@ -110,9 +118,12 @@ def test_with_redis_down_requests_are_still_answered_and_limited_per_process(
 ):
     secret = service_token(OrganizationFactory(tier="pro"))
     (server,) = server_processes(
-        count=1, workers=1, RATE_LIMIT_ENABLED="true", REDIS_URL=throwaway_redis.url,
+        count=1,
+        workers=1,
+        RATE_LIMIT_ENABLED="true",
+        REDIS_URL=throwaway_redis.url,
         RATE_LIMIT_FALLBACK_PROCESSES="2",
-    )  # fmt: skip
+    )
     headers = {"Authorization": f"Bearer {secret}"}
     before = httpx.get(f"{server.url}{LIMITS}", headers=headers, timeout=30)
     assert before.status_code == 200, before.text

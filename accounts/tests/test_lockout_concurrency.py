@@ -46,9 +46,12 @@ def _sign_in_all_at_once(urls: list[str]) -> list[int]:
 
 def test_concurrent_wrong_passwords_check_at_most_the_threshold(server_processes: Any, member: Any):
     servers = server_processes(
-        count=2, workers=2, TRUSTED_PROXY_COUNT="1",
-        AUTH_LOCKOUT_USERNAME_FAILURES=str(THRESHOLD), AUTH_LOCKOUT_IP_FAILURES="20",
-    )  # fmt: skip
+        count=2,
+        workers=2,
+        TRUSTED_PROXY_COUNT="1",
+        AUTH_LOCKOUT_USERNAME_FAILURES=str(THRESHOLD),
+        AUTH_LOCKOUT_IP_FAILURES="20",
+    )
 
     statuses = _sign_in_all_at_once([server.url for server in servers])
 

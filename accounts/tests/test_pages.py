@@ -238,13 +238,19 @@ def test_password_change_ends_every_other_session_and_keeps_this_browser(org, me
     ("fields", "message"),
     [
         (
-            {"old_password": "wrong-password", "new_password1": NEW_PASSWORD,
-             "new_password2": NEW_PASSWORD},
+            {
+                "old_password": "wrong-password",
+                "new_password1": NEW_PASSWORD,
+                "new_password2": NEW_PASSWORD,
+            },
             "Your current password is not right.",
         ),
         (
-            {"old_password": PASSWORD, "new_password1": NEW_PASSWORD,
-             "new_password2": NEW_PASSWORD + "x"},
+            {
+                "old_password": PASSWORD,
+                "new_password1": NEW_PASSWORD,
+                "new_password2": NEW_PASSWORD + "x",
+            },
             "The two new passwords differ.",
         ),
         (
@@ -252,8 +258,11 @@ def test_password_change_ends_every_other_session_and_keeps_this_browser(org, me
             "This password is too short.",
         ),
         (
-            {"old_password": PASSWORD, "new_password1": "password1234",
-             "new_password2": "password1234"},
+            {
+                "old_password": PASSWORD,
+                "new_password1": "password1234",
+                "new_password2": "password1234",
+            },
             "This password is too common.",
         ),
         (
@@ -262,7 +271,7 @@ def test_password_change_ends_every_other_session_and_keeps_this_browser(org, me
         ),
     ],
     ids=["wrong-current", "mismatch", "too-short", "too-common", "empty"],
-)  # fmt: skip
+)
 def test_a_refused_password_change_says_why_and_changes_nothing(org, member, fields, message):
     api = login_client(member)
     client = signed_in_browser("bob")
@@ -486,8 +495,13 @@ def test_the_sessions_page_costs_the_same_queries_for_many_sessions(
 
 
 def test_the_token_list_shows_each_tokens_state_and_never_a_secret(org, admin, member):
-    active = issue(org, admin, "nightly-import", scopes=["image:read", "image:upload"],
-                   allowed_ips=["10.0.0.0/8"])  # fmt: skip
+    active = issue(
+        org,
+        admin,
+        "nightly-import",
+        scopes=["image:read", "image:upload"],
+        allowed_ips=["10.0.0.0/8"],
+    )
     revoked = issue(org, admin, "old-job")
     token_services.token_revoke(token=revoked.token, reason="job retired")
     client = signed_in_browser("alice")
@@ -544,9 +558,11 @@ def test_the_token_list_shows_rotation_families_and_self_rotation(org, admin):
     first = issue(org, admin, "deployer", scopes=["image:read", "token:self_rotate"])
     api = APIClient()
     self_rotated = api.post(
-        "/api/v1/tokens/self/rotate", {"grace_seconds": 600}, HTTP_X_API_KEY=first.secret,
+        "/api/v1/tokens/self/rotate",
+        {"grace_seconds": 600},
+        HTTP_X_API_KEY=first.secret,
         format="json",
-    )  # fmt: skip
+    )
     assert self_rotated.status_code == 201, self_rotated.content
     successor = ServiceToken.objects.get(id=self_rotated.json()["id"])
 
@@ -629,8 +645,14 @@ def test_the_new_token_form_offers_only_the_scopes_the_user_may_grant(org, membe
     page = html(client.get("/tokens/new/"))
 
     offered = set(re.findall(r'name="scopes" value="([^"]+)"', page))
-    assert offered == {"image:read", "image:upload", "image:delete", "member:read",
-                       "token:manage", "token:self_rotate"}  # fmt: skip
+    assert offered == {
+        "image:read",
+        "image:upload",
+        "image:delete",
+        "member:read",
+        "token:manage",
+        "token:self_rotate",
+    }
     response = post(client, "/tokens/new/", {"name": "x", "scopes": ["audit:read"]})
     assert response.status_code == 400
     assert "You cannot grant a scope you lack: audit:read." in html(response)
@@ -643,9 +665,13 @@ def test_creating_a_token_shows_its_secret_once_and_never_stores_it(org, admin):
     sent = post(
         client,
         "/tokens/new/",
-        {"name": "ci-deploy", "scopes": ["image:read", "image:upload"], "expires_in_days": "30",
-         "allowed_ips": "10.0.0.0/8\r\n\r\n203.0.113.7\n"},
-    )  # fmt: skip
+        {
+            "name": "ci-deploy",
+            "scopes": ["image:read", "image:upload"],
+            "expires_in_days": "30",
+            "allowed_ips": "10.0.0.0/8\r\n\r\n203.0.113.7\n",
+        },
+    )
     assert sent.status_code == 302
     response = client.get(sent["Location"])
 
@@ -694,18 +720,33 @@ def test_the_new_secret_authenticates(org, admin):
         ({"name": "", "scopes": ["image:read"]}, "Name cannot be empty."),
         ({"name": "x"}, "Choose at least one scope."),
         ({"name": "x", "scopes": ["nope"]}, "“nope” is not a scope this organization offers."),
-        ({"name": "x", "scopes": ["image:read"], "expires_in_days": "0"},
-         "A token lasts at least 1 day: give 1 or more."),
-        ({"name": "x", "scopes": ["image:read"], "expires_in_days": "soon"},
-         "Give the days as a whole number, such as 30."),
-        ({"name": "x", "scopes": ["image:read"], "allowed_ips": "10.0.0.7/24"},
-         "“10.0.0.7/24” has bits set after the /24: did you mean 10.0.0.0/24?"),
-        ({"name": "x", "scopes": ["image:read"], "allowed_ips": "not-an-ip"},
-         "“not-an-ip” is not an IP address or network, such as 203.0.113.0/24."),
+        (
+            {"name": "x", "scopes": ["image:read"], "expires_in_days": "0"},
+            "A token lasts at least 1 day: give 1 or more.",
+        ),
+        (
+            {"name": "x", "scopes": ["image:read"], "expires_in_days": "soon"},
+            "Give the days as a whole number, such as 30.",
+        ),
+        (
+            {"name": "x", "scopes": ["image:read"], "allowed_ips": "10.0.0.7/24"},
+            "“10.0.0.7/24” has bits set after the /24: did you mean 10.0.0.0/24?",
+        ),
+        (
+            {"name": "x", "scopes": ["image:read"], "allowed_ips": "not-an-ip"},
+            "“not-an-ip” is not an IP address or network, such as 203.0.113.0/24.",
+        ),
     ],
-    ids=["no-name", "no-scopes", "unknown-scope", "zero-days", "not-a-number", "host-bits",
-         "not-an-ip"],
-)  # fmt: skip
+    ids=[
+        "no-name",
+        "no-scopes",
+        "unknown-scope",
+        "zero-days",
+        "not-a-number",
+        "host-bits",
+        "not-an-ip",
+    ],
+)
 def test_creating_a_token_with_bad_input_says_why_and_creates_nothing(org, admin, fields, message):
     client = signed_in_browser("alice")
 
@@ -732,9 +773,13 @@ def test_creating_a_token_follows_the_organizations_policy(org, admin):
     too_long = post(
         client,
         "/tokens/new/",
-        {"name": "x", "scopes": ["image:read"], "allowed_ips": "10.0.0.0/8",
-         "expires_in_days": "30"},
-    )  # fmt: skip
+        {
+            "name": "x",
+            "scopes": ["image:read"],
+            "allowed_ips": "10.0.0.0/8",
+            "expires_in_days": "30",
+        },
+    )
 
     assert no_list.status_code == 400
     assert "requires allowed_ips" in html(no_list)
@@ -793,9 +838,11 @@ def test_rotating_shows_the_successors_secret_once_and_keeps_the_old_for_the_gra
 
 @pytest.mark.parametrize(
     ("grace", "message"),
-    [("90000", "Choose a grace period of 86400 seconds or less."),
-     ("", "Choose a grace period from the list.")],
-)  # fmt: skip
+    [
+        ("90000", "Choose a grace period of 86400 seconds or less."),
+        ("", "Choose a grace period from the list."),
+    ],
+)
 def test_rotating_with_a_bad_grace_rotates_nothing(org, admin, grace, message):
     issued = issue(org, admin)
     client = signed_in_browser("alice")
@@ -858,8 +905,9 @@ def test_revoking_a_token_refuses_it_from_its_next_request(org, admin):
 def test_revoking_with_an_overlong_reason_revokes_nothing(org, admin):
     issued = issue(org, admin)
 
-    response = post(signed_in_browser("alice"), f"/tokens/{issued.token.id}/revoke/",
-                    {"reason": "x" * 201})  # fmt: skip
+    response = post(
+        signed_in_browser("alice"), f"/tokens/{issued.token.id}/revoke/", {"reason": "x" * 201}
+    )
 
     assert response.status_code == 400
     assert "Reason can be at most 200 characters." in html(response)
@@ -871,8 +919,11 @@ def test_editing_the_allow_list_replaces_it(org, admin):
     issued = issue(org, admin, allowed_ips=["10.0.0.0/8"])
     client = signed_in_browser("alice")
 
-    response = post(client, f"/tokens/{issued.token.id}/allowed-ips/",
-                    {"allowed_ips": "192.0.2.0/24\n2001:db8::1"})  # fmt: skip
+    response = post(
+        client,
+        f"/tokens/{issued.token.id}/allowed-ips/",
+        {"allowed_ips": "192.0.2.0/24\n2001:db8::1"},
+    )
 
     assert response.status_code == 302
     issued.token.refresh_from_db()
@@ -882,8 +933,9 @@ def test_editing_the_allow_list_replaces_it(org, admin):
     )
     (event,) = actions("token.updated")
     assert event.details["allowed_ips"] == {
-        "from": ["10.0.0.0/8"], "to": ["192.0.2.0/24", "2001:db8::1/128"]
-    }  # fmt: skip
+        "from": ["10.0.0.0/8"],
+        "to": ["192.0.2.0/24", "2001:db8::1/128"],
+    }
     cleared = post(client, f"/tokens/{issued.token.id}/allowed-ips/", {"allowed_ips": ""})
     assert cleared.status_code == 302
     issued.token.refresh_from_db()
@@ -893,8 +945,11 @@ def test_editing_the_allow_list_replaces_it(org, admin):
 def test_a_bad_allow_list_is_shown_with_what_was_typed_and_changes_nothing(org, admin):
     issued = issue(org, admin, allowed_ips=["10.0.0.0/8"])
 
-    response = post(signed_in_browser("alice"), f"/tokens/{issued.token.id}/allowed-ips/",
-                    {"allowed_ips": "10.0.0.0/8\nnot-an-address"})  # fmt: skip
+    response = post(
+        signed_in_browser("alice"),
+        f"/tokens/{issued.token.id}/allowed-ips/",
+        {"allowed_ips": "10.0.0.0/8\nnot-an-address"},
+    )
 
     assert response.status_code == 400
     page = html(response)
@@ -912,11 +967,10 @@ def test_a_bad_allow_list_is_shown_with_what_was_typed_and_changes_nothing(org, 
         ({"reason": "leak", "confirm": "ACME"}, "Type the organization&#x27;s slug, acme, exactly"),
         ({"reason": "leak", "confirm": "globex"}, "Type the organization&#x27;s slug, acme"),
         ({"reason": "", "confirm": "acme"}, "Reason cannot be empty."),
-        ({"reason": "x" * 181, "confirm": "acme"},
-         "Reason can be at most 180 characters."),
+        ({"reason": "x" * 181, "confirm": "acme"}, "Reason can be at most 180 characters."),
     ],
     ids=["empty", "wrong-case", "another-slug", "no-reason", "long-reason"],
-)  # fmt: skip
+)
 def test_revoke_all_without_the_typed_confirmation_and_a_reason_revokes_nothing(
     org, admin, fields, message
 ):
@@ -996,8 +1050,9 @@ def test_the_members_page_shows_roles_groups_and_permissions(org, admin, member,
 
 
 def test_the_members_page_says_what_each_group_adds_to_a_members_role(org, admin, viewer):
-    editors = GroupFactory(organization=org, name="editors",
-                           permissions=["image:read", "image:upload", "image:delete"])  # fmt: skip
+    editors = GroupFactory(
+        organization=org, name="editors", permissions=["image:read", "image:upload", "image:delete"]
+    )
     editors.members.add(Membership.objects.get(user=viewer))
 
     page = html(signed_in_browser("alice").get("/members/"))
@@ -1005,8 +1060,10 @@ def test_the_members_page_says_what_each_group_adds_to_a_members_role(org, admin
     carol = page.split('data-member="carol"')[1].split("</tr>")[0]
     assert '<option value="viewer" selected>viewer</option>' in carol
     # image:read is the viewer's already: only what the group widens is named.
-    assert (f'<a href="/members/groups/{editors.id}/">editors</a>: adds <code>image:delete</code>, '
-            "<code>image:upload</code> to the role") in carol  # fmt: skip
+    assert (
+        f'<a href="/members/groups/{editors.id}/">editors</a>: adds <code>image:delete</code>, '
+        "<code>image:upload</code> to the role"
+    ) in carol
     alice = page.split('data-member="alice"')[1].split("</tr>")[0]
     assert "none: the role alone" in alice
     assert "Upload images and classify them." in page  # what each permission allows
@@ -1018,8 +1075,9 @@ def test_the_new_token_page_says_what_each_scope_allows(org, admin):
     assert re.search(
         r'value="image:upload" aria-describedby="(scope-\d+-text)".*?'
         r'<span class="choice-text" id="\1">Upload images and classify them.</span>',
-        page, re.S,
-    )  # fmt: skip
+        page,
+        re.S,
+    )
 
 
 def test_changing_a_role_applies_from_the_members_next_request(
@@ -1141,9 +1199,10 @@ def test_creating_a_group(org, admin):
     client = signed_in_browser("alice")
 
     response = post(
-        client, "/members/groups/new/",
+        client,
+        "/members/groups/new/",
         {"name": "editors", "permissions": ["image:delete", "image:upload"]},
-    )  # fmt: skip
+    )
 
     group = Group.objects.get(organization=org, name="editors")
     assert response.status_code == 302
@@ -1157,13 +1216,19 @@ def test_creating_a_group(org, admin):
     ("fields", "status", "message"),
     [
         ({"name": "has space", "permissions": []}, 400, "A group name is letters, digits"),
-        ({"name": "editors", "permissions": ["root"]}, 400,
-         "“root” is not a permission this organization offers."),
-        ({"name": "taken", "permissions": []}, 409,
-         "A group named &#x27;taken&#x27; exists already."),
+        (
+            {"name": "editors", "permissions": ["root"]},
+            400,
+            "“root” is not a permission this organization offers.",
+        ),
+        (
+            {"name": "taken", "permissions": []},
+            409,
+            "A group named &#x27;taken&#x27; exists already.",
+        ),
     ],
     ids=["bad-name", "unknown-permission", "duplicate"],
-)  # fmt: skip
+)
 def test_creating_a_group_with_bad_input_creates_nothing(org, admin, fields, status, message):
     GroupFactory(organization=org, name="taken")
 
@@ -1181,8 +1246,11 @@ def test_the_group_page_edits_name_and_permissions(org, admin):
     page = html(client.get(f"/members/groups/{group.id}/"))
     assert 'name="permissions" value="image:read" checked' in page
 
-    response = post(client, f"/members/groups/{group.id}/edit/",
-                    {"name": "curators", "permissions": ["image:delete"]})  # fmt: skip
+    response = post(
+        client,
+        f"/members/groups/{group.id}/edit/",
+        {"name": "curators", "permissions": ["image:delete"]},
+    )
 
     assert response.status_code == 302
     group.refresh_from_db()
@@ -1195,8 +1263,11 @@ def test_a_bad_group_edit_keeps_what_was_typed_and_changes_nothing(org, admin):
     group = GroupFactory(organization=org, name="editors", permissions=["image:read"])
     GroupFactory(organization=org, name="taken")
 
-    response = post(signed_in_browser("alice"), f"/members/groups/{group.id}/edit/",
-                    {"name": "taken", "permissions": ["image:delete"]})  # fmt: skip
+    response = post(
+        signed_in_browser("alice"),
+        f"/members/groups/{group.id}/edit/",
+        {"name": "taken", "permissions": ["image:delete"]},
+    )
 
     assert response.status_code == 409
     page = html(response)
@@ -1228,8 +1299,9 @@ def test_only_members_of_the_organization_can_join_its_groups(org, admin, outsid
     group = GroupFactory(organization=org, name="editors")
     client = signed_in_browser("alice")
 
-    outsider_added = post(client, f"/members/groups/{group.id}/members/add/",
-                          {"user_id": str(outsider.id)})  # fmt: skip
+    outsider_added = post(
+        client, f"/members/groups/{group.id}/members/add/", {"user_id": str(outsider.id)}
+    )
     garbage = post(client, f"/members/groups/{group.id}/members/add/", {"user_id": "x"})
 
     assert outsider_added.status_code == 400
@@ -1300,8 +1372,11 @@ def test_users_are_never_deleted_by_member_pages(org, admin, member):
 def test_wrong_current_passwords_count_towards_the_lockout_and_are_audited(member, settings):
     settings.AUTH_LOCKOUT_USERNAME_FAILURES = 3
     client = signed_in_browser(member.username)
-    wrong = {"old_password": "wrong-password", "new_password1": NEW_PASSWORD,
-             "new_password2": NEW_PASSWORD}  # fmt: skip
+    wrong = {
+        "old_password": "wrong-password",
+        "new_password1": NEW_PASSWORD,
+        "new_password2": NEW_PASSWORD,
+    }
 
     for _ in range(3):
         assert post(client, "/account/password/", wrong).status_code == 400

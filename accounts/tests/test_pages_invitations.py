@@ -43,8 +43,9 @@ def test_an_admin_invites_an_address_and_sees_the_same_answer_for_any_address(
     client = signed_in_browser("alice")
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(client, "/members/invite/",
-                        {"email": email, "role": "user", "groups": ["editors"]})  # fmt: skip
+        response = post(
+            client, "/members/invite/", {"email": email, "role": "user", "groups": ["editors"]}
+        )
 
     assert response.status_code == 302
     assert response["Location"] == "/members/"
@@ -65,14 +66,20 @@ def test_an_admin_invites_an_address_and_sees_the_same_answer_for_any_address(
     [
         ({"email": "not-an-address", "role": "user"}, 400, "Email: Enter a valid email address."),
         ({"email": "", "role": "user"}, 400, "Email cannot be empty."),
-        ({"email": "erin@example.com", "role": "owner"}, 400,
-         "Role: &quot;owner&quot; is not a valid choice."),
-        ({"email": "erin@example.com", "role": "user", "groups": ["ghosts"]}, 400,
-         "No group named ghosts in this organization."),
+        (
+            {"email": "erin@example.com", "role": "owner"},
+            400,
+            "Role: &quot;owner&quot; is not a valid choice.",
+        ),
+        (
+            {"email": "erin@example.com", "role": "user", "groups": ["ghosts"]},
+            400,
+            "No group named ghosts in this organization.",
+        ),
         ({"email": "BOB@example.com", "role": "user"}, 409, "bob@example.com is a member of acme"),
     ],
     ids=["bad-email", "blank", "bad-role", "unknown-group", "member-already"],
-)  # fmt: skip
+)
 @pytest.mark.usefixtures("member")
 def test_inviting_with_bad_input_says_why_and_invites_nobody(org, admin, fields, status, message):
     response = post(signed_in_browser("alice"), "/members/invite/", fields)

@@ -140,8 +140,7 @@ def test_a_cookie_with_a_forged_or_misdirected_value_shows_no_secret(org, admin)
     session_id = str(client.session[BROWSER_SESSION_KEY])
 
     def signed(token: ServiceToken, secret: str) -> str:
-        value = {"token": str(token.id), "session": session_id, "secret": secret,
-                 "rotated": False}  # fmt: skip
+        value = {"token": str(token.id), "session": session_id, "secret": secret, "rotated": False}
         return signing.dumps(value, salt="accounts.views.tokens.secret")
 
     cases = {
@@ -213,10 +212,15 @@ def test_a_live_tokens_name_is_refused_with_the_reason_beside_it_and_the_form_ke
     client = signed_in_browser("alice")
 
     response = post(
-        client, "/tokens/new/",
-        {"name": name, "scopes": ["image:upload", "image:read"], "expires_in_days": "12",
-         "allowed_ips": "10.0.0.0/8"},
-    )  # fmt: skip
+        client,
+        "/tokens/new/",
+        {
+            "name": name,
+            "scopes": ["image:upload", "image:read"],
+            "expires_in_days": "12",
+            "allowed_ips": "10.0.0.0/8",
+        },
+    )
 
     assert response.status_code == 409
     page = html(response)

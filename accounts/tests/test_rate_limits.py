@@ -27,8 +27,13 @@ REFRESH = "/api/v1/auth/token/refresh"
 ORG_CURRENT = "/api/v1/orgs/current"
 TOKENS = "/api/v1/tokens"
 SCRAPE = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
-RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
-                "RateLimit-Policy", "RateLimit")  # fmt: skip
+RATE_HEADERS = (
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "RateLimit-Policy",
+    "RateLimit",
+)
 
 # Travelled to by the window tests; sign-ins happen there too (a token never predates them).
 T0 = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC)
@@ -179,8 +184,11 @@ def test_a_forged_forwarded_for_changes_nothing_without_trusted_proxies(settings
     for i in range(10):
         bad_sign_in(APIClient(), i, HTTP_X_FORWARDED_FOR=f"198.51.100.{i}")
 
-    refused(bad_sign_in(APIClient(), 10, HTTP_X_FORWARDED_FOR="198.51.100.99"),
-            window="client", limit=10)  # fmt: skip
+    refused(
+        bad_sign_in(APIClient(), 10, HTTP_X_FORWARDED_FOR="198.51.100.99"),
+        window="client",
+        limit=10,
+    )
 
 
 def test_behind_one_trusted_proxy_the_rightmost_forwarded_address_is_the_client(settings):
@@ -204,8 +212,9 @@ def test_refreshes_share_the_sign_in_window_and_other_anonymous_calls_are_not_re
     for i in range(10):
         bad_sign_in(client, i)
 
-    refused(client.post(REFRESH, {"refresh": "not-a-token"}, format="json"),
-            window="client", limit=10)  # fmt: skip
+    refused(
+        client.post(REFRESH, {"refresh": "not-a-token"}, format="json"), window="client", limit=10
+    )
     assert_problem(client.get(ME), status=401, code="NOT_AUTHENTICATED")
 
 
@@ -280,17 +289,25 @@ def test_an_override_is_audited_and_shown_as_the_effective_limits(org, member_cl
 
     body = member_client.get(ORG_CURRENT).json()
     assert body["limits"] == {
-        "requests_per_minute": 3, "uploads_per_day": 10_000, "max_file_size_bytes": 7_000_000,
-    }  # fmt: skip
+        "requests_per_minute": 3,
+        "uploads_per_day": 10_000,
+        "max_file_size_bytes": 7_000_000,
+    }
     event = AuditEvent.objects.get(action="org.limits_changed")
     assert event.actor_type == "system"
     assert event.organization_id == org.id
     assert event.details == {
-        "before": {"requests_per_minute": None, "uploads_per_day": None,
-                   "max_file_size_bytes": None},
-        "after": {"requests_per_minute": 3, "uploads_per_day": None,
-                  "max_file_size_bytes": 7_000_000},
-    }  # fmt: skip
+        "before": {
+            "requests_per_minute": None,
+            "uploads_per_day": None,
+            "max_file_size_bytes": None,
+        },
+        "after": {
+            "requests_per_minute": 3,
+            "uploads_per_day": None,
+            "max_file_size_bytes": 7_000_000,
+        },
+    }
 
 
 @pytest.mark.parametrize(
@@ -315,11 +332,17 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(org, member_client, ar
 def change_form(org: Organization, **changes: str) -> dict[str, str]:
     created = org.created_at.astimezone(dt.UTC)
     data = {
-        "name": org.name, "slug": org.slug, "tier": org.tier, "is_active": "on",
-        "token_max_lifetime_days": "", "requests_per_minute": "", "uploads_per_day": "",
-        "max_file_size_bytes": "", "created_at_0": created.strftime("%Y-%m-%d"),
+        "name": org.name,
+        "slug": org.slug,
+        "tier": org.tier,
+        "is_active": "on",
+        "token_max_lifetime_days": "",
+        "requests_per_minute": "",
+        "uploads_per_day": "",
+        "max_file_size_bytes": "",
+        "created_at_0": created.strftime("%Y-%m-%d"),
         "created_at_1": created.strftime("%H:%M:%S"),
-    }  # fmt: skip
+    }
     return {**data, **changes}
 
 

@@ -37,8 +37,15 @@ def test_create_refuses_a_bad_network_and_creates_nothing(org, admin):
 
 
 def test_set_token_policy_changes_the_policy_and_audits_it_as_the_system(org):
-    out = run("set_token_policy", "--org", "acme", "--max-lifetime-days", "30",
-              "--require-allowed-ips", "yes")  # fmt: skip
+    out = run(
+        "set_token_policy",
+        "--org",
+        "acme",
+        "--max-lifetime-days",
+        "30",
+        "--require-allowed-ips",
+        "yes",
+    )
 
     org.refresh_from_db()
     assert (org.token_max_lifetime_days, org.require_allowed_ips) == (30, True)
@@ -93,8 +100,14 @@ def test_with_the_policy_requiring_allowed_ips_the_command_needs_them(org, admin
 
 @pytest.mark.django_db(transaction=True)
 def test_the_token_policy_set_in_django_admin_is_audited(staff_browser, org):
-    form = {"name": org.name, "slug": org.slug, "tier": org.tier, "is_active": "on",
-            "token_max_lifetime_days": "14", "require_allowed_ips": "on"}  # fmt: skip
+    form = {
+        "name": org.name,
+        "slug": org.slug,
+        "tier": org.tier,
+        "is_active": "on",
+        "token_max_lifetime_days": "14",
+        "require_allowed_ips": "on",
+    }
 
     response = staff_browser.post(f"/admin/accounts/organization/{org.id}/change/", form)
 
@@ -106,8 +119,13 @@ def test_the_token_policy_set_in_django_admin_is_audited(staff_browser, org):
 
 
 def test_django_admin_refuses_a_lifetime_bound_out_of_range(staff_browser, org):
-    form = {"name": org.name, "slug": org.slug, "tier": org.tier, "is_active": "on",
-            "token_max_lifetime_days": "400"}  # fmt: skip
+    form = {
+        "name": org.name,
+        "slug": org.slug,
+        "tier": org.tier,
+        "is_active": "on",
+        "token_max_lifetime_days": "400",
+    }
 
     response = staff_browser.post(f"/admin/accounts/organization/{org.id}/change/", form)
 

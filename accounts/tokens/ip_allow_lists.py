@@ -86,8 +86,10 @@ def _refuse_whole_space(entries: list[str], *, field: str) -> None:
             )
     v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
     v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
-    for version, merged in ((4, list(ipaddress.collapse_addresses(v4))),
-                            (6, list(ipaddress.collapse_addresses(v6)))):  # fmt: skip
+    for version, merged in (
+        (4, list(ipaddress.collapse_addresses(v4))),
+        (6, list(ipaddress.collapse_addresses(v6))),
+    ):
         covered = sum(network.num_addresses for network in merged)
         widest = WIDEST_PREFIX[version]
         if covered > NETWORKS_OF_THE_WIDEST * 2 ** ((32 if version == 4 else 128) - widest):

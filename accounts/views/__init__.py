@@ -38,13 +38,13 @@ from accounts.views.signin import (
     login_page,
     logout_page,
 )
+from accounts.views.token_secret import token_secret_page
 from accounts.views.tokens import (
     token_allowed_ips_page,
     token_create_page,
     token_page,
     token_revoke_page,
     token_rotate_page,
-    token_secret_page,
     tokens_page,
     tokens_revoke_all_page,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django import forms
 from django.contrib import messages
@@ -109,9 +110,10 @@ def password_change_page(request: HttpRequest) -> HttpResponse:
         return _account_render(request, form, status=400)
     try:
         ended = org_services.password_change(
-            user=form.user, password=form.cleaned_data["new_password1"],
+            user=form.user,
+            password=form.cleaned_data["new_password1"],
             keep_session_id=session_id,
-        )  # fmt: skip
+        )
     except InvalidInput as exc:
         form.add_error("new_password1", exc.detail)
         return _account_render(request, form, status=400)
@@ -158,7 +160,7 @@ def sessions_page(request: HttpRequest) -> HttpResponse:
 
 @dashboard_page()
 @post_only("/sessions/")
-def session_revoke_page(request: HttpRequest, session_id: Any) -> HttpResponse:
+def session_revoke_page(request: HttpRequest, session_id: UUID) -> HttpResponse:
     """End one of the user's sessions; ending this browser's signs it out."""
     principal = signed_in_principal(request)
     session = session_live_get(user_id=principal.user_id, session_id=session_id)

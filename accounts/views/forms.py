@@ -114,8 +114,9 @@ def _sentence(message: str, field: str | None, code: str | None) -> str:
         template = GENERIC_SENTENCES.get(code)
     if template is None:
         return f"{field}: {message}"
-    return template.format(field=label, input=typed.group(1) if typed else "",
-                           limit=limit.group(1) if limit else "")  # fmt: skip
+    return template.format(
+        field=label, input=typed.group(1) if typed else "", limit=limit.group(1) if limit else ""
+    )
 
 
 def refusal_messages(exc: DomainError) -> list[str]:
@@ -124,9 +125,11 @@ def refusal_messages(exc: DomainError) -> list[str]:
 
 
 def form_data(
-    serializer_class: type[serializers.Serializer[Any]], data: dict[str, Any], *,
+    serializer_class: type[serializers.Serializer[Any]],
+    data: dict[str, Any],
+    *,
     partial: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Return `data` validated by the API's serializer, or raise FormRejected."""
     serializer = serializer_class(data=data, partial=partial)
     if not serializer.is_valid():

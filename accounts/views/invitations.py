@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -30,7 +30,7 @@ def invitations_page(request: HttpRequest) -> HttpResponse:
 
 @dashboard_page()
 @post_only("/invitations/")
-def invitation_accept_page(request: HttpRequest, invitation_id: Any) -> HttpResponse:
+def invitation_accept_page(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
     """Join the inviting organization; the organization switch then offers it."""
     user = page_user(signed_in_principal(request))
     invitation = invitation_received_get(user=user, invitation_id=str(invitation_id))
@@ -48,7 +48,7 @@ def invitation_accept_page(request: HttpRequest, invitation_id: Any) -> HttpResp
 
 @dashboard_page()
 @post_only("/invitations/")
-def invitation_decline_page(request: HttpRequest, invitation_id: Any) -> HttpResponse:
+def invitation_decline_page(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
     """Refuse an invitation."""
     user = page_user(signed_in_principal(request))
     invitation = invitation_received_get(user=user, invitation_id=str(invitation_id))

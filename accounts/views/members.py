@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
@@ -57,9 +58,12 @@ def _widened(membership: Membership) -> list[tuple[Any, list[str]]]:
 
 
 def _members_render(
-    request: HttpRequest, *, status: int = 200, errors: dict[str, list[str]] | None = None,
+    request: HttpRequest,
+    *,
+    status: int = 200,
+    errors: dict[str, list[str]] | None = None,
     values: Any = None,
-) -> HttpResponse:  # fmt: skip
+) -> HttpResponse:
     principal = signed_in_principal(request)
     members = member_list(organization_id=principal.organization_id)
     groups = group_list(organization_id=principal.organization_id)
@@ -116,7 +120,7 @@ def member_invite_page(request: HttpRequest) -> HttpResponse:
 
 @dashboard_page("org:admin")
 @post_only("/members/")
-def invitation_revoke_page(request: HttpRequest, invitation_id: Any) -> HttpResponse:
+def invitation_revoke_page(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
     """Withdraw a pending invitation."""
     invitation = invitation_get(
         organization_id=signed_in_principal(request).organization_id,
@@ -134,7 +138,7 @@ def invitation_revoke_page(request: HttpRequest, invitation_id: Any) -> HttpResp
 
 @dashboard_page("org:admin")
 @post_only("/members/")
-def member_role_page(request: HttpRequest, user_id: Any) -> HttpResponse:
+def member_role_page(request: HttpRequest, user_id: UUID) -> HttpResponse:
     """Change a member's role; the last admin keeps theirs."""
     principal = signed_in_principal(request)
     membership = member_get(organization_id=principal.organization_id, user_id=str(user_id))
@@ -156,7 +160,7 @@ def member_role_page(request: HttpRequest, user_id: Any) -> HttpResponse:
 
 @dashboard_page("org:admin")
 @post_only("/members/")
-def member_remove_page(request: HttpRequest, user_id: Any) -> HttpResponse:
+def member_remove_page(request: HttpRequest, user_id: UUID) -> HttpResponse:
     """Remove a member: their sessions in this organization end now."""
     principal = signed_in_principal(request)
     membership = member_get(organization_id=principal.organization_id, user_id=str(user_id))
@@ -191,17 +195,23 @@ def group_create_page(request: HttpRequest) -> HttpResponse:
         )
     except FORM_REFUSALS as exc:
         return _members_render(
-            request, status=exc.status, errors={"group": refusal_messages(exc)},
+            request,
+            status=exc.status,
+            errors={"group": refusal_messages(exc)},
             values={"group": values},
-        )  # fmt: skip
+        )
     messages.success(request, f"The group {group.name} was created.")
     return redirect(f"/members/groups/{group.id}/")
 
 
 def _group_render(
-    request: HttpRequest, group_id: Any, *, status: int = 200,
-    errors: dict[str, list[str]] | None = None, values: Any = None,
-) -> HttpResponse:  # fmt: skip
+    request: HttpRequest,
+    group_id: UUID,
+    *,
+    status: int = 200,
+    errors: dict[str, list[str]] | None = None,
+    values: Any = None,
+) -> HttpResponse:
     principal = signed_in_principal(request)
     group = group_get(organization_id=principal.organization_id, group_id=str(group_id))
     in_group = sorted(group.members.all(), key=lambda membership: membership.user.username)
@@ -223,14 +233,14 @@ def _group_render(
 
 
 @dashboard_page("org:admin")
-def group_page(request: HttpRequest, group_id: Any) -> HttpResponse:
+def group_page(request: HttpRequest, group_id: UUID) -> HttpResponse:
     """One group: its permissions and members, and the forms that change them."""
     return _group_render(request, group_id)
 
 
 @dashboard_page("org:admin")
 @post_only("/members/groups/{group_id}/")
-def group_edit_page(request: HttpRequest, group_id: Any) -> HttpResponse:
+def group_edit_page(request: HttpRequest, group_id: UUID) -> HttpResponse:
     """Rename a group or change its permissions."""
     group = group_get(
         organization_id=signed_in_principal(request).organization_id, group_id=str(group_id)
@@ -244,16 +254,19 @@ def group_edit_page(request: HttpRequest, group_id: Any) -> HttpResponse:
         org_services.group_update(group=group, name=data["name"], permissions=data["permissions"])
     except FORM_REFUSALS as exc:
         return _group_render(
-            request, group_id, status=exc.status, errors={"edit": refusal_messages(exc)},
+            request,
+            group_id,
+            status=exc.status,
+            errors={"edit": refusal_messages(exc)},
             values=values,
-        )  # fmt: skip
+        )
     messages.success(request, f"The group {data['name']} was saved.")
     return redirect(f"/members/groups/{group.id}/")
 
 
 @dashboard_page("org:admin")
 @post_only("/members/groups/{group_id}/")
-def group_delete_page(request: HttpRequest, group_id: Any) -> HttpResponse:
+def group_delete_page(request: HttpRequest, group_id: UUID) -> HttpResponse:
     """Delete a group; its members lose what it granted on their next request."""
     group = group_get(
         organization_id=signed_in_principal(request).organization_id, group_id=str(group_id)
@@ -277,7 +290,7 @@ def _group_members_set(request: HttpRequest, group: Group, user_ids: list[str]) 
 
 @dashboard_page("org:admin")
 @post_only("/members/groups/{group_id}/")
-def group_member_add_page(request: HttpRequest, group_id: Any) -> HttpResponse:
+def group_member_add_page(request: HttpRequest, group_id: UUID) -> HttpResponse:
     """Add a member of the organization to the group."""
     group = group_get(
         organization_id=signed_in_principal(request).organization_id, group_id=str(group_id)
@@ -288,7 +301,7 @@ def group_member_add_page(request: HttpRequest, group_id: Any) -> HttpResponse:
 
 @dashboard_page("org:admin")
 @post_only("/members/groups/{group_id}/")
-def group_member_remove_page(request: HttpRequest, group_id: Any, user_id: Any) -> HttpResponse:
+def group_member_remove_page(request: HttpRequest, group_id: UUID, user_id: UUID) -> HttpResponse:
     """Take a member out of the group."""
     group = group_get(
         organization_id=signed_in_principal(request).organization_id, group_id=str(group_id)

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
-from django.core import signing
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -36,7 +36,6 @@ from accounts.selectors import (
 )
 from accounts.services import token_policies, token_rotations
 from accounts.services import tokens as token_services
-from accounts.tokens.format import token_digest
 from accounts.tokens.usage import token_usage_flush
 from accounts.views.forms import (
     FORM_REFUSALS,
@@ -50,6 +49,7 @@ from accounts.views.forms import (
     refusal_messages,
     text_lines,
 )
+from accounts.views.token_secret import secret_redirect
 from config.errors import DomainError
 
 # --- Service tokens --------------------------------------------------------------------
@@ -135,9 +135,12 @@ def _token_rows(principal: Principal, tokens: Iterable[ServiceToken]) -> list[To
 
 
 def _tokens_render(
-    request: HttpRequest, *, status: int = 200, errors: dict[str, list[str]] | None = None,
+    request: HttpRequest,
+    *,
+    status: int = 200,
+    errors: dict[str, list[str]] | None = None,
     values: Any = None,
-) -> HttpResponse:  # fmt: skip
+) -> HttpResponse:
     principal = signed_in_principal(request)
     tokens = token_list(organization_id=principal.organization_id, with_rotations=True)
     page = Paginator(tokens, TOKENS_PER_PAGE).get_page(request.GET.get("page"))
@@ -159,9 +162,13 @@ def tokens_page(request: HttpRequest) -> HttpResponse:
 
 
 def _token_render(
-    request: HttpRequest, token_id: Any, *, status: int = 200,
-    errors: dict[str, list[str]] | None = None, values: Any = None,
-) -> HttpResponse:  # fmt: skip
+    request: HttpRequest,
+    token_id: UUID,
+    *,
+    status: int = 200,
+    errors: dict[str, list[str]] | None = None,
+    values: Any = None,
+) -> HttpResponse:
     principal = signed_in_principal(request)
     token = token_get(organization_id=principal.organization_id, token_id=str(token_id))
     family = token_family_list(
@@ -179,84 +186,18 @@ def _token_render(
 
 
 @dashboard_page("token:manage")
-def token_page(request: HttpRequest, token_id: Any) -> HttpResponse:
+def token_page(request: HttpRequest, token_id: UUID) -> HttpResponse:
     """One token: what it is, its rotation family, and the forms that change it."""
     return _token_render(request, token_id)
 
 
-# The secret travels from the POST that made it to the page that shows it in a cookie
-# (post/redirect/get): short-lived, signed, bound to the browser session and the token, and
-# deleted by the page that shows it. The server keeps only the secret's digest.
-ISSUED_COOKIE = "vantage_token_secret"
-ISSUED_COOKIE_SECONDS = 120
-ISSUED_COOKIE_SALT = "accounts.views.tokens.secret"
-
-
-def _secret_path(token: ServiceToken) -> str:
-    return f"/tokens/{token.id}/secret/"
-
-
-def _secret_redirect(
-    request: HttpRequest, issued: token_services.IssuedToken, *, rotated: bool
-) -> HttpResponse:
-    """Send the browser to the page that shows the new secret once, carrying it in a cookie."""
-    principal = signed_in_principal(request)
-    value = signing.dumps(
-        {"token": str(issued.token.id), "session": str(principal.session_id),
-         "secret": issued.secret, "rotated": rotated},
-        salt=ISSUED_COOKIE_SALT,
-    )  # fmt: skip
-    response = redirect(_secret_path(issued.token))
-    response.set_cookie(
-        ISSUED_COOKIE, value, max_age=ISSUED_COOKIE_SECONDS, path=_secret_path(issued.token),
-        secure=request.is_secure(), httponly=True, samesite="Strict",
-    )  # fmt: skip
-    return response
-
-
-def _secret_carried(request: HttpRequest, token: ServiceToken) -> dict[str, Any] | None:
-    """The cookie's secret of this token for this browser session, if fresh and genuine."""
-    value = request.COOKIES.get(ISSUED_COOKIE)
-    if not value:
-        return None
-    try:
-        carried = signing.loads(value, salt=ISSUED_COOKIE_SALT, max_age=ISSUED_COOKIE_SECONDS)
-    except signing.BadSignature:
-        return None
-    principal = signed_in_principal(request)
-    genuine = (
-        isinstance(carried, dict)
-        and carried.get("token") == str(token.id)
-        and carried.get("session") == str(principal.session_id)
-        and isinstance(carried.get("secret"), str)
-        and token_digest(carried["secret"]) == token.digest
-    )
-    return carried if genuine else None
-
-
-@dashboard_page("token:manage")
-def token_secret_page(request: HttpRequest, token_id: Any) -> HttpResponse:
-    """A new token's secret, shown once; loaded again, it says how to get a new one."""
-    token = token_get(
-        organization_id=signed_in_principal(request).organization_id, token_id=str(token_id)
-    )
-    carried = _secret_carried(request, token)
-    context = {
-        "token": token,
-        "secret": carried["secret"] if carried else None,
-        "rotated": carried["rotated"] if carried else token.rotated_from_id is not None,
-    }
-    response = render(request, "accounts/token_secret.html", context)
-    response["Cache-Control"] = "no-store"
-    if ISSUED_COOKIE in request.COOKIES:
-        response.delete_cookie(ISSUED_COOKIE, path=_secret_path(token), samesite="Strict")
-    return response
-
-
 def _token_form_render(
-    request: HttpRequest, organization: Organization, *, status: int = 200,
+    request: HttpRequest,
+    organization: Organization,
+    *,
+    status: int = 200,
     refusal: DomainError | None = None,
-) -> HttpResponse:  # fmt: skip
+) -> HttpResponse:
     principal = signed_in_principal(request)
     policy = token_policies.token_policy(organization)
     data = request.POST if request.method == "POST" else None
@@ -302,18 +243,22 @@ def token_create_page(request: HttpRequest) -> HttpResponse:
     try:
         data = form_data(TokenCreateSerializer, values)
         issued = token_services.token_create(
-            organization=organization, name=data["name"], scopes=data["scopes"],
-            expires_in_days=data.get("expires_in_days"), created_by=page_user(principal),
-            grantor=principal, allowed_ips=data["allowed_ips"],
-        )  # fmt: skip
+            organization=organization,
+            name=data["name"],
+            scopes=data["scopes"],
+            expires_in_days=data.get("expires_in_days"),
+            created_by=page_user(principal),
+            grantor=principal,
+            allowed_ips=data["allowed_ips"],
+        )
     except FORM_REFUSALS as exc:
         return _token_form_render(request, organization, status=exc.status, refusal=exc)
-    return _secret_redirect(request, issued, rotated=False)
+    return secret_redirect(request, issued, rotated=False)
 
 
 @dashboard_page("token:manage")
 @post_only("/tokens/{token_id}/")
-def token_rotate_page(request: HttpRequest, token_id: Any) -> HttpResponse:
+def token_rotate_page(request: HttpRequest, token_id: UUID) -> HttpResponse:
     """Issue the token's successor (its secret shown once); the old one works for the grace."""
     principal = signed_in_principal(request)
     token = token_get(organization_id=principal.organization_id, token_id=str(token_id))
@@ -332,12 +277,12 @@ def token_rotate_page(request: HttpRequest, token_id: Any) -> HttpResponse:
         return _token_render(
             request, token_id, status=exc.status, errors={"rotate": refusal_messages(exc)}
         )
-    return _secret_redirect(request, issued, rotated=True)
+    return secret_redirect(request, issued, rotated=True)
 
 
 @dashboard_page("token:manage")
 @post_only("/tokens/{token_id}/")
-def token_revoke_page(request: HttpRequest, token_id: Any) -> HttpResponse:
+def token_revoke_page(request: HttpRequest, token_id: UUID) -> HttpResponse:
     """Revoke the token: refused from its next request on."""
     principal = signed_in_principal(request)
     token = token_get(organization_id=principal.organization_id, token_id=str(token_id))
@@ -356,7 +301,7 @@ def token_revoke_page(request: HttpRequest, token_id: Any) -> HttpResponse:
 
 @dashboard_page("token:manage")
 @post_only("/tokens/{token_id}/")
-def token_allowed_ips_page(request: HttpRequest, token_id: Any) -> HttpResponse:
+def token_allowed_ips_page(request: HttpRequest, token_id: UUID) -> HttpResponse:
     """Replace the token's allow-list of client networks (empty: any address)."""
     principal = signed_in_principal(request)
     token = token_get(organization_id=principal.organization_id, token_id=str(token_id))
@@ -366,9 +311,12 @@ def token_allowed_ips_page(request: HttpRequest, token_id: Any) -> HttpResponse:
         token = token_services.token_update(token=token, allowed_ips=data["allowed_ips"])
     except FORM_REFUSALS as exc:
         return _token_render(
-            request, token_id, status=exc.status, errors={"allowed_ips": refusal_messages(exc)},
+            request,
+            token_id,
+            status=exc.status,
+            errors={"allowed_ips": refusal_messages(exc)},
             values={"allowed_ips": text},
-        )  # fmt: skip
+        )
     networks = ", ".join(token.allowed_ips) or "any address"
     messages.success(request, f"The token {token.name} may now be used from {networks}.")
     return redirect(f"/tokens/{token.id}/")
@@ -389,8 +337,10 @@ def tokens_revoke_all_page(request: HttpRequest) -> HttpResponse:
         revoked = token_services.tokens_revoke_all(organization=organization, reason=data["reason"])
     except FORM_REFUSALS as exc:
         return _tokens_render(
-            request, status=exc.status, errors={"revoke_all": refusal_messages(exc)},
+            request,
+            status=exc.status,
+            errors={"revoke_all": refusal_messages(exc)},
             values={"reason": reason},
-        )  # fmt: skip
+        )
     messages.warning(request, f"Emergency revocation: {plural(revoked, 'token')} revoked.")
     return redirect("/tokens/")

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authz.permissions import principal_required, request_principal
+from accounts.authz.permissions import principal_required
 from audit.api.serializers import (
     AuditEventFilterSerializer,
     AuditEventSerializer,
@@ -31,10 +31,23 @@ from config.pagination import SequenceCursorPagination, paginated
 from config.spreadsheet_csv import csv_row
 
 CSV_COLUMNS = (
-    "id", "timestamp", "organization_id", "actor_type", "actor_id", "actor_display", "action",
-    "resource_type", "resource_id", "outcome", "ip", "user_agent", "request_id", "details",
-    "hash", "prev_hash",
-)  # fmt: skip
+    "id",
+    "timestamp",
+    "organization_id",
+    "actor_type",
+    "actor_id",
+    "actor_display",
+    "action",
+    "resource_type",
+    "resource_id",
+    "outcome",
+    "ip",
+    "user_agent",
+    "request_id",
+    "details",
+    "hash",
+    "prev_hash",
+)
 
 
 class AuditEventPagination(SequenceCursorPagination):
@@ -47,8 +60,7 @@ class AuditEventPagination(SequenceCursorPagination):
 def _events(request: Request, serializer_class: type[AuditEventFilterSerializer]) -> Any:
     filters = serializer_class(data=request.query_params)
     filters.is_valid(raise_exception=True)
-    principal = request_principal(request)
-    organization_id = principal.organization_id if principal else None
+    organization_id = principal_required(request).organization_id
     return audit_event_list(organization_id=organization_id, filters=filters.validated_data), (
         filters.validated_data
     )
@@ -136,8 +148,12 @@ class OrganizationFiguresApi(APIView):
         until = timezone.now()
         since = until - timedelta(hours=query.validated_data["hours"])
         events = organization_figures(organization_id=principal.organization_id, since=since)
-        body = {"organization_id": principal.organization_id, "since": since, "until": until,
-                "events": events}  # fmt: skip
+        body = {
+            "organization_id": principal.organization_id,
+            "since": since,
+            "until": until,
+            "events": events,
+        }
         response = Response(OrganizationFiguresSerializer(body).data)
         response["Cache-Control"] = "no-store"
         return response

@@ -452,7 +452,7 @@ def test_postgresql_chain_heads_stay_in_step_after_a_purge(org):
     head = AuditChainHead.objects.get(chain=str(org.id))
     newest = AuditEvent.objects.filter(chain=str(org.id)).order_by("-position").first()
     assert (head.position, head.hash) == (newest.position, newest.hash)
-    assert audit_chain_verify(str(org.id)) == (2, None)
+    assert audit_chain_verify(chain=str(org.id)) == (2, None)
 
 
 @pytest.mark.integration

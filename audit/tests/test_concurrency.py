@@ -88,7 +88,7 @@ def test_concurrent_writers_to_one_org_make_one_gap_free_chain(org):
         assert mine == list(range(EVENTS_PER_WRITER))
     head = AuditChainHead.objects.get(chain=str(org.id))
     assert (head.position, head.hash) == (200, events[-1].hash)
-    assert audit_chain_verify(str(org.id)) == (200, None)
+    assert audit_chain_verify(chain=str(org.id)) == (200, None)
 
     out = io.StringIO()
     call_command("audit_verify", "--org", org.slug, stdout=out, stderr=io.StringIO())
@@ -129,9 +129,9 @@ def test_writer_to_another_org_is_not_blocked_by_a_held_chain_lock(
     slow.finish()
 
     assert elapsed < 1.5, f"org B's writer waited {elapsed:.2f}s for org A's lock"
-    assert audit_chain_verify(str(org.id)) == (2, None)
+    assert audit_chain_verify(chain=str(org.id)) == (2, None)
     expected_b = 2 if other_chain_exists else 1
-    assert audit_chain_verify(str(other_org.id)) == (expected_b, None)
+    assert audit_chain_verify(chain=str(other_org.id)) == (expected_b, None)
 
 
 def test_writer_to_the_same_org_waits_for_the_held_chain_lock(org):
@@ -151,4 +151,4 @@ def test_writer_to_the_same_org_waits_for_the_held_chain_lock(org):
         AuditEvent.objects.filter(chain=str(org.id)).order_by("position").values_list("action")
     )
     assert actions == [("test.setup",), ("test.slow_writer",), ("test.fast_writer",)]
-    assert audit_chain_verify(str(org.id)) == (3, None)
+    assert audit_chain_verify(chain=str(org.id)) == (3, None)

@@ -35,9 +35,11 @@ def test_a_failed_sign_in_with_a_formula_user_agent_exports_as_text(
     agent, api_client, admin_client, member
 ):
     refused = api_client.post(
-        TOKEN_URL, {"username": member.username, "password": "wrong"}, format="json",
+        TOKEN_URL,
+        {"username": member.username, "password": "wrong"},
+        format="json",
         HTTP_USER_AGENT=agent,
-    )  # fmt: skip
+    )
     assert refused.status_code == 401
 
     rows = _export_rows(admin_client)
@@ -49,9 +51,11 @@ def test_a_failed_sign_in_with_a_formula_user_agent_exports_as_text(
 def test_no_exported_cell_starts_with_a_formula_trigger(api_client, admin_client, member):
     for agent in HOSTILE_AGENTS:
         api_client.post(
-            TOKEN_URL, {"username": member.username, "password": "x"}, format="json",
+            TOKEN_URL,
+            {"username": member.username, "password": "x"},
+            format="json",
             HTTP_USER_AGENT=agent,
-        )  # fmt: skip
+        )
 
     rows = _export_rows(admin_client)
 

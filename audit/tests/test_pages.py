@@ -84,9 +84,14 @@ def test_only_the_organizations_own_events_are_shown(org, other_org, admin, outs
 def test_the_log_shows_events_newest_first_with_their_fields(org, admin):
     record(org, "test.first")
     record(
-        org, "test.second", actor=Actor("user", "u-9", "zoe"), resource_type="image",
-        resource_id="img-42", outcome=AuditEvent.Outcome.DENIED, details={"why": "no"},
-    )  # fmt: skip
+        org,
+        "test.second",
+        actor=Actor("user", "u-9", "zoe"),
+        resource_type="image",
+        resource_id="img-42",
+        outcome=AuditEvent.Outcome.DENIED,
+        details={"why": "no"},
+    )
 
     response = signed_in_browser("alice").get("/audit/")
 
@@ -117,8 +122,14 @@ def test_the_log_shows_events_newest_first_with_their_fields(org, admin):
 )
 def test_filters_narrow_the_log(org, admin, query, shown, hidden):
     structlog.contextvars.bind_contextvars(request_id="req-kept")
-    record(org, "test.kept", outcome=AuditEvent.Outcome.FAILURE, resource_type="service_token",
-           resource_id="t-1", actor=Actor("service_token", "tok-1", "ci"))  # fmt: skip
+    record(
+        org,
+        "test.kept",
+        outcome=AuditEvent.Outcome.FAILURE,
+        resource_type="service_token",
+        resource_id="t-1",
+        actor=Actor("service_token", "tok-1", "ci"),
+    )
     structlog.contextvars.clear_contextvars()
     record(org, "test.other", resource_type="service_token", resource_id="t-2")
 
@@ -282,8 +293,10 @@ def test_a_tampered_event_is_named_as_the_first_break(org, admin):
 def test_a_removed_newest_event_is_reported(org, admin):
     events = [record(org, f"test.event{n}") for n in range(3)]
     client = signed_in_browser("alice")
-    raw_sql("DELETE FROM audit_auditevent WHERE chain = %s AND position > %s",
-            [str(org.id), events[-1].position - 1])  # fmt: skip
+    raw_sql(
+        "DELETE FROM audit_auditevent WHERE chain = %s AND position > %s",
+        [str(org.id), events[-1].position - 1],
+    )
 
     page = html(client.get("/audit/verify/"))
 

@@ -21,7 +21,8 @@ from accounts.models import Organization
 from accounts.services.organizations import member_add, organization_create
 from accounts.tests.factories import UserFactory
 from audit.chain import event_hash
-from audit.models import GENESIS_HASH, SYSTEM_CHAIN, AppendOnlyError, AuditChainHead, AuditEvent
+from audit.errors import AppendOnlyError
+from audit.models import GENESIS_HASH, SYSTEM_CHAIN, AuditChainHead, AuditEvent
 from audit.selectors import audit_chain_verify
 from audit.services import audit_record
 from audit.tasks import SinkUnavailable, audit_event_deliver
@@ -89,7 +90,7 @@ def test_rolled_back_event_leaves_the_chain_head_where_it_was(org):
     event = audit_record(action="test.after", organization_id=org.id)
     assert event.position == 2
     assert event.prev_hash == head_before[1]
-    assert audit_chain_verify(str(org.id)) == (2, None)
+    assert audit_chain_verify(chain=str(org.id)) == (2, None)
 
 
 def test_first_event_of_a_new_chain_rolled_back_leaves_no_head():
@@ -160,8 +161,8 @@ def test_two_orgs_form_two_independent_chains(org, other_org):
     assert chain_b[1].prev_hash == chain_b[0].hash
     assert {e.organization_id for e in chain_a} == {org.id}
     assert {e.organization_id for e in chain_b} == {other_org.id}
-    assert audit_chain_verify(str(org.id)) == (2, None)
-    assert audit_chain_verify(str(other_org.id)) == (2, None)
+    assert audit_chain_verify(chain=str(org.id)) == (2, None)
+    assert audit_chain_verify(chain=str(other_org.id)) == (2, None)
 
 
 def test_events_without_an_org_go_to_the_system_chain(org):
@@ -274,7 +275,7 @@ def test_event_from_an_ipv4_mapped_ipv6_client_still_verifies(admin_client, org)
 
     event = AuditEvent.objects.get(action="org.group_changed", request_id="audit-req-v6")
     assert event.hash == event_hash(event.prev_hash, event)
-    assert audit_chain_verify(str(org.id))[1] is None
+    assert audit_chain_verify(chain=str(org.id))[1] is None
 
 
 def test_plain_ipv6_client_address_is_stored_compressed_and_verifies(org):
@@ -370,7 +371,7 @@ def test_details_are_stored_canonical_and_the_hash_verifies_after_reload(org):
     stored = AuditEvent.objects.get(id=event.id)
     assert stored.details == expected
     assert stored.hash == event.hash == event_hash(stored.prev_hash, stored)
-    assert audit_chain_verify(str(org.id)) == (1, None)
+    assert audit_chain_verify(chain=str(org.id)) == (1, None)
 
 
 @pytest.mark.integration
@@ -383,7 +384,7 @@ def test_float_details_verify_after_reload_on_postgresql(org, value):
 
     stored = AuditEvent.objects.get(id=event.id)
     assert stored.hash == event_hash(stored.prev_hash, stored)
-    assert audit_chain_verify(str(org.id)) == (1, None)
+    assert audit_chain_verify(chain=str(org.id)) == (1, None)
 
 
 def test_event_with_no_details_stores_an_empty_object(org):
@@ -654,9 +655,10 @@ def test_with_the_broker_down_a_login_still_succeeds_and_its_sink_copy_waits(
 
     with django_capture_on_commit_callbacks(execute=True):
         response = APIClient().post(
-            "/api/v1/auth/token", {"username": member.username, "password": PASSWORD},
+            "/api/v1/auth/token",
+            {"username": member.username, "password": PASSWORD},
             format="json",
-        )  # fmt: skip
+        )
 
     assert response.status_code == 200, response.content
     login = AuditEvent.objects.get(action="auth.login")
@@ -664,8 +666,7 @@ def test_with_the_broker_down_a_login_still_succeeds_and_its_sink_copy_waits(
     assert sink.received == []
 
 
-def test_the_backlog_is_sent_once_the_broker_is_back(sink, sink_event, settings,
-                                                      tasks_run_at_once):  # fmt: skip
+def test_the_backlog_is_sent_once_the_broker_is_back(sink, sink_event, settings, tasks_run_at_once):
     from audit.models import SinkBacklog
     from audit.sink import sink_backlog_resend
 
@@ -681,8 +682,9 @@ def test_the_backlog_is_sent_once_the_broker_is_back(sink, sink_event, settings,
     assert not SinkBacklog.objects.exists()
 
 
-def test_while_the_broker_is_still_down_the_backlog_is_kept(sink, sink_event, settings,
-                                                             broker_down):  # fmt: skip
+def test_while_the_broker_is_still_down_the_backlog_is_kept(
+    sink, sink_event, settings, broker_down
+):
     from audit.models import SinkBacklog
     from audit.sink import sink_backlog_resend
 

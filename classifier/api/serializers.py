@@ -41,9 +41,20 @@ class ClassificationSerializer(serializers.ModelSerializer[Classification]):
 
     class Meta:
         model = Classification
-        fields = ["classification_id", "is_vehicle", "top_label", "predictions",
-                  "vehicle_probability", "imagenet", "provider", "model", "processing_time_ms",
-                  "image_id", "upload_sha256", "created_at"]  # fmt: skip
+        fields = [
+            "classification_id",
+            "is_vehicle",
+            "top_label",
+            "predictions",
+            "vehicle_probability",
+            "imagenet",
+            "provider",
+            "model",
+            "processing_time_ms",
+            "image_id",
+            "upload_sha256",
+            "created_at",
+        ]
 
     @staticmethod
     def get_predictions(classification: Classification) -> list[dict[str, Any]]:
@@ -111,8 +122,16 @@ class VehicleReportSerializer(serializers.ModelSerializer[VehicleReport]):
 
     class Meta:
         model = VehicleReport
-        fields = ["id", "vehicle_id", "classification_id", "image_id", "data", "reported_by",
-                  "created_at", "classification"]  # fmt: skip
+        fields = [
+            "id",
+            "vehicle_id",
+            "classification_id",
+            "image_id",
+            "data",
+            "reported_by",
+            "created_at",
+            "classification",
+        ]
 
 
 class ModelInfoSerializer(serializers.Serializer[Any]):

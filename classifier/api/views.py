@@ -57,8 +57,9 @@ class VehicleClassifyApi(UploadSizeLimitMixin, APIView):
     required_permission = "image:upload"
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request=ClassifySerializer, responses=ClassificationSerializer,
-                   tags=["classifier"])  # fmt: skip
+    @extend_schema(
+        request=ClassifySerializer, responses=ClassificationSerializer, tags=["classifier"]
+    )
     def post(self, request: Request) -> Response:
         data = ClassifySerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -74,8 +75,12 @@ def _batch_result(index: int, outcome: BatchOutcome) -> dict[str, Any]:
     error = outcome.error
     if error is not None:
         title = error.title or "Invalid file"
-        problem = {"status": error.status, "code": error.code, "title": title,
-                   "detail": error.detail}  # fmt: skip
+        problem = {
+            "status": error.status,
+            "code": error.code,
+            "title": title,
+            "detail": error.detail,
+        }
         return {**head, "error": problem}
     return {**head, **ClassificationSerializer(outcome.classification).data, "error": None}
 
@@ -88,8 +93,9 @@ class VehicleClassifyBatchApi(UploadSizeLimitMixin, APIView):
     max_upload_files = MAX_BATCH_FILES
     rate_limit = BATCH_RATE_LIMIT
 
-    @extend_schema(request=ClassifyBatchSerializer, responses=BatchAnswerSerializer,
-                   tags=["classifier"])  # fmt: skip
+    @extend_schema(
+        request=ClassifyBatchSerializer, responses=BatchAnswerSerializer, tags=["classifier"]
+    )
     def post(self, request: Request) -> Response:
         started = time.perf_counter()
         files = request.FILES.getlist("files")
@@ -99,10 +105,14 @@ class VehicleClassifyBatchApi(UploadSizeLimitMixin, APIView):
         )
         results = [_batch_result(index, outcome) for index, outcome in enumerate(outcomes)]
         failed = sum(1 for outcome in outcomes if outcome.error is not None)
-        return Response({
-            "results": results, "succeeded": len(outcomes) - failed, "failed": failed,
-            "total_time_ms": round((time.perf_counter() - started) * 1000, 2),
-        })  # fmt: skip
+        return Response(
+            {
+                "results": results,
+                "succeeded": len(outcomes) - failed,
+                "failed": failed,
+                "total_time_ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+        )
 
 
 class VehicleReportCreateApi(APIView):
@@ -111,8 +121,11 @@ class VehicleReportCreateApi(APIView):
     required_permission = "image:upload"
     parser_classes = [JSONParser]
 
-    @extend_schema(request=ReportCreateSerializer, responses={201: VehicleReportSerializer},
-                   tags=["classifier"])  # fmt: skip
+    @extend_schema(
+        request=ReportCreateSerializer,
+        responses={201: VehicleReportSerializer},
+        tags=["classifier"],
+    )
     def post(self, request: Request) -> Response:
         data = ReportCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from classifier.providers.base import Provider, ProviderError
+from classifier.errors import ProviderError
+from classifier.providers.base import Provider
 
 __all__ = ["Provider", "ProviderError", "configured_providers", "provider_named"]
 

@@ -10,9 +10,10 @@ from django.conf import settings
 from PIL import Image
 
 from classifier.categories import LABELS, Classification, classification_from_probabilities, softmax
+from classifier.errors import ProviderError
 from classifier.model import LoadedModel, loaded_model, model_metadata
 from classifier.preprocessing import INPUT_SIZE, batch_array
-from classifier.providers.base import Provider, ProviderError
+from classifier.providers.base import Provider
 
 # Images inferred in one run. On a CPU larger runs are no faster per image
 # (measured on two cores: about the same from 1 to 4, a third slower from 8

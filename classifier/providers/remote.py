@@ -19,6 +19,7 @@ from classifier.categories import (
     ImagenetPrediction,
     Prediction,
 )
+from classifier.errors import ProviderError
 from classifier.preprocessing import (
     decode_reduced,
     exif_orientation,
@@ -26,7 +27,7 @@ from classifier.preprocessing import (
     short_side_resized,
     upright,
 )
-from classifier.providers.base import Provider, ProviderError
+from classifier.providers.base import Provider
 from config.request_context import current_request_id
 
 logger = structlog.get_logger("vantage.classifier")

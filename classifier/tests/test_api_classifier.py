@@ -146,8 +146,7 @@ def test_an_anonymous_caller_may_not_classify(api_client, photos):
     assert_problem(classify(api_client, photos[JEEP]), status=401, code="NOT_AUTHENTICATED")
 
 
-def test_a_failing_remote_provider_fails_over_to_the_model(member_client, photos, remote,
-                                                           settings):  # fmt: skip
+def test_a_failing_remote_provider_fails_over_to_the_model(member_client, photos, remote, settings):
     settings.CLASSIFIER_PROVIDERS = ["remote", "onnx"]
 
     body = classify(member_client, photos[JEEP]).json()
@@ -190,7 +189,10 @@ def test_a_batch_classifies_each_file_and_a_bad_file_fails_alone(member_client, 
     assert body["total_time_ms"] > 0
     jeep, bad, chair, jeep2 = body["results"]
     assert (jeep["top_label"], chair["top_label"], jeep2["top_label"]) == (
-        "car", "not_vehicle", "car")  # fmt: skip
+        "car",
+        "not_vehicle",
+        "car",
+    )
     assert jeep["error"] is None
     assert bad["error"]["status"] == 415
     assert bad["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
@@ -202,14 +204,19 @@ def test_a_batch_classifies_each_file_and_a_bad_file_fails_alone(member_client, 
 def test_a_batch_answer_is_what_the_remote_provider_of_another_deployment_reads(
     member_client, photos
 ):
-    body = classify_batch(member_client, [("jeep.jpg", photos[JEEP]),
-                                          ("chair.jpg", photos[CHAIR])]).json()  # fmt: skip
+    body = classify_batch(
+        member_client, [("jeep.jpg", photos[JEEP]), ("chair.jpg", photos[CHAIR])]
+    ).json()
 
-    read = [classification_from_answer(item, provider="remote", processing_time_ms=1.0)
-            for item in body["results"]]  # fmt: skip
+    read = [
+        classification_from_answer(item, provider="remote", processing_time_ms=1.0)
+        for item in body["results"]
+    ]
 
     assert [(result.is_vehicle, result.top_label) for result in read] == [
-        (True, "car"), (False, "not_vehicle")]  # fmt: skip
+        (True, "car"),
+        (False, "not_vehicle"),
+    ]
     assert read[0].imagenet[0].index in VEHICLE_CATEGORIES["car"]
 
 
@@ -218,7 +225,9 @@ def test_a_batch_of_only_bad_files_answers_each_error(member_client, onnx_ready)
 
     assert (body["succeeded"], body["failed"]) == (0, 2)
     assert [result["error"]["code"] for result in body["results"]] == [
-        "UNSUPPORTED_MEDIA_TYPE", "INVALID_IMAGE"]  # fmt: skip
+        "UNSUPPORTED_MEDIA_TYPE",
+        "INVALID_IMAGE",
+    ]
     assert Classification.objects.count() == 0
 
 
@@ -291,8 +300,11 @@ def test_a_report_is_kept_with_its_classification_and_listed_newest_first(
     with time_machine.travel("2026-06-01T10:00:00Z", tick=False):
         first = report(member_client, data={"lane": 2})
     with time_machine.travel("2026-06-01T11:00:00Z", tick=False):
-        second = report(member_client, classification_id=classification["classification_id"],
-                        data={"speed_kmh": 87, "camera": "north-gate"})  # fmt: skip
+        second = report(
+            member_client,
+            classification_id=classification["classification_id"],
+            data={"speed_kmh": 87, "camera": "north-gate"},
+        )
 
     assert first.status_code == 201, first.content
     assert second.status_code == 201, second.content
@@ -321,9 +333,10 @@ def test_a_report_may_cite_an_image_of_the_organization(member_client, org):
 
 
 @pytest.mark.parametrize(
-    "vehicle_id", ["", "has space", "x" * 65, "dots.are.out", "ünïcode"],
+    "vehicle_id",
+    ["", "has space", "x" * 65, "dots.are.out", "ünïcode"],
     ids=["empty", "space", "too-long", "dots", "unicode"],
-)  # fmt: skip
+)
 def test_a_report_with_a_bad_vehicle_id_is_refused(member_client, vehicle_id):
     response = report(member_client, vehicle_id=vehicle_id)
 
@@ -334,10 +347,13 @@ def test_a_report_with_a_bad_vehicle_id_is_refused(member_client, vehicle_id):
 
 @pytest.mark.parametrize(
     "body",
-    [{"data": "not an object"}, {"data": {"blob": "x" * 20_000}},
-     {"classification_id": "not-a-uuid"}],
+    [
+        {"data": "not an object"},
+        {"data": {"blob": "x" * 20_000}},
+        {"classification_id": "not-a-uuid"},
+    ],
     ids=["data-not-object", "data-too-large", "bad-classification-id"],
-)  # fmt: skip
+)
 def test_a_report_with_bad_fields_is_refused(member_client, body):
     response = report(member_client, **body)
 
@@ -403,8 +419,9 @@ def test_the_models_metadata_needs_a_principal(api_client):
     assert_problem(api_client.get(METADATA), status=401, code="NOT_AUTHENTICATED")
 
 
-def test_an_admin_reads_the_providers_health_and_the_chain(admin_client, photos, remote,
-                                                           settings, member_client):  # fmt: skip
+def test_an_admin_reads_the_providers_health_and_the_chain(
+    admin_client, photos, remote, settings, member_client
+):
     settings.CLASSIFIER_PROVIDERS = ["remote", "onnx"]
     classify(member_client, photos[JEEP])
 

@@ -49,7 +49,7 @@ def test_a_classification_is_audited_with_its_result(
     assert event["outcome"] == "success"
     assert event["details"]["is_vehicle"] is True
     assert event["details"]["top_label"] == classification["top_label"]
-    assert audit_chain_verify(str(org.id))[1] is None
+    assert audit_chain_verify(chain=str(org.id))[1] is None
 
 
 def test_a_token_classifying_is_the_audited_actor(admin_client, photos):

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from classifier.chain import classify_with_failover
+from classifier.errors import ProviderError
 from classifier.health import (
     DEGRADED,
     HEALTHY,
@@ -19,7 +20,6 @@ from classifier.health import (
     ejection_seconds,
     provider_health,
 )
-from classifier.providers import ProviderError
 from classifier.selectors import providers_status
 
 pytestmark = pytest.mark.django_db

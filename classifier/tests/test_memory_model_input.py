@@ -54,8 +54,14 @@ def test_the_kept_square_is_upright(picture):
 
     assert not kept.getexif()
     assert float(np.abs(image_array(kept) - image_array(upright)).mean()) < 0.05
-    assert float(np.abs(image_array(kept.transpose(Image.Transpose.ROTATE_90))
-                        - image_array(upright)).mean()) > 0.1  # fmt: skip
+    assert (
+        float(
+            np.abs(
+                image_array(kept.transpose(Image.Transpose.ROTATE_90)) - image_array(upright)
+            ).mean()
+        )
+        > 0.1
+    )
 
 
 def test_transparent_parts_are_kept_on_white():

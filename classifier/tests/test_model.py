@@ -14,9 +14,9 @@ from PIL import Image
 
 from classifier.categories import LABELS, NOT_VEHICLE, VEHICLE_CATEGORIES
 from classifier.chain import classify_with_failover
+from classifier.errors import ProviderError
 from classifier.model import loaded_model, metadata_path
 from classifier.preprocessing import INPUT_SIZE, image_array
-from classifier.providers import ProviderError
 from classifier.providers.onnx import OnnxProvider
 from classifier.selectors import models_metadata
 from classifier.tests.factories import true_class

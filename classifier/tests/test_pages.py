@@ -119,13 +119,18 @@ def test_a_photo_of_a_jeep_is_classified_as_a_car_with_its_predictions(org, memb
         (None, "", 400, "VALIDATION_ERROR", "No file was submitted."),
         (b"", "empty.png", 400, "VALIDATION_ERROR", "The submitted file is empty."),
         (b"just some text", "notes.png", 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported format."),
-        (png((16, 16)), "tiny.png", 400, "IMAGE_DIMENSIONS_OUT_OF_RANGE",
-         "Dimensions out of range."),
+        (
+            png((16, 16)),
+            "tiny.png",
+            400,
+            "IMAGE_DIMENSIONS_OUT_OF_RANGE",
+            "Dimensions out of range.",
+        ),
         (png()[:60], "cut.png", 400, "INVALID_IMAGE", "Unreadable image."),
         (png(), "photo.jpg", 415, "UNSUPPORTED_MEDIA_TYPE", "ends in .jpg"),
     ],
     ids=["no-file", "empty", "not-an-image", "too-small", "truncated", "wrong-extension"],
-)  # fmt: skip
+)
 def test_a_refused_file_is_explained_with_its_code(
     org, member, *, data, name, status, code, message
 ):
@@ -193,8 +198,9 @@ def test_a_viewer_is_refused_the_classify_page(org, viewer):
     token = client.cookies["csrftoken"].value
 
     page = client.get(CLASSIFY)
-    posted = client.post(CLASSIFY, {"csrfmiddlewaretoken": token,
-                                    "file": SimpleUploadedFile("a.png", png())})  # fmt: skip
+    posted = client.post(
+        CLASSIFY, {"csrfmiddlewaretoken": token, "file": SimpleUploadedFile("a.png", png())}
+    )
 
     assert page.status_code == 403
     assert posted.status_code == 403
@@ -252,8 +258,13 @@ for _ in range(5):
 def test_the_providers_page_counts_the_calls_of_every_process(org, admin, jeep):
     assert submit(signed_in_browser("alice"), jeep, "jeep.jpg").status_code == 200  # this one
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
-    subprocess.run([sys.executable, "-c", OTHER_PROCESS], env=environment, check=True,
-                   cwd=settings.BASE_DIR, timeout=120)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", OTHER_PROCESS],
+        env=environment,
+        check=True,
+        cwd=settings.BASE_DIR,
+        timeout=120,
+    )
 
     html = html_of(signed_in_browser("alice").get(PROVIDERS))
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from classifier.chain import classify_with_failover
-from classifier.providers import ProviderError
+from classifier.errors import ProviderError
 from classifier.providers.remote import RemoteProvider, upload_bytes
 from classifier.tests.factories import REMOTE_TOKEN, classification_answer
 from config.testing.processes import free_port
@@ -87,9 +87,19 @@ def test_an_upload_is_turned_upright_as_its_exif_orientation_says():
 
 @pytest.mark.parametrize(
     ("status", "permanent"),
-    [(500, False), (502, False), (503, False), (429, False), (408, False),
-     (400, True), (401, True), (403, True), (404, True), (413, True)],
-)  # fmt: skip
+    [
+        (500, False),
+        (502, False),
+        (503, False),
+        (429, False),
+        (408, False),
+        (400, True),
+        (401, True),
+        (403, True),
+        (404, True),
+        (413, True),
+    ],
+)
 def test_server_errors_are_transient_and_refusals_permanent(remote, photo, status, permanent):
     remote.status = status
 

@@ -81,12 +81,28 @@ def worker_spawn(
     pool = ["--pool", "solo"] if solo else ["--pool", "prefork", "--concurrency", "1"]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", *pool,
-             "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
-             "--without-mingle", "--hostname", f"{name}-{uuid.uuid4().hex[:8]}@%h"],
-            cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                *pool,
+                "--loglevel",
+                "INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"{name}-{uuid.uuid4().hex[:8]}@%h",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
             start_new_session=own_session,
-        )  # fmt: skip
+        )
     worker = WorkerProcess(process, log_path)
     try:
         worker.wait_for_log(lambda line: "ready" in str(line.get("event", "")), timeout=60)
@@ -165,10 +181,22 @@ def server_spawn(
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "config.wsgi",
-                "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}",
-                "--workers", str(workers), "--threads", "4",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "-c",
+                "config/gunicorn.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--threads",
+                "4",
             ],
-            cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     return ServerProcess(process, port, log_path)

@@ -91,8 +91,9 @@ def new_page(chromium: Any, live_server: Any) -> Iterator[Callable[..., Any]]:
     contexts: list[Any] = []
 
     def open_page(*, width: int = 1280, height: int = 860) -> Any:
-        context = chromium.new_context(base_url=live_server.url,
-                                       viewport={"width": width, "height": height})  # fmt: skip
+        context = chromium.new_context(
+            base_url=live_server.url, viewport={"width": width, "height": height}
+        )
         context.set_default_timeout(BROWSER_TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()

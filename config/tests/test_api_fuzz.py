@@ -220,22 +220,34 @@ def other_tenant(db: None) -> Iterator[list[str]]:
 
     other: Any = OrganizationFactory(name="Globex Hidden Works", slug="globex-hidden")
     owner = MembershipFactory(
-        organization=other, role="admin", user__username="zelda-globex",
-        user__email="zelda@globex-hidden.example", user__name="Zelda Globexian",
-    ).user  # fmt: skip
+        organization=other,
+        role="admin",
+        user__username="zelda-globex",
+        user__email="zelda@globex-hidden.example",
+        user__name="Zelda Globexian",
+    ).user
     group = GroupFactory(organization=other, name="globex-auditors", permissions=["image:read"])
     image = ImageFactory(organization=other, filename="globex-blueprints.jpg")
     token = token_create(
         organization=other, name="globex-deploy", scopes=["image:read"], created_by=owner
     ).token
     report = VehicleReport.objects.create(
-        organization=other, vehicle_id="globex-truck-9", data={"seen": "globex-yard"},
-        reported_by=f"user:{owner.id}", reported_by_display="Zelda Globexian",
-    )  # fmt: skip
+        organization=other,
+        vehicle_id="globex-truck-9",
+        data={"seen": "globex-yard"},
+        reported_by=f"user:{owner.id}",
+        reported_by_display="Zelda Globexian",
+    )
     markers = [
-        "globex", str(other.id), str(owner.id), str(group.id), str(image.id), str(token.id),
-        token.prefix, str(report.id),
-    ]  # fmt: skip
+        "globex",
+        str(other.id),
+        str(owner.id),
+        str(group.id),
+        str(image.id),
+        str(token.id),
+        token.prefix,
+        str(report.id),
+    ]
     _other_tenant_markers[:] = markers
     yield markers
     _other_tenant_markers.clear()
@@ -263,8 +275,12 @@ def _token_caller(org: Any, admin: Any) -> Caller:
 
     def credentials() -> tuple[dict[str, str], dict[str, list[str]]]:
         # A name of its own each time: a live token's name is taken in its organization.
-        issued = token_create(organization=org, name=f"narrow-{uuid.uuid4().hex[:8]}",
-                              scopes=["image:read"], created_by=admin)  # fmt: skip
+        issued = token_create(
+            organization=org,
+            name=f"narrow-{uuid.uuid4().hex[:8]}",
+            scopes=["image:read"],
+            created_by=admin,
+        )
         return {"Authorization": f"Bearer {issued.secret}"}, {}
 
     return Caller("narrow-token", credentials)
@@ -332,8 +348,13 @@ def test_deep_and_oversized_bodies_answer_a_problem_everywhere(caller, existing_
         for kind, body in bad_bodies.items():
             headers, _ = caller.credentials()
             client = APIClient()
-            response = client.generic(method, path, body, content_type="application/json",
-                                      HTTP_AUTHORIZATION=headers["Authorization"])  # fmt: skip
+            response = client.generic(
+                method,
+                path,
+                body,
+                content_type="application/json",
+                HTTP_AUTHORIZATION=headers["Authorization"],
+            )
             problem = response.get("Content-Type", "").startswith("application/problem+json")
             if not (400 <= response.status_code < 500 and problem):
                 failures.append(f"{method} {path} {kind}: {response.status_code}")

@@ -48,8 +48,15 @@ def _settings(**environment: str) -> subprocess.CompletedProcess[str]:
         if not key.startswith(("CELERY_BROKER", "REDIS_", "DATABASE_"))
     }
     env |= {"DJANGO_SETTINGS_MODULE": "config.settings_test", **environment}
-    return subprocess.run([sys.executable, "-c", READ], cwd=settings.BASE_DIR, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", READ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _read(**environment: str) -> dict[str, Any]:
@@ -59,18 +66,24 @@ def _read(**environment: str) -> dict[str, Any]:
 
 
 def test_tls_is_on_for_rediss_and_amqps_with_the_given_files():
-    rediss = _read(CELERY_BROKER_URL="rediss://broker:6380/0",
-                   CELERY_BROKER_SSL_CA_CERTS="/etc/ca.pem")  # fmt: skip
-    assert rediss["use_ssl"] == {"ssl_cert_reqs": int(ssl.CERT_REQUIRED),
-                                 "ssl_ca_certs": "/etc/ca.pem"}  # fmt: skip
+    rediss = _read(
+        CELERY_BROKER_URL="rediss://broker:6380/0", CELERY_BROKER_SSL_CA_CERTS="/etc/ca.pem"
+    )
+    assert rediss["use_ssl"] == {
+        "ssl_cert_reqs": int(ssl.CERT_REQUIRED),
+        "ssl_ca_certs": "/etc/ca.pem",
+    }
     amqps = _read(
         CELERY_BROKER_URL="amqps://broker:5671//",
         CELERY_BROKER_SSL_CERT_REQS="none",
         CELERY_BROKER_SSL_CERTFILE="/c.pem",
         CELERY_BROKER_SSL_KEYFILE="/k.pem",
     )
-    assert amqps["use_ssl"] == {"cert_reqs": int(ssl.CERT_NONE), "certfile": "/c.pem",
-                                "keyfile": "/k.pem"}  # fmt: skip
+    assert amqps["use_ssl"] == {
+        "cert_reqs": int(ssl.CERT_NONE),
+        "certfile": "/c.pem",
+        "keyfile": "/k.pem",
+    }
     assert _read(CELERY_BROKER_URL="redis://broker:6379/0")["use_ssl"] is False
     refused = _settings(CELERY_BROKER_URL="rediss://b/0", CELERY_BROKER_SSL_CERT_REQS="maybe")
     assert refused.returncode != 0
@@ -90,10 +103,13 @@ def test_transport_options_from_the_environment_apply_last():
 
 
 def test_sentinel_settings_for_the_cache_and_the_broker():
-    read = _read(REDIS_URL="redis://:pw@vantage-ha/2", REDIS_SENTINELS="s1:26379, [::1]:26380",
-                 REDIS_SENTINEL_PASSWORD="spw",
-                 CELERY_BROKER_URL="sentinel://s1:26379/1;sentinel://s2:26379/1",
-                 CELERY_BROKER_SENTINEL_MASTER="vantage-ha")  # fmt: skip
+    read = _read(
+        REDIS_URL="redis://:pw@vantage-ha/2",
+        REDIS_SENTINELS="s1:26379, [::1]:26380",
+        REDIS_SENTINEL_PASSWORD="spw",
+        CELERY_BROKER_URL="sentinel://s1:26379/1;sentinel://s2:26379/1",
+        CELERY_BROKER_SENTINEL_MASTER="vantage-ha",
+    )
     options = read["cache"]["OPTIONS"]
     assert options["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
     assert options["CONNECTION_POOL_CLASS"] == "config.redis_guard.GuardedSentinelConnectionPool"
@@ -150,9 +166,13 @@ def _certificate(directory: Path) -> tuple[Path, Path, Path]:
     paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
     paths[0].write_bytes(authority.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return paths
 
 
@@ -166,12 +186,30 @@ def test_a_tls_only_redis_is_reached_as_broker_and_cache_with_the_given_authorit
     ca, certificate, key = _certificate(tmp_path)
     port = free_port()
     process = subprocess.Popen(
-        [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(certificate), "--tls-key-file", str(key),
-         "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no", "--save", "",
-         "--dir", str(tmp_path)],
-        stdout=(tmp_path / "redis.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            binary,
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            str(certificate),
+            "--tls-key-file",
+            str(key),
+            "--tls-ca-cert-file",
+            str(ca),
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=(tmp_path / "redis.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         time.sleep(0.5)
         base = f"rediss://127.0.0.1:{port}"

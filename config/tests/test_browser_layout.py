@@ -55,14 +55,21 @@ def lived_in(org, admin, member):
     """An organization with something in every table: images and jobs, a token, events."""
     for label in ("car", "other_vehicle", "not_vehicle"):
         image = ImageFactory(
-            organization=org, label=label, filename=f"a-long-file-name-{label}.jpg",
+            organization=org,
+            label=label,
+            filename=f"a-long-file-name-{label}.jpg",
             classification={"vehicle_probability": 0.42},
-        )  # fmt: skip
-        Job.objects.create(organization=org, image=image, kind=Job.Kind.CLASSIFY,
-                           status=Job.Status.SUCCEEDED)  # fmt: skip
-    token_create(organization=org, name="nightly-import-from-the-depot-cameras",
-                 scopes=["image:read", "image:upload"], created_by=admin,
-                 allowed_ips=["203.0.113.0/24", "2001:db8:1234:5678::/64"])  # fmt: skip
+        )
+        Job.objects.create(
+            organization=org, image=image, kind=Job.Kind.CLASSIFY, status=Job.Status.SUCCEEDED
+        )
+    token_create(
+        organization=org,
+        name="nightly-import-from-the-depot-cameras",
+        scopes=["image:read", "image:upload"],
+        created_by=admin,
+        allowed_ips=["203.0.113.0/24", "2001:db8:1234:5678::/64"],
+    )
     return org
 
 
@@ -105,8 +112,9 @@ def test_every_page_fits_the_screen_with_the_menu_folded_on_a_phone(
                 assert not row["header"], (path, row)
                 for label, drawn in row["cells"]:
                     assert drawn == json.dumps(label), (path, label, drawn)
-        page.screenshot(path=str(screenshots / f"page-{path.strip('/') or 'home'}-{width}.png"),
-                        full_page=True)  # fmt: skip
+        page.screenshot(
+            path=str(screenshots / f"page-{path.strip('/') or 'home'}-{width}.png"), full_page=True
+        )
     assert problems == []
 
 

@@ -173,9 +173,13 @@ def test_the_providers_page_counts_every_process_and_fits_the_screen(
     page.locator("#classify-file").set_input_files(str(photos[JEEP]))
     page.get_by_role("button", name="Classify").click()
     expect(page.locator(".result .verdict")).to_be_visible()
-    subprocess.run([sys.executable, "-c", WORKER_CALLS], cwd=settings.BASE_DIR, check=True,
-                   env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"},
-                   timeout=120)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", WORKER_CALLS],
+        cwd=settings.BASE_DIR,
+        check=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"},
+        timeout=120,
+    )
     provider_health("onnx").record_failure(
         3.0,
         "the model answered an empty batch after reading the weights file again",

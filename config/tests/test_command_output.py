@@ -22,8 +22,18 @@ def _create_user(username: str, org, **env_overrides: str) -> tuple[list[str], d
         "DATABASE_URL": database_url_for_subprocess(),
         **env_overrides,
     }
-    command = [sys.executable, "manage.py", "create_user", username, "--org", org.slug,
-               "--email", f"{username}@example.com", "--role", "user"]  # fmt: skip
+    command = [
+        sys.executable,
+        "manage.py",
+        "create_user",
+        username,
+        "--org",
+        org.slug,
+        "--email",
+        f"{username}@example.com",
+        "--role",
+        "user",
+    ]
     return command, env
 
 
@@ -49,8 +59,9 @@ def test_a_command_prints_its_result_on_stdout_and_its_logs_on_stderr(org):
 
 def test_logs_at_a_terminal_are_readable_lines(org):
     # The production settings, where nothing sets the format: a terminal decides it.
-    command, env = _create_user("fred", org, DJANGO_SETTINGS_MODULE="config.settings",
-                                DJANGO_DEBUG="true")  # fmt: skip
+    command, env = _create_user(
+        "fred", org, DJANGO_SETTINGS_MODULE="config.settings", DJANGO_DEBUG="true"
+    )
     controller, terminal = pty.openpty()
     try:
         process = subprocess.Popen(

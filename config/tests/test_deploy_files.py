@@ -311,9 +311,13 @@ def test_dockerfile_environment_names_only_variables_the_app_reads():
 
 def test_compose_file_satisfies_the_compose_specification():
     result = _run(
-        sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+        sys.executable,
+        "-m",
+        "check_jsonschema",
+        "--builtin-schema",
+        "vendor.compose-spec",
         "deploy/compose.yaml",
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -328,8 +332,9 @@ def test_compose_config_accepts_the_file_when_docker_compose_is_installed():
         "POSTGRES_PASSWORD": "pw",
         "GRAFANA_ADMIN_PASSWORD": "pw",
     }
-    result = _run(docker, "compose", "-f", "deploy/compose.yaml", "config", "--quiet",
-                  env=environment)  # fmt: skip
+    result = _run(
+        docker, "compose", "-f", "deploy/compose.yaml", "config", "--quiet", env=environment
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -382,9 +387,16 @@ def test_compose_environment_names_only_variables_the_app_reads():
 def test_kubernetes_manifests_satisfy_the_api_schemas_strictly():
     documents = _k8s_documents()
     assert {document["kind"] for document in documents} >= {
-        "Deployment", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler", "Job",
-        "Namespace", "PodDisruptionBudget", "CronJob",
-    }  # fmt: skip
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "HorizontalPodAutoscaler",
+        "Job",
+        "Namespace",
+        "PodDisruptionBudget",
+        "CronJob",
+    }
     for document in documents:
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(document, version, strict=True)
@@ -505,8 +517,12 @@ def test_images_go_to_a_bucket_unless_the_filesystem_variant_mounts_a_volume():
     config = _kind("ConfigMap", "vantage-config")["data"]
     secret = _kind("Secret", "vantage-secrets")["stringData"]
     assert config["STORAGE_S3_BUCKET"]
-    assert {"STORAGE_S3_ENDPOINT_URL", "STORAGE_S3_REGION", "STORAGE_S3_ADDRESSING_STYLE",
-            "STORAGE_S3_PREFIX"} <= set(config)  # fmt: skip
+    assert {
+        "STORAGE_S3_ENDPOINT_URL",
+        "STORAGE_S3_REGION",
+        "STORAGE_S3_ADDRESSING_STYLE",
+        "STORAGE_S3_PREFIX",
+    } <= set(config)
     assert {"STORAGE_S3_ACCESS_KEY_ID", "STORAGE_S3_SECRET_ACCESS_KEY"} <= set(secret)
     base = _kustomize(K8S)
     assert "PersistentVolumeClaim" not in {document["kind"] for document in base}
@@ -671,9 +687,11 @@ def test_dashboard_is_grafana_json_with_unique_panels_on_the_chosen_data_source(
     assert board["uid"] == "vantage-overview"
     assert len(ids) == len(set(ids))
     assert board["templating"]["list"][0] == {
-        **board["templating"]["list"][0], "name": "datasource", "type": "datasource",
+        **board["templating"]["list"][0],
+        "name": "datasource",
+        "type": "datasource",
         "query": "prometheus",
-    }  # fmt: skip
+    }
     for panel in panels:
         if panel["type"] == "row":
             continue
@@ -844,8 +862,9 @@ def test_the_operators_series_are_scraped_with_their_labels(
     misses = by_name["vantage_auth_permission_cache_misses_total"][0].value
     assert sum(hits.values()) + misses == decisions
     vendors = {s.labels["vendor"] for s in by_name["django_db_execute_total"]}
-    assert vendors == {"sqlite" if "sqlite" in settings.DATABASES["default"]["ENGINE"]
-                       else "postgresql"}  # fmt: skip
+    assert vendors == {
+        "sqlite" if "sqlite" in settings.DATABASES["default"]["ENGINE"] else "postgresql"
+    }
     assert by_name["django_db_query_duration_seconds_bucket"]
     assert by_name["django_db_new_connections_total"]
     queues = {s.labels["queue"] for s in by_name["vantage_jobs_queued"]}
@@ -871,8 +890,11 @@ def test_redis_pool_and_cache_series_are_scraped_with_redis(api_client, admin):
     assert set(pool) == {"in_use", "idle"}
     assert pool["idle"] >= 1  # the connections the requests used, given back
     assert pool["in_use"] >= 0
-    for series in ("django_cache_get_total", "django_cache_get_hits_total",
-                   "django_cache_get_misses_total"):  # fmt: skip
+    for series in (
+        "django_cache_get_total",
+        "django_cache_get_hits_total",
+        "django_cache_get_misses_total",
+    ):
         assert {s.labels["backend"] for s in by_name[series]} == {"redis"}, series
 
 
@@ -884,10 +906,12 @@ def test_every_series_the_guide_and_the_api_reference_name_is_exported():
         documented |= set(re.findall(r"`((?:vantage|django)_[a-z_]+?)(?:\{[^}`]*\})?`", text))
     families = {name for name in documented if not name.endswith("_")}
     for name in (
-        "vantage_http_requests_in_flight", "vantage_redis_pool_connections",
-        "vantage_auth_permission_cache_hits_total", "vantage_auth_permission_cache_misses_total",
+        "vantage_http_requests_in_flight",
+        "vantage_redis_pool_connections",
+        "vantage_auth_permission_cache_hits_total",
+        "vantage_auth_permission_cache_misses_total",
         "vantage_jobs_queued",
-    ):  # fmt: skip
+    ):
         assert name in families, f"docs do not name {name}"
     histograms = {name for name, kind in exported.items() if kind == "histogram"}
     bases = {name.removesuffix("_bucket") for name in histograms}
@@ -986,10 +1010,16 @@ def test_operations_guide_describes_every_variable_the_app_reads():
 
 RULES = DEPLOY / "prometheus" / "alerts.yml"
 REQUIRED = {
-    "VantageDown", "VantageHighErrorRatio", "VantageSlowResponses", "VantageJobsStuckInQueue",
-    "VantageJobFailureRatio", "VantageClassifierProviderEjected", "VantageAuthzBreakerOpen",
-    "VantageAuditSinkBehind", "VantageRateLimitFallback",
-}  # fmt: skip
+    "VantageDown",
+    "VantageHighErrorRatio",
+    "VantageSlowResponses",
+    "VantageJobsStuckInQueue",
+    "VantageJobFailureRatio",
+    "VantageClassifierProviderEjected",
+    "VantageAuthzBreakerOpen",
+    "VantageAuditSinkBehind",
+    "VantageRateLimitFallback",
+}
 
 
 def _promtool() -> str:
@@ -1008,9 +1038,13 @@ def _alerts() -> list[dict]:
 
 def _promtool_run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_promtool(), *args], cwd=RULES.parent, capture_output=True, text=True, timeout=120,
+        [_promtool(), *args],
+        cwd=RULES.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
-    )  # fmt: skip
+    )
 
 
 def test_the_rules_are_valid_prometheus_rules():

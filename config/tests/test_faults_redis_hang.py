@@ -104,28 +104,41 @@ def assert_served_or_unavailable(response: httpx.Response) -> None:
 
 
 def bearer(server: Any, secret: str) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=60,
-                        headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+    return httpx.Client(
+        base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {secret}"}
+    )
 
 
 def clients(server: Any, member: Any) -> tuple[httpx.Client, httpx.Client, httpx.Client, str]:
     """Return clients with a service token and with two login sessions, and the second's id."""
     organization = member.memberships.get().organization
-    issued = token_create(organization=organization, name="hang test",
-                          scopes=["image:upload", "image:read"], created_by=member)  # fmt: skip
+    issued = token_create(
+        organization=organization,
+        name="hang test",
+        scopes=["image:upload", "image:read"],
+        created_by=member,
+    )
     logins = []
     for _ in range(2):
-        login = httpx.post(f"{server.url}/api/v1/auth/token", timeout=10,
-                           json={"username": member.username, "password": PASSWORD})  # fmt: skip
+        login = httpx.post(
+            f"{server.url}/api/v1/auth/token",
+            timeout=10,
+            json={"username": member.username, "password": PASSWORD},
+        )
         assert login.status_code == 200, login.text
         logins.append(login.json())
-    return (bearer(server, issued.secret), bearer(server, logins[0]["access"]),
-            bearer(server, logins[1]["access"]), logins[1]["session_id"])  # fmt: skip
+    return (
+        bearer(server, issued.secret),
+        bearer(server, logins[0]["access"]),
+        bearer(server, logins[1]["access"]),
+        logins[1]["session_id"],
+    )
 
 
 def upload(client: httpx.Client, index: int) -> httpx.Response:
-    return client.post("/api/v1/images/upload",
-                       files={"file": (f"{index}.jpg", jpeg(index), "image/jpeg")})  # fmt: skip
+    return client.post(
+        "/api/v1/images/upload", files={"file": (f"{index}.jpg", jpeg(index), "image/jpeg")}
+    )
 
 
 def reads(tokens: httpx.Client, session: httpx.Client) -> list[tuple[httpx.Response, float]]:

@@ -12,8 +12,11 @@ from config.filesystem_broker import Transport
 
 
 def _connection(folder) -> Connection:
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
-               "control_folder": str(folder / "control")}  # fmt: skip
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(folder / "control"),
+    }
     return Connection("filesystem://", transport_options=options)
 
 

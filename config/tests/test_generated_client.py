@@ -35,10 +35,23 @@ def generated_client(tmp_path, monkeypatch):
     call_command("spectacular", file=str(schema))
     config.write_text(CONFIG)
     done = subprocess.run(
-        [str(GENERATOR), "generate", "--path", str(schema), "--meta", "none",
-         "--output-path", str(tmp_path / "vantage_client"), "--config", str(config)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            str(GENERATOR),
+            "generate",
+            "--path",
+            str(schema),
+            "--meta",
+            "none",
+            "--output-path",
+            str(tmp_path / "vantage_client"),
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARNING" not in done.stdout, done.stdout
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -62,8 +75,11 @@ def test_a_generated_client_signs_in_uploads_idempotently_pages_and_downloads(
 
     sent = {}
     for colour in ("red", "green", "blue"):
-        body = UploadRequest(file=File(payload=io.BytesIO(_jpeg(colour)), file_name=f"{colour}.jpg",
-                                       mime_type="image/jpeg"))  # fmt: skip
+        body = UploadRequest(
+            file=File(
+                payload=io.BytesIO(_jpeg(colour)), file_name=f"{colour}.jpg", mime_type="image/jpeg"
+            )
+        )
         first = images_upload.sync_detailed(client=client, body=body, idempotency_key=colour)
         body.file.payload.seek(0)
         again = images_upload.sync_detailed(client=client, body=body, idempotency_key=colour)

@@ -175,3 +175,67 @@ def test_an_import_of_a_test_module_or_a_conftest_is_found(tmp_path: Path) -> No
         "app/tests/test_second.py": ["app.tests.test_first", "conftest"],
         "app/tests/test_third.py": ["app.tests.test_first"],
     }
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every dotted name a module imports, first-party or not, wherever the import stands."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _room(prefix: str) -> dict[str, Path]:
+    return {
+        name: path
+        for name, path in product_modules(ROOT).items()
+        if name == prefix or name.startswith(f"{prefix}.")
+    }
+
+
+def _reaching(room: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    found = {}
+    for name, path in _room(room).items():
+        hits = sorted(n for n in imported_names(path) if n.startswith(forbidden))
+        if hits:
+            found[name] = hits
+    return found
+
+
+def test_who_is_calling_is_settled_without_asking_what_they_may_do() -> None:
+    assert _room("accounts.identity")
+    assert _reaching("accounts.identity", ("accounts.authz",)) == {}
+
+
+def test_services_take_plain_values_and_never_import_the_drf_layer() -> None:
+    drf = ("rest_framework", "accounts.api", "images.api", "classifier.api", "audit.api")
+    for room in ("accounts.services", "images.services", "classifier.services", "audit.services"):
+        assert _room(room), room
+        assert _reaching(room, drf) == {}, room
+
+
+def _orm_managers(path: Path) -> list[int]:
+    """The lines of a module that reach a model's manager (`Model.objects`)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in {"objects", "_default_manager"}
+    )
+
+
+def test_views_read_through_selectors_and_write_through_services() -> None:
+    rooms = ("accounts.views", "accounts.api", "images.views", "images.api")
+    rooms += ("classifier.views", "classifier.api", "audit.views", "audit.api")
+    views = {name: path for room in rooms for name, path in _room(room).items()}
+    assert len(views) > 10
+    assert {name: lines for name, path in views.items() if (lines := _orm_managers(path))} == {}
+
+
+def test_a_view_reaching_a_manager_is_found(tmp_path: Path) -> None:
+    module = tmp_path / "view.py"
+    module.write_text("def page(request):\n    return Image.objects.filter(id=1)\n")
+    assert _orm_managers(module) == [2]

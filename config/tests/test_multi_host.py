@@ -189,20 +189,33 @@ cd {shlex.quote(str(BASE_DIR))}
     def start(self, body: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         with self.log_path.open("ab") as log:
             process = subprocess.Popen(
-                [IP, "netns", "exec", self.network.namespace(self.name),
-                 "sh", "-c", self.script(body)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [
+                    IP,
+                    "netns",
+                    "exec",
+                    self.network.namespace(self.name),
+                    "sh",
+                    "-c",
+                    self.script(body),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.processes.append(process)
         return process
 
     def run(self, body: str, env: dict[str, str], timeout: float = 180) -> str:
         """Run `body` to its end on this host and return what it printed."""
         done = subprocess.run(
-            [IP, "netns", "exec", self.network.namespace(self.name),
-             "sh", "-c", self.script(body)],
-            env=env, capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            [IP, "netns", "exec", self.network.namespace(self.name), "sh", "-c", self.script(body)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         assert done.returncode == 0, f"{self.name}: {done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         return done.stdout
 
@@ -294,8 +307,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         services = hosts["services"]
         base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
         services.start(_services_script(services), base)
-        _wait(lambda: all(_port_open(services.address, port) for port in (5432, 6379, 5000)),
-              "the services host's PostgreSQL, Redis and S3", [services])  # fmt: skip
+        _wait(
+            lambda: all(_port_open(services.address, port) for port in (5432, 6379, 5000)),
+            "the services host's PostgreSQL, Redis and S3",
+            [services],
+        )
         _s3(services.address).create_bucket(Bucket=BUCKET)
         secret_key = secrets.token_urlsafe(64)
 
@@ -330,14 +346,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
         python = shlex.quote(sys.executable)
         # The release step, from the first web host: migrations and the accounts.
-        hosts["web1"].run(f"""
+        hosts["web1"].run(
+            f"""
 {python} manage.py migrate --no-input >/dev/null
 {python} manage.py create_org acme --name Acme --tier enterprise >/dev/null
 printf '%s' "$VANTAGE_PASSWORD" | {python} manage.py create_user alice --email alice@example.com \
     --org acme --role admin --password-stdin >/dev/null
 {python} manage.py create_org small --name Small --tier free >/dev/null
 {python} manage.py add_member alice small --role admin >/dev/null
-""", {**app_env("web1"), "VANTAGE_PASSWORD": PASSWORD})  # fmt: skip
+""",
+            {**app_env("web1"), "VANTAGE_PASSWORD": PASSWORD},
+        )
         gunicorn = f"exec {python} -m gunicorn config.wsgi -c config/gunicorn.py"
         for name in ("web1", "web2"):
             hosts[name].start(gunicorn, app_env(name))
@@ -382,8 +401,9 @@ def _job_done(client: httpx.Client, job_id: str) -> dict[str, Any]:
 
 
 def _samples(url: str) -> dict[str, list[Any]]:
-    response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
-                         timeout=10)  # fmt: skip
+    response = httpx.get(
+        f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10
+    )
     assert response.status_code == 200, response.text
     samples: dict[str, list[Any]] = {}
     for family in text_string_to_metric_families(response.text):
@@ -406,8 +426,9 @@ def test_the_product_runs_across_hosts_sharing_only_the_network(cluster: Cluster
     # Signed in through each web host.
     bearer = {}
     for name, client in web.items():
-        signed_in = client.post("/api/v1/auth/token",
-                                json={"username": "alice", "password": PASSWORD})  # fmt: skip
+        signed_in = client.post(
+            "/api/v1/auth/token", json={"username": "alice", "password": PASSWORD}
+        )
         assert signed_in.status_code == 200, signed_in.text
         bearer[name] = {"Authorization": f"Bearer {signed_in.json()['access']}"}
     # A token made through one host works at once through the other.

@@ -97,8 +97,9 @@ def pgbouncer(transactional_db: None, tmp_path: Path) -> Iterator[Bouncer]:
         deadline = time.monotonic() + 15
         while True:
             try:
-                with psycopg.connect(bouncer.url.replace("postgres://", "postgresql://"),
-                                     connect_timeout=2) as probe:  # fmt: skip
+                with psycopg.connect(
+                    bouncer.url.replace("postgres://", "postgresql://"), connect_timeout=2
+                ) as probe:
                     probe.execute("SELECT 1")
                 break
             except psycopg.OperationalError:
@@ -119,14 +120,22 @@ def test_the_app_serves_through_pgbouncer_in_transaction_mode(
     server_processes: Any, pgbouncer: Bouncer, admin: Any, org: Any
 ) -> None:
     for number in range(60):
-        audit_record(action="image.uploaded", organization_id=org.id,
-                     organization_display=org.slug, actor=Actor("user", str(admin.id), "alice"),
-                     resource_type="image", resource_id=f"img-{number}")  # fmt: skip
+        audit_record(
+            action="image.uploaded",
+            organization_id=org.id,
+            organization_display=org.slug,
+            actor=Actor("user", str(admin.id), "alice"),
+            resource_type="image",
+            resource_id=f"img-{number}",
+        )
     (server,) = server_processes(
         count=1, workers=1, DATABASE_URL=pgbouncer.url, DATABASE_TRANSACTION_POOLING="true"
     )
-    login = httpx.post(f"{server.url}/api/v1/auth/token", timeout=10,
-                       json={"username": admin.username, "password": PASSWORD})  # fmt: skip
+    login = httpx.post(
+        f"{server.url}/api/v1/auth/token",
+        timeout=10,
+        json={"username": admin.username, "password": PASSWORD},
+    )
     assert login.status_code == 200, login.text
     headers = {"Authorization": f"Bearer {login.json()['access']}"}
     expected = AuditEvent.objects.filter(organization_id=org.id).count()

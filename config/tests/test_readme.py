@@ -50,10 +50,14 @@ def test_the_command_line_examples_sign_in_call_the_api_and_list_tokens(server_p
     block = _block_with("api/v1/auth/token")
 
     done = subprocess.run(
-        [BASH, "-euo", "pipefail", "-c", block], cwd=settings.BASE_DIR,
-        env=_environment(PORT=str(server.port)), capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
+        [BASH, "-euo", "pipefail", "-c", block],
+        cwd=settings.BASE_DIR,
+        env=_environment(PORT=str(server.port)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stderr
     me, limits, *tokens = done.stdout.splitlines()
@@ -68,9 +72,13 @@ def test_the_staff_account_commands_make_staff_who_can_sign_in_to_admin():
     command = _block_with("createsuperuser").strip()
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [BASH, "-c", command], cwd=settings.BASE_DIR, env=_environment(),
-        stdin=terminal, stdout=terminal, stderr=terminal,
-    )  # fmt: skip
+        [BASH, "-c", command],
+        cwd=settings.BASE_DIR,
+        env=_environment(),
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+    )
     os.close(terminal)
     transcript = b""
     try:

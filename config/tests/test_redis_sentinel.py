@@ -65,8 +65,20 @@ class SentinelGroup:
     def _redis(self, port: int, *extra: str) -> None:
         data = self.directory / str(port)
         data.mkdir()
-        command = [self.server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no", "--dir", str(data), *extra]  # fmt: skip
+        command = [
+            self.server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+            *extra,
+        ]
         self._start(port, command)
 
     def start(self) -> None:
@@ -192,10 +204,15 @@ def test_cache_limiter_and_broker_follow_a_sentinel_failover(
     (server,) = server_processes(count=1, workers=1, **services)
     worker_on(**services)
     organization = member.memberships.get().organization
-    issued = token_create(organization=organization, name="sentinel test",
-                          scopes=["image:upload", "image:read"], created_by=member)  # fmt: skip
-    client = httpx.Client(base_url=server.url, timeout=30,
-                          headers={"Authorization": f"Bearer {issued.secret}"})  # fmt: skip
+    issued = token_create(
+        organization=organization,
+        name="sentinel test",
+        scopes=["image:upload", "image:read"],
+        created_by=member,
+    )
+    client = httpx.Client(
+        base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {issued.secret}"}
+    )
 
     report = _healthy(server)
     assert report["status"] == "healthy", report

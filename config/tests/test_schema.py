@@ -90,8 +90,15 @@ def test_operation_ids_are_named_by_operation(api_client):
 
     assert len(ids) == len(set(ids))
     assert not [name for name in ids if name.startswith("api_") or name.endswith("_retrieve")]
-    assert {"images_upload", "images_list", "images_get", "tokens_rotate", "tokens_create",
-            "auth_token", "audit_events_list"} <= set(ids)  # fmt: skip
+    assert {
+        "images_upload",
+        "images_list",
+        "images_get",
+        "tokens_rotate",
+        "tokens_create",
+        "auth_token",
+        "audit_events_list",
+    } <= set(ids)
 
 
 def test_either_service_token_header_is_its_own_security_requirement(api_client):

@@ -76,8 +76,15 @@ def nginx_in_front(tmp_path: Path) -> Iterator[Callable[[ServerProcess], str]]:
         (directory / "vantage.conf").write_text(rendered)
         user = "user root root;" if os.geteuid() == 0 else ""
         (directory / "nginx.conf").write_text(MAIN_CONFIG.format(directory=directory, user=user))
-        command = [binary, "-p", str(directory), "-e", str(directory / "error.log"),
-                   "-c", str(directory / "nginx.conf")]  # fmt: skip
+        command = [
+            binary,
+            "-p",
+            str(directory),
+            "-e",
+            str(directory / "error.log"),
+            "-c",
+            str(directory / "nginx.conf"),
+        ]
         checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
         assert checked.returncode == 0, checked.stderr
         processes.append(subprocess.Popen(command, stderr=subprocess.DEVNULL))
@@ -106,8 +113,10 @@ def slow_connections(port: int, count: int) -> list[socket.socket]:
         if index % 2:
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         else:
-            sock.sendall(b"POST /api/v1/images/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         b"Content-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n")  # fmt: skip
+            sock.sendall(
+                b"POST /api/v1/images/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
+            )
         opened.append(sock)
     return opened
 
@@ -164,8 +173,11 @@ def test_the_proxy_passes_the_client_address_and_refuses_oversized_bodies_as_pro
     response = httpx.get(f"{url}/health", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=5)
     assert response.status_code == 200
     request_id = response.headers["X-Request-ID"]
-    logged = [json.loads(line) for line in server.log_path.read_text().splitlines()
-              if request_id in line and line.startswith("{")]  # fmt: skip
+    logged = [
+        json.loads(line)
+        for line in server.log_path.read_text().splitlines()
+        if request_id in line and line.startswith("{")
+    ]
     assert {line["ip"] for line in logged if line.get("event") == "request_finished"} == {
         "127.0.0.1"
     }

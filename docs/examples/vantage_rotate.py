@@ -96,10 +96,15 @@ def call(base_url: str, token: str, method: str, path: str, payload: Any = None)
     """Make one request with `token`; never raise for an HTTP status."""
     body = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(  # noqa: S310 (the scheme is checked in `options`)
-        f"{base_url}{path}", data=body, method=method,
-        headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
-                 "Content-Type": "application/json"},
-    )  # fmt: skip
+        f"{base_url}{path}",
+        data=body,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
             return Answer(response.status, _lower(response.headers), response.read())
@@ -156,8 +161,9 @@ def rotate(base_url: str, token: str, grace: int) -> dict[str, Any]:
     second rotation with this token would then revoke the whole family.
     """
     for attempt in range(MAX_ATTEMPTS + 1):
-        answer = call(base_url, token, "POST", "/api/v1/tokens/self/rotate",
-                      {"grace_seconds": grace})  # fmt: skip
+        answer = call(
+            base_url, token, "POST", "/api/v1/tokens/self/rotate", {"grace_seconds": grace}
+        )
         delay = answer.retry_after()
         if answer.status != 429 or attempt == MAX_ATTEMPTS or (delay or 10**9) > MAX_RETRY_WAIT:
             break
@@ -210,11 +216,15 @@ def renew(base_url: str, token: str, *, days: int, grace: int, force: bool) -> s
                 "organization admin must create a new token; rotating this one again (--force) "
                 "revokes its whole rotation family, the successor included."
             )
-        log(f"{label} has been rotated already: rotating it again (--force) revokes its whole "
-            "rotation family")  # fmt: skip
+        log(
+            f"{label} has been rotated already: rotating it again (--force) revokes its whole "
+            "rotation family"
+        )
     elif not force and left >= days * 86400:
-        log(f"{label} expires at {record['expires_at']}, in {int(left // 86400)} days: not "
-            f"rotated (rotation is due within {days} days; --force rotates now)")  # fmt: skip
+        log(
+            f"{label} expires at {record['expires_at']}, in {int(left // 86400)} days: not "
+            f"rotated (rotation is due within {days} days; --force rotates now)"
+        )
         return None
     successor = rotate(base_url, token, grace)
     secret = str(successor.get("token") or "")
@@ -229,9 +239,11 @@ def renew(base_url: str, token: str, *, days: int, grace: int, force: bool) -> s
             f"itself ({check.problem()}); it is not printed. The current token keeps working "
             f"for {grace}s; ask an organization admin to look at the token."
         )
-    log(f"rotated {record['name']}: {record['prefix']}... -> {successor['prefix']}..., which "
+    log(
+        f"rotated {record['name']}: {record['prefix']}... -> {successor['prefix']}..., which "
         f"expires at {successor['expires_at']}; the old token keeps working for {grace}s: "
-        "store the new one before then")  # fmt: skip
+        "store the new one before then"
+    )
     return secret
 
 
@@ -270,8 +282,9 @@ def options(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = options(argv)
     try:
-        secret = renew(args.url, args.token, days=args.days, grace=args.grace_seconds,
-                       force=args.force)  # fmt: skip
+        secret = renew(
+            args.url, args.token, days=args.days, grace=args.grace_seconds, force=args.force
+        )
     except Failure as failure:
         log(str(failure))
         return 1

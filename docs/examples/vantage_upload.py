@@ -94,17 +94,27 @@ class Client:
     base_url: str
     token: str
 
-    def request(self, method: str, url: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Answer:  # fmt: skip
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
         """Make one request to a URL or a path of the server; never raise for an HTTP status."""
         if url.startswith("/"):
             parts = urllib.parse.urlsplit(self.base_url)
             url = f"{parts.scheme}://{parts.netloc}{url}"
         request = urllib.request.Request(  # noqa: S310 (the scheme is checked in `main`)
-            url, data=body, method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json",
-                     **(headers or {})},
-        )  # fmt: skip
+            url,
+            data=body,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/json",
+                **(headers or {}),
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310
                 return Answer(response.status, _lower(response.headers), response.read())
@@ -238,9 +248,11 @@ def configuration(argv: list[str]) -> tuple[Client, Path, str, dict[str, int]]:
         raise UsageError("set VANTAGE_URL, e.g. https://vantage.example.com")
     if not TOKEN_SHAPE.fullmatch(token):
         raise UsageError("set VANTAGE_TOKEN to a service token (sk_ and 64 hex characters)")
-    names = {"wait_timeout": ("VANTAGE_WAIT_TIMEOUT", "600"),
-             "max_retries": ("VANTAGE_MAX_RETRIES", "5"),
-             "max_wait": ("VANTAGE_MAX_RETRY_WAIT", "120")}  # fmt: skip
+    names = {
+        "wait_timeout": ("VANTAGE_WAIT_TIMEOUT", "600"),
+        "max_retries": ("VANTAGE_MAX_RETRIES", "5"),
+        "max_wait": ("VANTAGE_MAX_RETRY_WAIT", "120"),
+    }
     settings = {}
     for key, (variable, default) in names.items():
         value = os.environ.get(variable, default)

@@ -54,8 +54,18 @@ class JobSerializer(serializers.ModelSerializer[Job]):
 
     class Meta:
         model = Job
-        fields = ["id", "image_id", "kind", "status", "attempts", "created_at", "started_at",
-                  "finished_at", "result", "error"]  # fmt: skip
+        fields = [
+            "id",
+            "image_id",
+            "kind",
+            "status",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "result",
+            "error",
+        ]
 
     def get_error(self, job: Job) -> dict[str, str] | None:
         if not job.error_code:
@@ -70,9 +80,22 @@ class ImageSerializer(serializers.ModelSerializer[Image]):
 
     class Meta:
         model = Image
-        fields = ["id", "filename", "bucket", "content_type", "size_bytes", "width", "height",
-                  "sha256", "uploaded_by", "created_at", "status", "classification", "file_url",
-                  "thumbnail_url"]  # fmt: skip
+        fields = [
+            "id",
+            "filename",
+            "bucket",
+            "content_type",
+            "size_bytes",
+            "width",
+            "height",
+            "sha256",
+            "uploaded_by",
+            "created_at",
+            "status",
+            "classification",
+            "file_url",
+            "thumbnail_url",
+        ]
 
     def get_file_url(self, image: Image) -> str:
         return reverse("image-file", args=[image.id])

@@ -91,12 +91,18 @@ class ImageLimitsApi(APIView):
 
 def _upload_answer(request: Request, job: Job, *, replayed: bool) -> Response:
     status_url = reverse("image-job", args=[job.id])
-    message = ("The first answer to this Idempotency-Key." if replayed
-               else "Accepted; follow status_url for the job's progress.")  # fmt: skip
-    body = {"job_id": job.id, "image_id": job.image_id, "status_url": status_url,
-            "message": message}  # fmt: skip
-    return Response(UploadAnswerSerializer(body).data, status=202,
-                    headers={"Location": status_url})  # fmt: skip
+    message = (
+        "The first answer to this Idempotency-Key."
+        if replayed
+        else "Accepted; follow status_url for the job's progress."
+    )
+    body = {
+        "job_id": job.id,
+        "image_id": job.image_id,
+        "status_url": status_url,
+        "message": message,
+    }
+    return Response(UploadAnswerSerializer(body).data, status=202, headers={"Location": status_url})
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -115,16 +121,20 @@ class ImageUploadApi(UploadSizeLimitMixin, APIView):
     required_permission = "image:upload"
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request=UploadSerializer, responses={202: UploadAnswerSerializer},
-                   tags=["images"])  # fmt: skip
+    @extend_schema(
+        request=UploadSerializer, responses={202: UploadAnswerSerializer}, tags=["images"]
+    )
     def post(self, request: Request) -> Response:
         data = UploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
         answer = image_upload(
-            principal=principal_required(request), file=upload, filename=upload.name,
-            bucket=data.validated_data["bucket"], idempotency_key=_idempotency_key(request),
-        )  # fmt: skip
+            principal=principal_required(request),
+            file=upload,
+            filename=upload.name,
+            bucket=data.validated_data["bucket"],
+            idempotency_key=_idempotency_key(request),
+        )
         return _upload_answer(request, answer.job, replayed=answer.replayed)
 
 
@@ -134,16 +144,20 @@ class ImageUpscaleApi(UploadSizeLimitMixin, APIView):
     required_permission = "image:upload"
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request=UpscaleSerializer, responses={202: UploadAnswerSerializer},
-                   tags=["images"])  # fmt: skip
+    @extend_schema(
+        request=UpscaleSerializer, responses={202: UploadAnswerSerializer}, tags=["images"]
+    )
     def post(self, request: Request) -> Response:
         data = UpscaleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
         answer = image_upload(
-            principal=principal_required(request), file=upload, filename=upload.name,
-            scale=int(data.validated_data["scale"]), idempotency_key=_idempotency_key(request),
-        )  # fmt: skip
+            principal=principal_required(request),
+            file=upload,
+            filename=upload.name,
+            scale=int(data.validated_data["scale"]),
+            idempotency_key=_idempotency_key(request),
+        )
         return _upload_answer(request, answer.job, replayed=answer.replayed)
 
 
@@ -175,8 +189,9 @@ class ImageListApi(APIView):
         filters = ImageFiltersSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         principal = principal_required(request)
-        images = images_for(organization_id=principal.organization_id,
-                            filters=filters.validated_data)  # fmt: skip
+        images = images_for(
+            organization_id=principal.organization_id, filters=filters.validated_data
+        )
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(images, request, view=self) or []
         return paginator.get_paginated_response(ImageSerializer(page, many=True).data)
@@ -196,8 +211,7 @@ class ImageDetailApi(APIView):
     @extend_schema(responses={204: None}, tags=["images"])
     def delete(self, request: Request, image_id: uuid.UUID) -> Response:
         principal = principal_required(request)
-        image_delete(image=image_get(organization_id=principal.organization_id,
-                                     image_id=image_id))  # fmt: skip
+        image_delete(image=image_get(organization_id=principal.organization_id, image_id=image_id))
         return Response(status=204)
 
 
@@ -212,8 +226,9 @@ def _file_response(path: str, content_type: str, filename: str, *, attachment: b
             "The image storage cannot be read now; try again shortly.",
             headers={"Retry-After": "30"},
         ) from exc
-    response = FileResponse(stored, content_type=content_type, as_attachment=attachment,
-                            filename=filename)  # fmt: skip
+    response = FileResponse(
+        stored, content_type=content_type, as_attachment=attachment, filename=filename
+    )
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
@@ -232,8 +247,9 @@ class ImageFileApi(APIView):
     def get(self, request: Request, image_id: uuid.UUID) -> Any:
         principal = principal_required(request)
         image = image_get(organization_id=principal.organization_id, image_id=image_id)
-        return _file_response(image.original_path, image.content_type, image.filename,
-                              attachment=True)  # fmt: skip
+        return _file_response(
+            image.original_path, image.content_type, image.filename, attachment=True
+        )
 
 
 class ImageThumbnailApi(APIView):
@@ -249,5 +265,6 @@ class ImageThumbnailApi(APIView):
         if not image.thumbnail_path:
             raise NotFound("The thumbnail is not made yet; see the image's job.")
         stem = image.filename.rsplit(".", 1)[0]
-        return _file_response(image.thumbnail_path, "image/jpeg", f"{stem}-thumbnail.jpg",
-                              attachment=False)  # fmt: skip
+        return _file_response(
+            image.thumbnail_path, "image/jpeg", f"{stem}-thumbnail.jpg", attachment=False
+        )

@@ -43,8 +43,9 @@ def s3_endpoint() -> Iterator[str]:
     starting.start()
     starting.join(timeout=15)
     if starting.is_alive():
-        pytest.fail(f"moto's S3 server did not start on 127.0.0.1:{port} within 15 s",
-                    pytrace=False)  # fmt: skip
+        pytest.fail(
+            f"moto's S3 server did not start on 127.0.0.1:{port} within 15 s", pytrace=False
+        )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         httpx.get(f"{endpoint}/moto-api/", timeout=5).raise_for_status()
@@ -59,9 +60,13 @@ def s3_endpoint() -> Iterator[str]:
 def bucket(s3_endpoint: str) -> Iterator[Any]:
     """An empty bucket on the server, and an S3 client of its own to look into it."""
     client = boto3.client(
-        "s3", endpoint_url=s3_endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY, config=Config(s3={"addressing_style": "path"}),
-    )  # fmt: skip
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=Config(s3={"addressing_style": "path"}),
+    )
     client.create_bucket(Bucket=BUCKET)
     yield client
     httpx.post(f"{s3_endpoint}/moto-api/reset", timeout=5).raise_for_status()
@@ -86,10 +91,14 @@ def s3_storage(
     """
     prefix = getattr(request, "param", "")
     built = storages_from_environment(
-        STORAGE_S3_BUCKET=BUCKET, STORAGE_S3_ENDPOINT_URL=s3_endpoint, STORAGE_S3_REGION=REGION,
-        STORAGE_S3_ACCESS_KEY_ID=ACCESS_KEY, STORAGE_S3_SECRET_ACCESS_KEY=SECRET_KEY,
-        STORAGE_S3_ADDRESSING_STYLE="path", STORAGE_S3_PREFIX=prefix,
-    )  # fmt: skip
+        STORAGE_S3_BUCKET=BUCKET,
+        STORAGE_S3_ENDPOINT_URL=s3_endpoint,
+        STORAGE_S3_REGION=REGION,
+        STORAGE_S3_ACCESS_KEY_ID=ACCESS_KEY,
+        STORAGE_S3_SECRET_ACCESS_KEY=SECRET_KEY,
+        STORAGE_S3_ADDRESSING_STYLE="path",
+        STORAGE_S3_PREFIX=prefix,
+    )
     settings.STORAGES = copy.deepcopy(built)
     assert default_storage.bucket_name == BUCKET
     assert isinstance(default_storage._wrapped, S3Storage)

@@ -42,10 +42,14 @@ PRINT_STORAGES = (
 UPLOAD = "/api/v1/images/upload"
 GPS_IFD = 0x8825
 S3_VARIABLES = (
-    "STORAGE_S3_BUCKET", "STORAGE_S3_ENDPOINT_URL", "STORAGE_S3_REGION",
-    "STORAGE_S3_ACCESS_KEY_ID", "STORAGE_S3_SECRET_ACCESS_KEY",
-    "STORAGE_S3_ADDRESSING_STYLE", "STORAGE_S3_PREFIX",
-)  # fmt: skip
+    "STORAGE_S3_BUCKET",
+    "STORAGE_S3_ENDPOINT_URL",
+    "STORAGE_S3_REGION",
+    "STORAGE_S3_ACCESS_KEY_ID",
+    "STORAGE_S3_SECRET_ACCESS_KEY",
+    "STORAGE_S3_ADDRESSING_STYLE",
+    "STORAGE_S3_PREFIX",
+)
 
 
 class ImageFactory(DjangoModelFactory):
@@ -174,12 +178,21 @@ def job_run_starts(worker: WorkerProcess) -> list[dict[str, Any]]:
 def settings_run(**variables: str) -> subprocess.CompletedProcess[str]:
     """Load config/settings.py in a new interpreter with only these storage variables set."""
     # An empty value reads as unset, and keeps a developer's .env from filling it in.
-    env = {**os.environ, **dict.fromkeys(S3_VARIABLES, ""), **variables,
-           "DJANGO_SETTINGS_MODULE": "config.settings"}  # fmt: skip
+    env = {
+        **os.environ,
+        **dict.fromkeys(S3_VARIABLES, ""),
+        **variables,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
     return subprocess.run(
-        [sys.executable, "-c", PRINT_STORAGES], cwd=django_settings.BASE_DIR, env=env,
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-c", PRINT_STORAGES],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @functools.cache

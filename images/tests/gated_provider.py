@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from classifier.categories import Classification, classification_from_probabilities
-from classifier.providers.base import Provider, ProviderError
+from classifier.errors import ProviderError
+from classifier.providers.base import Provider
 
 TRUCK, CAR = 555, 436  # ImageNet classes: fire engine, beach wagon
 

@@ -52,11 +52,34 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LIMITS = "/api/v1/images/limits"
 
 ANSWER_FIELDS = {"job_id", "image_id", "status_url", "message"}
-JOB_FIELDS = {"id", "image_id", "kind", "status", "attempts", "created_at", "started_at",
-              "finished_at", "result", "error"}  # fmt: skip
-IMAGE_FIELDS = {"id", "filename", "bucket", "content_type", "size_bytes", "width", "height",
-                "sha256", "uploaded_by", "created_at", "status", "classification", "file_url",
-                "thumbnail_url"}  # fmt: skip
+JOB_FIELDS = {
+    "id",
+    "image_id",
+    "kind",
+    "status",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "result",
+    "error",
+}
+IMAGE_FIELDS = {
+    "id",
+    "filename",
+    "bucket",
+    "content_type",
+    "size_bytes",
+    "width",
+    "height",
+    "sha256",
+    "uploaded_by",
+    "created_at",
+    "status",
+    "classification",
+    "file_url",
+    "thumbnail_url",
+}
 
 
 # --- Files as clients send them ---------------------------------------------------------
@@ -169,11 +192,15 @@ def test_an_upload_is_accepted_stored_audited_and_queued(member_client, member, 
     assert len(stored_files()) == 1
     event = AuditEvent.objects.get(action="image.uploaded")
     assert (event.organization_id, event.actor_type, event.actor_id) == (
-        org.id, "user", str(member.id),
-    )  # fmt: skip
+        org.id,
+        "user",
+        str(member.id),
+    )
     assert (event.resource_type, event.resource_id, event.outcome) == (
-        "image", str(image.id), "success",
-    )  # fmt: skip
+        "image",
+        str(image.id),
+        "success",
+    )
     assert event.details["sha256"] == image.sha256
     assert event.details["job_id"] == str(job.id)
     assert used_today(member_client) == 1
@@ -324,8 +351,9 @@ def test_an_upload_without_a_file_is_a_validation_error(member_client, stored_fi
 
 
 def test_an_empty_file_is_a_validation_error(member_client, stored_files):
-    body = assert_problem(upload(member_client, b"", "empty.jpg"), status=400,
-                          code="VALIDATION_ERROR")  # fmt: skip
+    body = assert_problem(
+        upload(member_client, b"", "empty.jpg"), status=400, code="VALIDATION_ERROR"
+    )
     assert [error["field"] for error in body["errors"]] == ["file"]
     assert_nothing_stored(member_client, stored_files)
 
@@ -404,8 +432,10 @@ def test_a_browser_sessions_oversized_upload_is_stopped_while_it_streams(member,
 
     organization_limits_set(organization=org, max_file_size_bytes=2_000)
     browser = signed_in_browser(member.username)
-    body = {"file": SimpleUploadedFile("large.jpg", noisy_jpeg((100, 100))),
-            "csrfmiddlewaretoken": csrf_token(browser)}  # fmt: skip
+    body = {
+        "file": SimpleUploadedFile("large.jpg", noisy_jpeg((100, 100))),
+        "csrfmiddlewaretoken": csrf_token(browser),
+    }
 
     response = browser.post(UPLOAD, body)
 
@@ -413,8 +443,10 @@ def test_a_browser_sessions_oversized_upload_is_stopped_while_it_streams(member,
     assert "larger than the limit" in body["detail"]
     assert Image.objects.count() == 0
     assert stored_files() == []
-    small = {"file": SimpleUploadedFile("small.png", png_bytes((32, 32))),
-             "csrfmiddlewaretoken": csrf_token(browser)}  # fmt: skip
+    small = {
+        "file": SimpleUploadedFile("small.png", png_bytes((32, 32))),
+        "csrfmiddlewaretoken": csrf_token(browser),
+    }
     assert browser.post(UPLOAD, small).status_code == 202
 
 
@@ -434,8 +466,9 @@ def test_the_upload_past_the_daily_quota_is_refused_and_stores_nothing(
     assert 1 <= int(response["Retry-After"]) <= 86_400
     assert response["X-RateLimit-Remaining"] == "0"
     assert {str(i) for i in Image.objects.values_list("id", flat=True)} == {
-        first["image_id"], second["image_id"],
-    }  # fmt: skip
+        first["image_id"],
+        second["image_id"],
+    }
     assert Job.objects.count() == 2
     assert len(stored_files()) == 2
     assert AuditEvent.objects.filter(action="image.uploaded").count() == 2
@@ -473,8 +506,10 @@ def test_a_retry_with_the_same_key_and_file_gets_the_first_answer(member_client,
     assert retry.json()["image_id"] == first.json()["image_id"]
     assert retry["Location"] == first["Location"]
     assert (Image.objects.count(), Job.objects.count(), IdempotentUpload.objects.count()) == (
-        1, 1, 1,
-    )  # fmt: skip
+        1,
+        1,
+        1,
+    )
     assert len(stored_files()) == 1
     assert AuditEvent.objects.filter(action="image.uploaded").count() == 1
     assert used_today(member_client) == 1
@@ -616,8 +651,10 @@ def test_an_upscale_job_makes_a_larger_image_to_download(member_client, org, sca
     assert (larger.filename, larger.content_type) == (f"car@{scale}x.jpg", "image/jpeg")
     detail = member_client.get(f"{IMAGES}/{result_id}").json()
     assert (detail["width"], detail["height"], detail["status"]) == (
-        120 * scale, 80 * scale, "ready",
-    )  # fmt: skip
+        120 * scale,
+        80 * scale,
+        "ready",
+    )
     download = member_client.get(detail["file_url"])
     assert download.status_code == 200
     assert download["Content-Type"] == "image/jpeg"
@@ -677,11 +714,16 @@ def test_a_job_asks_to_be_polled_until_it_finishes(member_client):
     job = queued.json()
     assert set(job) == JOB_FIELDS
     assert (job["id"], job["image_id"], job["kind"]) == (
-        body["job_id"], body["image_id"], "classify",
-    )  # fmt: skip
+        body["job_id"],
+        body["image_id"],
+        "classify",
+    )
     assert (job["status"], job["attempts"], job["started_at"], job["finished_at"]) == (
-        "queued", 0, None, None,
-    )  # fmt: skip
+        "queued",
+        0,
+        None,
+        None,
+    )
     assert (job["result"], job["error"]) == (None, None)
 
     run_job(body["job_id"])
@@ -710,15 +752,15 @@ def test_a_job_whose_file_is_gone_fails_for_good_with_its_reason(member_client, 
     assert job["error"]["message"]
     assert job["finished_at"] is not None
     assert member_client.get(f"{IMAGES}/{body['image_id']}").json()["status"] == "failed"
-    assert_problem(member_client.get(f"{IMAGES}/{body['image_id']}/file"), status=404,
-                   code="NOT_FOUND")  # fmt: skip
+    assert_problem(
+        member_client.get(f"{IMAGES}/{body['image_id']}/file"), status=404, code="NOT_FOUND"
+    )
     run_job(body["job_id"])  # delivered again: a finished job is left as it is
     assert Job.objects.get().attempts == 1
 
 
 def test_an_unknown_job_is_not_found(member_client):
-    assert_problem(member_client.get(f"{IMAGES}/jobs/{uuid.uuid4()}"), status=404,
-                   code="NOT_FOUND")  # fmt: skip
+    assert_problem(member_client.get(f"{IMAGES}/jobs/{uuid.uuid4()}"), status=404, code="NOT_FOUND")
 
 
 # --- Listing -----------------------------------------------------------------------------
@@ -736,12 +778,18 @@ def gallery(org: Any, other_org: Any) -> dict[str, Image]:
         "friday": ("archive", "", Image.Status.FAILED),
     }
     images = {
-        name: ImageFactory(organization=org, bucket=bucket, label=label, status=status,
-                           created_at=start + dt.timedelta(days=day))
+        name: ImageFactory(
+            organization=org,
+            bucket=bucket,
+            label=label,
+            status=status,
+            created_at=start + dt.timedelta(days=day),
+        )
         for day, (name, (bucket, label, status)) in enumerate(specs.items())
-    }  # fmt: skip
-    images["foreign"] = ImageFactory(organization=other_org, bucket="fleet", label="car",
-                                     created_at=start + dt.timedelta(days=2))  # fmt: skip
+    }
+    images["foreign"] = ImageFactory(
+        organization=other_org, bucket="fleet", label="car", created_at=start + dt.timedelta(days=2)
+    )
     return images
 
 
@@ -828,8 +876,9 @@ def test_the_list_takes_the_same_few_queries_for_a_long_page(
     ],
 )
 def test_an_invalid_filter_is_refused(member_client, gallery, query, field):
-    body = assert_problem(member_client.get(f"{IMAGES}{query}"), status=400,
-                          code="VALIDATION_ERROR")  # fmt: skip
+    body = assert_problem(
+        member_client.get(f"{IMAGES}{query}"), status=400, code="VALIDATION_ERROR"
+    )
     assert [error["field"] for error in body["errors"]] == [field]
 
 
@@ -861,8 +910,9 @@ def test_the_detail_describes_the_image(member_client, member):
     }
     assert image.uploaded_by_display == member.username
     assert dt.datetime.fromisoformat(detail["created_at"]) == image.created_at
-    assert_problem(member_client.get(f"{IMAGES}/{body['image_id']}/thumbnail"), status=404,
-                   code="NOT_FOUND")  # fmt: skip
+    assert_problem(
+        member_client.get(f"{IMAGES}/{body['image_id']}/thumbnail"), status=404, code="NOT_FOUND"
+    )
 
 
 def test_deleting_an_image_removes_its_rows_and_files(
@@ -882,11 +932,14 @@ def test_deleting_an_image_removes_its_rows_and_files(
     assert stored_files() == []
     event = AuditEvent.objects.get(action="image.deleted")
     assert (event.organization_id, event.actor_id, event.resource_id) == (
-        org.id, str(member.id), processed["image_id"],
-    )  # fmt: skip
+        org.id,
+        str(member.id),
+        processed["image_id"],
+    )
     assert event.details["sha256"] == image.sha256
-    assert_problem(member_client.get(f"{IMAGES}/{processed['image_id']}"), status=404,
-                   code="NOT_FOUND")  # fmt: skip
+    assert_problem(
+        member_client.get(f"{IMAGES}/{processed['image_id']}"), status=404, code="NOT_FOUND"
+    )
     assert_problem(member_client.get(processed["status_url"]), status=404, code="NOT_FOUND")
 
 
@@ -913,8 +966,9 @@ def test_an_outsider_finds_none_of_another_organizations_images(outsider_client,
     for path in image_paths(processed):
         assert_problem(outsider_client.get(path), status=404, code="NOT_FOUND")
 
-    assert_problem(outsider_client.delete(f"{IMAGES}/{processed['image_id']}"), status=404,
-                   code="NOT_FOUND")  # fmt: skip
+    assert_problem(
+        outsider_client.delete(f"{IMAGES}/{processed['image_id']}"), status=404, code="NOT_FOUND"
+    )
     assert Image.objects.filter(id=processed["image_id"]).exists()
     assert outsider_client.get(IMAGES).json()["count"] == 0
 
@@ -926,12 +980,19 @@ def test_a_viewer_reads_but_may_not_upload_upscale_or_delete(
         assert viewer_client.get(path).status_code == 200
     assert viewer_client.get(IMAGES).json()["count"] == 1
 
-    assert_problem(upload(viewer_client, jpeg_bytes(colour="blue")), status=403,
-                   code="PERMISSION_DENIED")  # fmt: skip
-    assert_problem(upload(viewer_client, jpeg_bytes(colour="blue"), path=UPSCALE, scale=2),
-                   status=403, code="PERMISSION_DENIED")  # fmt: skip
-    assert_problem(viewer_client.delete(f"{IMAGES}/{processed['image_id']}"), status=403,
-                   code="PERMISSION_DENIED")  # fmt: skip
+    assert_problem(
+        upload(viewer_client, jpeg_bytes(colour="blue")), status=403, code="PERMISSION_DENIED"
+    )
+    assert_problem(
+        upload(viewer_client, jpeg_bytes(colour="blue"), path=UPSCALE, scale=2),
+        status=403,
+        code="PERMISSION_DENIED",
+    )
+    assert_problem(
+        viewer_client.delete(f"{IMAGES}/{processed['image_id']}"),
+        status=403,
+        code="PERMISSION_DENIED",
+    )
     assert [str(i) for i in Image.objects.values_list("id", flat=True)] == [processed["image_id"]]
     assert Job.objects.count() == 1
     assert len(stored_files()) == 2
@@ -948,9 +1009,13 @@ def test_anonymous_requests_are_refused(processed, stored_files):
     for path in [IMAGES, *image_paths(processed)]:
         assert_problem(anonymous.get(path), status=401, code="NOT_AUTHENTICATED")
     assert_problem(anonymous.delete(image), status=401, code="NOT_AUTHENTICATED")
-    assert_problem(upload(anonymous, jpeg_bytes(colour="blue")), status=401,
-                   code="NOT_AUTHENTICATED")  # fmt: skip
-    assert_problem(upload(anonymous, jpeg_bytes(colour="blue"), path=UPSCALE, scale=2),
-                   status=401, code="NOT_AUTHENTICATED")  # fmt: skip
+    assert_problem(
+        upload(anonymous, jpeg_bytes(colour="blue")), status=401, code="NOT_AUTHENTICATED"
+    )
+    assert_problem(
+        upload(anonymous, jpeg_bytes(colour="blue"), path=UPSCALE, scale=2),
+        status=401,
+        code="NOT_AUTHENTICATED",
+    )
     assert Image.objects.count() == 1
     assert len(stored_files()) == 2

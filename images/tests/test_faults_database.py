@@ -65,24 +65,57 @@ class PrivatePostgres:
         with (self.directory / "commands.log").open("ab") as log:
             subprocess.run(
                 [RUNUSER, "-u", "postgres", "--", str(POSTGRES_BIN / program), *arguments],
-                check=True, stdout=log, stderr=subprocess.STDOUT, timeout=120,
-            )  # fmt: skip
+                check=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+            )
 
     def _ctl(self, *arguments: str) -> None:
-        self._as_postgres("pg_ctl", "-D", str(self.directory / "data"), "-w",
-                          "-l", str(self.directory / "postgres.log"), *arguments)  # fmt: skip
+        self._as_postgres(
+            "pg_ctl",
+            "-D",
+            str(self.directory / "data"),
+            "-w",
+            "-l",
+            str(self.directory / "postgres.log"),
+            *arguments,
+        )
 
     def create(self) -> None:
-        self._as_postgres("initdb", "-D", str(self.directory / "data"), "-A", "trust",
-                          "-U", "postgres", "-E", "UTF8", "--no-sync")  # fmt: skip
-        options = (f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c full_page_writes=off -c shared_buffers=16MB")  # fmt: skip
+        self._as_postgres(
+            "initdb",
+            "-D",
+            str(self.directory / "data"),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c full_page_writes=off -c shared_buffers=16MB"
+        )
         self._ctl("-o", options, "start")
         subprocess.run(
-            [str(POSTGRES_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-             "-c", "CREATE DATABASE vantage"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+            [
+                str(POSTGRES_BIN / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-c",
+                "CREATE DATABASE vantage",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def restart(self) -> None:
         """Stop the server as an operator's restart does (clients cut off), and start it again."""
@@ -93,8 +126,11 @@ class PrivatePostgres:
 
 
 def _subprocess_env(database_url: str) -> dict[str, str]:
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test",
-            "DATABASE_URL": database_url}  # fmt: skip
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "DATABASE_URL": database_url,
+    }
 
 
 @pytest.fixture
@@ -109,9 +145,13 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     try:
         cluster.create()
         subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"], cwd=settings.BASE_DIR,
-            env=_subprocess_env(cluster.url), check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=settings.BASE_DIR,
+            env=_subprocess_env(cluster.url),
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         yield cluster
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):  # it may never have started
@@ -122,9 +162,14 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 def member_token(database_url: str) -> str:
     """Create a member and a service token of theirs in the database; return the secret."""
     made = subprocess.run(
-        [sys.executable, "-c", MAKE_MEMBER], cwd=settings.BASE_DIR,
-        env=_subprocess_env(database_url), check=True, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-c", MAKE_MEMBER],
+        cwd=settings.BASE_DIR,
+        env=_subprocess_env(database_url),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return next(line[7:] for line in made.stdout.splitlines() if line.startswith("SECRET="))
 
 
@@ -183,15 +228,17 @@ def test_jobs_cut_off_by_a_database_restart_finish_within_a_retry_backoff(
     (server,) = server_processes(count=1, **env)
     worker = worker_processes(**env, JOB_RUNNING_TIMEOUT="600", JOB_MAX_ATTEMPTS="5")
     secret = member_token(private_postgres.url)
-    with httpx.Client(base_url=server.url, timeout=60,
-                      headers={"Authorization": f"Bearer {secret}"}) as client:  # fmt: skip
+    with httpx.Client(
+        base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {secret}"}
+    ) as client:
         uploads = [http_upload(client, f"noise-{index}.png", noisy_png()) for index in range(JOBS)]
 
         started = 0
         for _ in range(RESTARTS):
             started = restart_during_a_job(private_postgres, worker, started)
-        finished = finished_jobs(client, [body["status_url"] for body in uploads],
-                                 timeout=FINISH_SECONDS)  # fmt: skip
+        finished = finished_jobs(
+            client, [body["status_url"] for body in uploads], timeout=FINISH_SECONDS
+        )
 
     bodies = list(finished.values())
     assert [body["status"] for body in bodies] == ["succeeded"] * JOBS, bodies

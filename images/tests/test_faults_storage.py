@@ -25,8 +25,9 @@ from PIL import Image as PILImage
 
 from accounts.models import UploadDay
 from config.testing.http import assert_problem
+from images.errors import TransientJobError
 from images.models import Image, Job
-from images.pipeline import TransientJobError, job_run
+from images.pipeline import job_run
 from images.tests.factories import IMAGES, accepted, content, objects, opened, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,8 +81,11 @@ def _tmpfs_mount(root: Path) -> None:
         pytest.skip("mount(8) is not installed: a tmpfs cannot be mounted for this test")
     mounted = subprocess.run(
         [mount, "-t", "tmpfs", "-o", f"size={DISK_BYTES // 1024}k", "tmpfs", str(root)],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.strip()}")
 
@@ -92,10 +96,13 @@ def disk(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> Itera
     root = tmp_path / "media"
     root.mkdir()
     if request.param == "counted":
-        settings.STORAGES = {**settings.STORAGES, "default": {
-            "BACKEND": "images.tests.small_disk.SmallDiskStorage",
-            "OPTIONS": {"capacity_bytes": DISK_BYTES, "location": str(root)},
-        }}  # fmt: skip
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "images.tests.small_disk.SmallDiskStorage",
+                "OPTIONS": {"capacity_bytes": DISK_BYTES, "location": str(root)},
+            },
+        }
         yield Disk(root, capacity_bytes=DISK_BYTES)
         return
     _tmpfs_mount(root)
@@ -212,8 +219,9 @@ def refuse_writes() -> None:
     """Answer every PutObject of the storage's client as a full MinIO does."""
 
     def full(request: Any, **_kwargs: Any) -> AWSResponse:
-        return AWSResponse(request.url, 507, {"Content-Type": "application/xml"},
-                           _Body(STORAGE_FULL))  # fmt: skip
+        return AWSResponse(
+            request.url, 507, {"Content-Type": "application/xml"}, _Body(STORAGE_FULL)
+        )
 
     client = default_storage.connection.meta.client
     client.meta.events.register("before-send.s3.PutObject", full)

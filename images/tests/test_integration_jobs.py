@@ -53,8 +53,10 @@ def picture(index: int, *, kind: str = "JPEG") -> bytes:
     width, height = 160 + (index * 37) % 480, 120 + (index * 53) % 360
     image = Picture.new("RGB", (width, height), ((index * 67) % 256, (index * 29) % 256, 140))
     draw = ImageDraw.Draw(image)
-    draw.rectangle((width // 5, height // 4, width * 4 // 5, height * 3 // 4),
-                   fill=(255 - (index * 13) % 256, 90, (index * 101) % 256))  # fmt: skip
+    draw.rectangle(
+        (width // 5, height // 4, width * 4 // 5, height * 3 // 4),
+        fill=(255 - (index * 13) % 256, 90, (index * 101) % 256),
+    )
     draw.ellipse((width // 4, height // 2, width // 2, height * 7 // 8), fill=(20, 20, 20))
     buffer = io.BytesIO()
     image.save(buffer, kind)
@@ -65,8 +67,10 @@ def slow_png() -> bytes:
     """Return a 3000x3000 PNG of photographic noise: seconds of work for one job."""
     size = (3000, 3000)
     gradient = Picture.linear_gradient("L").resize(size)
-    channels = [Picture.blend(gradient.rotate(angle), Picture.effect_noise(size, 24), 0.3)
-                for angle in (0, 90, 180)]  # fmt: skip
+    channels = [
+        Picture.blend(gradient.rotate(angle), Picture.effect_noise(size, 24), 0.3)
+        for angle in (0, 90, 180)
+    ]
     buffer = io.BytesIO()
     Picture.merge("RGB", channels).save(buffer, "PNG")
     return buffer.getvalue()
@@ -75,10 +79,15 @@ def slow_png() -> bytes:
 def api_client_for(server: ServerProcess, member: Any) -> httpx.Client:
     """Return an HTTP client of the server, holding a service token the member created."""
     organization = member.memberships.get().organization
-    issued = token_create(organization=organization, name="jobs test",
-                          scopes=["image:upload", "image:read"], created_by=member)  # fmt: skip
-    return httpx.Client(base_url=server.url, timeout=60,
-                        headers={"Authorization": f"Bearer {issued.secret}"})  # fmt: skip
+    issued = token_create(
+        organization=organization,
+        name="jobs test",
+        scopes=["image:upload", "image:read"],
+        created_by=member,
+    )
+    return httpx.Client(
+        base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {issued.secret}"}
+    )
 
 
 def jobs_wait(
@@ -191,7 +200,9 @@ def test_a_hundred_uploads_all_succeed_with_a_classification(
         assert_classified_once(job, attempts=1)
     images = Image.objects.filter(id__in=[body["image_id"] for body in uploads])
     assert sorted(images.values_list("content_type", flat=True).distinct()) == [
-        "image/jpeg", "image/png"]  # fmt: skip
+        "image/jpeg",
+        "image/png",
+    ]
     assert Job.objects.filter(status=Job.Status.SUCCEEDED).count() == 100
     assert not Job.objects.exclude(status=Job.Status.SUCCEEDED).exists()
 
@@ -312,8 +323,9 @@ def test_uploads_while_the_broker_is_down_are_accepted_and_run_once_it_is_back(
     worker = worker_processes(**broker, JOB_QUEUED_TIMEOUT="1")
     client = api_client_for(server, member)
     before = upload(client, "before.jpg", picture(0))
-    assert_classified_once(jobs_wait(client.get, [before["status_url"]], timeout=60)[
-        before["status_url"]], attempts=1)  # fmt: skip
+    assert_classified_once(
+        jobs_wait(client.get, [before["status_url"]], timeout=60)[before["status_url"]], attempts=1
+    )
 
     throwaway_redis.kill()
     answered, uploads = [], []

@@ -16,8 +16,15 @@ from images.validation import upload_validate
 
 COLOUR = b"\xc8\x1e\x1e"
 # Adam7's passes: first column, first row, column step, row step.
-ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
-         (0, 1, 1, 2))  # fmt: skip
+ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
 
 
 def png(scanlines: bytes, *, width: int = 64, height: int = 48, interlace: int = 0) -> bytes:

@@ -65,10 +65,14 @@ def form_token(html: str) -> str:
 def page_upload(client: Client, data: bytes, name: str = "car.jpg", **fields: str) -> Any:
     """Upload as the upload page's script does: session cookie, X-CSRFToken, Idempotency-Key."""
     token = form_token(client.get(UPLOAD).content.decode())
-    headers = {"X-CSRFToken": token, "Idempotency-Key": uuid.uuid4().hex,
-               "Accept": "application/json"}  # fmt: skip
-    return client.post(UPLOAD_API, {"file": SimpleUploadedFile(name, data), **fields},
-                       headers=headers)  # fmt: skip
+    headers = {
+        "X-CSRFToken": token,
+        "Idempotency-Key": uuid.uuid4().hex,
+        "Accept": "application/json",
+    }
+    return client.post(
+        UPLOAD_API, {"file": SimpleUploadedFile(name, data), **fields}, headers=headers
+    )
 
 
 def processed_image(client: Client, data: bytes | None = None, **fields: str) -> Image:
@@ -82,16 +86,25 @@ def processed_image(client: Client, data: bytes | None = None, **fields: str) ->
 
 def classification_of(org: Any, label: str, when: dt.datetime | None = None) -> Classification:
     return Classification.objects.create(
-        organization=org, principal="user:0", principal_display="bob", upload_sha256="0" * 64,
-        is_vehicle=label != "not_vehicle", top_label=label, predictions={},
-        vehicle_probability=0.9, provider="onnx", model="test-model", processing_time_ms=1.0,
+        organization=org,
+        principal="user:0",
+        principal_display="bob",
+        upload_sha256="0" * 64,
+        is_vehicle=label != "not_vehicle",
+        top_label=label,
+        predictions={},
+        vehicle_probability=0.9,
+        provider="onnx",
+        model="test-model",
+        processing_time_ms=1.0,
         **({"created_at": when} if when else {}),
-    )  # fmt: skip
+    )
 
 
 def job_of(image: Image, status: str = Job.Status.SUCCEEDED) -> Job:
-    return Job.objects.create(organization_id=image.organization_id, image=image,
-                              kind=Job.Kind.CLASSIFY, status=status)  # fmt: skip
+    return Job.objects.create(
+        organization_id=image.organization_id, image=image, kind=Job.Kind.CLASSIFY, status=status
+    )
 
 
 # --- Home ----------------------------------------------------------------------------
@@ -219,8 +232,9 @@ def test_the_upload_page_offers_a_drop_zone_a_labelled_file_input_and_its_script
     assert form_token(html)
     assert '<script type="module" src="/static/js/upload.js"></script>' in html
     assert "<script>" not in html  # the Content-Security-Policy allows no inline script
-    messages = re.search(r'<script id="rejection-messages" type="application/json">(.*?)</script>',
-                         html).group(1)  # fmt: skip
+    messages = re.search(
+        r'<script id="rejection-messages" type="application/json">(.*?)</script>', html
+    ).group(1)
     assert json.loads(messages) == REJECTION_MESSAGES
     assert "no-cache" in response["Cache-Control"] or "no-store" in response["Cache-Control"]
 
@@ -244,9 +258,15 @@ def test_the_upload_script_exists_and_drives_the_rows_the_tests_read():
 
     source = script.read_text()
 
-    for needle in ('getElementById("upload-files")', "upload.addEventListener(\"progress\"",
-                   '"X-CSRFToken"', '"Idempotency-Key"', "Retry-After", "dataset.state",
-                   '"labels"'):  # fmt: skip
+    for needle in (
+        'getElementById("upload-files")',
+        'upload.addEventListener("progress"',
+        '"X-CSRFToken"',
+        '"Idempotency-Key"',
+        "Retry-After",
+        "dataset.state",
+        '"labels"',
+    ):
         assert needle in source, needle
     for state in ("uploading", "processing", "succeeded", "failed", "rejected"):
         assert f"{state}:" in source, state
@@ -304,8 +324,11 @@ def test_the_upload_api_refuses_a_viewers_session(org, viewer):
     client = signed_in_browser("carol")
     token = client.cookies["csrftoken"].value
 
-    response = client.post(UPLOAD_API, {"file": SimpleUploadedFile("car.jpg", jpeg_bytes())},
-                           headers={"X-CSRFToken": token})  # fmt: skip
+    response = client.post(
+        UPLOAD_API,
+        {"file": SimpleUploadedFile("car.jpg", jpeg_bytes())},
+        headers={"X-CSRFToken": token},
+    )
 
     assert response.status_code == 403
     assert response.json()["code"] == "PERMISSION_DENIED"
@@ -353,8 +376,9 @@ def test_an_upload_over_the_rate_limit_answers_retry_after(org, member, settings
     headers = {"X-CSRFToken": token}
     client.post(UPLOAD_API, {"file": SimpleUploadedFile("a.jpg", jpeg_bytes())}, headers=headers)
 
-    response = client.post(UPLOAD_API, {"file": SimpleUploadedFile("b.jpg", jpeg_bytes())},
-                           headers=headers)  # fmt: skip
+    response = client.post(
+        UPLOAD_API, {"file": SimpleUploadedFile("b.jpg", jpeg_bytes())}, headers=headers
+    )
 
     assert response.status_code == 429
     assert response.json()["code"] == "RATE_LIMIT_EXCEEDED"
@@ -369,8 +393,9 @@ def test_the_gallery_shows_the_organizations_images_newest_first_with_thumbnails
 ):
     client = signed_in_browser("bob")
     processed = processed_image(client)
-    waiting = ImageFactory(organization=org, filename="waiting.jpg",
-                           status=Image.Status.PROCESSING, label="")  # fmt: skip
+    waiting = ImageFactory(
+        organization=org, filename="waiting.jpg", status=Image.Status.PROCESSING, label=""
+    )
     ImageFactory(organization=other_org, filename="globex.jpg")
 
     response = client.get(GALLERY)
@@ -393,8 +418,13 @@ def test_the_gallery_filters_as_the_api_does(org, member):
     ImageFactory(organization=org, filename="car-fleet.jpg", label="car", bucket="fleet")
     ImageFactory(organization=org, filename="car-default.jpg", label="car")
     ImageFactory(organization=org, filename="bus-fleet.jpg", label="bus", bucket="fleet")
-    ImageFactory(organization=org, filename="old-car.jpg", label="car", bucket="fleet",
-                 created_at=dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC))  # fmt: skip
+    ImageFactory(
+        organization=org,
+        filename="old-car.jpg",
+        label="car",
+        bucket="fleet",
+        created_at=dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC),
+    )
     ImageFactory(organization=org, filename="failed.jpg", label="", status=Image.Status.FAILED)
     client = signed_in_browser("bob")
 
@@ -446,8 +476,12 @@ def test_the_gallery_is_paginated_and_pages_keep_the_filters(
 ):
     base = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
     for number in range(30):
-        ImageFactory(organization=org, filename=f"photo-{number:02}.jpg", label="car",
-                     created_at=base + dt.timedelta(minutes=number))  # fmt: skip
+        ImageFactory(
+            organization=org,
+            filename=f"photo-{number:02}.jpg",
+            label="car",
+            created_at=base + dt.timedelta(minutes=number),
+        )
     ImageFactory(organization=org, filename="bus.jpg", label="bus")
     client = signed_in_browser("bob")
     client.get(GALLERY)  # the principal and its permissions are cached from here on
@@ -553,8 +587,7 @@ def test_another_organizations_image_is_not_found(org, outsider):
     image = ImageFactory(organization=org, filename="acme-only.jpg")
     client = signed_in_browser("mallory")
 
-    for response in (client.get(f"/images/{image.id}/"),
-                     client.get(f"/images/{image.id}/delete/")):  # fmt: skip
+    for response in (client.get(f"/images/{image.id}/"), client.get(f"/images/{image.id}/delete/")):
         assert response.status_code == 404
         assert "acme-only.jpg" not in html_of(response)
 
@@ -591,8 +624,9 @@ def test_deleting_asks_first_then_removes_the_image_and_its_files(
     assert "cannot be undone" in html
     assert Image.objects.filter(id=image.id).exists()
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/images/{image.id}/delete/",
-                               {"csrfmiddlewaretoken": form_token(html)})  # fmt: skip
+        response = client.post(
+            f"/images/{image.id}/delete/", {"csrfmiddlewaretoken": form_token(html)}
+        )
 
     assert response.status_code == 302
     assert response["Location"] == GALLERY
@@ -654,8 +688,9 @@ def test_deleting_signed_out_redirects_to_the_login_page_and_deletes_nothing(org
 
 def test_gallery_cards_and_recent_jobs_name_each_label_as_every_page_does(org, member):
     for label, probability in (("other_vehicle", 0.314), ("not_vehicle", 0.05)):
-        image = ImageFactory(organization=org, label=label,
-                             classification={"vehicle_probability": probability})  # fmt: skip
+        image = ImageFactory(
+            organization=org, label=label, classification={"vehicle_probability": probability}
+        )
         job_of(image)
     client = signed_in_browser("bob")
 

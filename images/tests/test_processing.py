@@ -39,9 +39,12 @@ def phone_jpeg(size=(80, 40), **options) -> bytes:
 def colour_of(pixel) -> str:
     """Name the primary colour (or white or black) nearest to an RGB pixel."""
     named = {
-        "red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
-        "white": (255, 255, 255), "black": (0, 0, 0),
-    }  # fmt: skip
+        "red": (255, 0, 0),
+        "green": (0, 255, 0),
+        "blue": (0, 0, 255),
+        "white": (255, 255, 255),
+        "black": (0, 0, 0),
+    }
     return min(
         named, key=lambda name: sum((a - b) ** 2 for a, b in zip(pixel, named[name], strict=True))
     )
@@ -175,9 +178,14 @@ def test_an_animation_keeps_its_frames_durations_and_loop_and_loses_its_metadata
     frames = [Image.new("RGB", (48, 40), colour) for colour in colours]
     extra = {"comment": b"made by Alice"} if fmt == "GIF" else {"exif": camera_exif(1)}
     data = encoded(
-        frames[0], fmt, save_all=True, append_images=frames[1:], duration=[100, 200, 300],
-        loop=2, **extra,
-    )  # fmt: skip
+        frames[0],
+        fmt,
+        save_all=True,
+        append_images=frames[1:],
+        duration=[100, 200, 300],
+        loop=2,
+        **extra,
+    )
 
     sanitized = reopened(image_sanitize(image_decode(data)))
 

@@ -17,7 +17,9 @@ from storages.backends.s3 import S3Storage
 
 from config.testing.http import assert_problem
 from config.testing.processes import free_port
+from images.errors import TransientJobError
 from images.models import Image, Job
+from images.pipeline import job_run
 from images.tests.factories import (
     BUCKET,
     IMAGES,
@@ -56,11 +58,15 @@ def test_without_a_bucket_images_stay_on_the_filesystem_under_media_root(setting
 
 def test_a_bucket_puts_images_on_s3_with_the_options_from_the_environment(settings):
     built = storages_from_environment(
-        STORAGE_S3_BUCKET="fleet-images", STORAGE_S3_ENDPOINT_URL="https://s3.example.test:9000",
-        STORAGE_S3_REGION="eu-central-1", STORAGE_S3_ACCESS_KEY_ID="AKIAEXAMPLE",
-        STORAGE_S3_SECRET_ACCESS_KEY="example-secret", STORAGE_S3_ADDRESSING_STYLE="path",
-        STORAGE_S3_PREFIX="/vantage/media/", STORAGE_S3_MAX_MEMORY_SIZE="1048576",
-    )  # fmt: skip
+        STORAGE_S3_BUCKET="fleet-images",
+        STORAGE_S3_ENDPOINT_URL="https://s3.example.test:9000",
+        STORAGE_S3_REGION="eu-central-1",
+        STORAGE_S3_ACCESS_KEY_ID="AKIAEXAMPLE",
+        STORAGE_S3_SECRET_ACCESS_KEY="example-secret",
+        STORAGE_S3_ADDRESSING_STYLE="path",
+        STORAGE_S3_PREFIX="/vantage/media/",
+        STORAGE_S3_MAX_MEMORY_SIZE="1048576",
+    )
 
     assert built["default"] == {
         "BACKEND": S3,
@@ -82,8 +88,10 @@ def test_a_bucket_puts_images_on_s3_with_the_options_from_the_environment(settin
     storage = StorageHandler(built)["default"]
     assert isinstance(storage, S3Storage)
     assert (storage.bucket_name, storage.location, storage.file_overwrite) == (
-        "fleet-images", "vantage/media", True,
-    )  # fmt: skip
+        "fleet-images",
+        "vantage/media",
+        True,
+    )
 
 
 def test_a_bucket_alone_leaves_endpoint_region_and_credentials_to_the_aws_defaults():
@@ -100,14 +108,23 @@ def test_a_bucket_alone_leaves_endpoint_region_and_credentials_to_the_aws_defaul
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
-        pytest.param({"STORAGE_S3_ADDRESSING_STYLE": "dns"}, "STORAGE_S3_ADDRESSING_STYLE",
-                     id="addressing-style"),
-        pytest.param({"STORAGE_S3_ACCESS_KEY_ID": "AKIAEXAMPLE"}, "STORAGE_S3_SECRET_ACCESS_KEY",
-                     id="access-key-alone"),
-        pytest.param({"STORAGE_S3_SECRET_ACCESS_KEY": "example-secret"},
-                     "STORAGE_S3_ACCESS_KEY_ID", id="secret-key-alone"),
+        pytest.param(
+            {"STORAGE_S3_ADDRESSING_STYLE": "dns"},
+            "STORAGE_S3_ADDRESSING_STYLE",
+            id="addressing-style",
+        ),
+        pytest.param(
+            {"STORAGE_S3_ACCESS_KEY_ID": "AKIAEXAMPLE"},
+            "STORAGE_S3_SECRET_ACCESS_KEY",
+            id="access-key-alone",
+        ),
+        pytest.param(
+            {"STORAGE_S3_SECRET_ACCESS_KEY": "example-secret"},
+            "STORAGE_S3_ACCESS_KEY_ID",
+            id="secret-key-alone",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_incomplete_or_invalid_bucket_configuration_stops_the_app(variables, message):
     finished = settings_run(STORAGE_S3_BUCKET="fleet-images", **variables)
 
@@ -223,15 +240,17 @@ def test_an_object_gone_from_the_bucket_fails_the_job_and_answers_404(
 
     job = member_client.get(body["status_url"]).json()
     assert (job["status"], job["error"]["code"]) == ("failed", "IMAGE_MISSING")
-    assert_problem(member_client.get(f"{IMAGES}/{body['image_id']}/file"), status=404,
-                   code="NOT_FOUND")  # fmt: skip
+    assert_problem(
+        member_client.get(f"{IMAGES}/{body['image_id']}/file"), status=404, code="NOT_FOUND"
+    )
 
 
 def test_an_upscaled_image_is_stored_in_the_bucket_beside_its_source(
     member_client, org, bucket, s3_storage, media_files
 ):
-    body = accepted(upload(member_client, jpeg_bytes((120, 80)), "car.jpg", path=UPSCALE,
-                           scale="2"))  # fmt: skip
+    body = accepted(
+        upload(member_client, jpeg_bytes((120, 80)), "car.jpg", path=UPSCALE, scale="2")
+    )
 
     run_job(body["job_id"])
 
@@ -270,8 +289,6 @@ def test_a_key_prefix_holds_every_object_while_stored_names_stay_without_it(
 def test_an_unreachable_object_store_is_retried_by_jobs_and_refused_as_unavailable(
     member_client, org, bucket, s3_storage, settings
 ):
-    from images.pipeline import TransientJobError, job_run
-
     body = accepted(upload(member_client, jpeg_bytes(), "car.jpg"))
     unreachable = copy.deepcopy(settings.STORAGES)
     unreachable["default"]["OPTIONS"]["endpoint_url"] = f"http://127.0.0.1:{free_port()}"

@@ -394,6 +394,8 @@ def test_storage_paths_refuse_anything_but_ids_and_known_names(
 ):
     with pytest.raises(ValueError, match=reason):
         storage_path_for(
-            organization_id=organization_id, image_id=uuid.uuid4(), variant=variant,
+            organization_id=organization_id,
+            image_id=uuid.uuid4(),
+            variant=variant,
             extension=extension,
-        )  # fmt: skip
+        )

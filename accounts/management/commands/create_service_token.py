@@ -24,9 +24,10 @@ class Command(SystemCommand):
             "--created-by", help="username of the member whose permissions bound the token"
         )
         parser.add_argument(
-            "--allowed-ips", default="",
+            "--allowed-ips",
+            default="",
             help="comma-separated IPv4/IPv6 addresses or networks the token may be used from",
-        )  # fmt: skip
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         org = organization_by_slug_or_id(value=options["org"])
@@ -48,10 +49,13 @@ class Command(SystemCommand):
         scopes = [scope.strip() for scope in options["scopes"].split(",") if scope.strip()]
         networks = [entry.strip() for entry in options["allowed_ips"].split(",") if entry.strip()]
         issued = token_create(
-            organization=org, name=options["name"], scopes=scopes,
-            expires_in_days=options["expires_in_days"], created_by=creator,
+            organization=org,
+            name=options["name"],
+            scopes=scopes,
+            expires_in_days=options["expires_in_days"],
+            created_by=creator,
             allowed_ips=networks,
-        )  # fmt: skip
+        )
         token = issued.token
         self.stdout.write(
             f"Created service token {token.name} ({token.prefix}…) id {token.id} for "

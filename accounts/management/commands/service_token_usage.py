@@ -36,11 +36,15 @@ class Command(BaseCommand):
         for row in days.order_by("date"):
             per_token.setdefault(str(row.token_id), {})[row.date.isoformat()] = row.requests
         report: list[dict[str, Any]] = [
-            {"id": str(t.id), "name": t.name, "prefix": t.prefix,
-             "usage_count": ServiceToken.objects.get(id=t.id).usage_count,
-             "daily": per_token.get(str(t.id), {})}
+            {
+                "id": str(t.id),
+                "name": t.name,
+                "prefix": t.prefix,
+                "usage_count": ServiceToken.objects.get(id=t.id).usage_count,
+                "daily": per_token.get(str(t.id), {}),
+            }
             for t in tokens
-        ]  # fmt: skip
+        ]
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2))
             return

@@ -20,7 +20,7 @@ class Command(BaseCommand):
         chains = [_org_chain(options["org"])] if options["org"] else audit_chains()
         total = 0
         for chain in chains:
-            checked, broken = audit_chain_verify(chain)
+            checked, broken = audit_chain_verify(chain=chain)
             total += checked
             if broken is not None:
                 self.stderr.write(

@@ -172,10 +172,15 @@ def quantized(source: Path, target: Path, photos: list[Path]) -> None:
     try:
         quant_pre_process(str(source), str(prepared))
         quantize_static(
-            str(prepared), str(target), Photos(), quant_format=QuantFormat.QDQ,
-            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            str(prepared),
+            str(target),
+            Photos(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-        )  # fmt: skip
+        )
     finally:
         root.setLevel(level)
     prepared.unlink()
