@@ -1,11 +1,13 @@
 """Top-level URLs. Each app owns its API routes under /api/v1/."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
 from accounts import views as account_views
 from config.api_docs import DocsPage, SchemaApi
+from config.errors import page_not_found
 from config.health import HealthApi, VersionedHealthApi
 from config.metrics_api import MetricsApi
 from images import views as image_views
@@ -24,6 +26,8 @@ urlpatterns = [
         DocsPage.as_view(url_name="api-schema", template_name="api/swagger_ui.html"),
         name="api-docs",
     ),
+    # Any other API path is unknown: answered here, not after a pass over every page's route.
+    re_path(r"^api/", csrf_exempt(page_not_found), name="api-unknown"),
     # Staff sign in like everyone else, so their browser session is listed and revocable.
     path("admin/login/", account_views.admin_login_page, name="admin-login"),
     path("admin/", admin.site.urls),

@@ -9,7 +9,7 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.errors import INTERNAL_ERROR_DETAIL
-from config.testing.http import assert_problem
+from config.testing.http import assert_problem, signed_in_browser
 
 pytestmark = pytest.mark.urls("config.tests.urls")
 
@@ -110,6 +110,17 @@ def test_unknown_api_path_answers_problem_404(api_client):
     body = assert_problem(response, status=404, code="NOT_FOUND")
     assert body["detail"] == "Not found."
     assert body["title"] == "Not Found"
+
+
+@pytest.mark.urls("config.urls")
+@pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
+def test_an_unknown_api_path_is_404_for_every_method_even_from_a_signed_in_browser(member, method):
+    browser = signed_in_browser(member.username)
+    answer = getattr(browser, method)("/api/v1/no-such-path", content_type="application/json")
+
+    # A browser session without a CSRF token still learns only that the path is unknown.
+    assert_problem(answer, status=404, code="NOT_FOUND")
+    assert answer.resolver_match.view_name == "api-unknown"
 
 
 def test_unknown_page_answers_html_404_with_the_request_id():
