@@ -19,10 +19,12 @@ from csp.constants import HEADER, HEADER_REPORT_ONLY
 from csp.middleware import CheckableLazyObject, CSPMiddleware
 from csp.utils import build_policy
 from django.conf import settings
+from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware import common as django_common
+from django.utils.module_loading import import_string
 from django_prometheus.middleware import Metrics
 from prometheus_client import Counter, Histogram
 
@@ -238,3 +240,51 @@ def _standing_policies() -> dict[str, tuple[str, tuple[str, ...]]]:
 def _policies_forget(*, setting: str, **_: Any) -> None:
     if setting.startswith("CONTENT_SECURITY_POLICY"):
         _standing_policies.cache_clear()
+
+
+ViewHook = Callable[[HttpRequest, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
+
+
+class BrowserMiddleware:
+    """The middleware only a browser needs (settings.BROWSER_MIDDLEWARE), kept off API calls.
+
+    Sessions, CSRF, Django's user, the login session and messages serve the
+    dashboard and the API calls its pages make with their session cookie. An
+    API call without that cookie (a program's, with a JWT or a service token)
+    passes straight through: it pays for none of them. The group keeps
+    Django's order and hooks: each layer is wrapped as Django wraps it, and
+    their `process_view` hooks run here, in order, for the requests they saw.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+        handler: Callable[[HttpRequest], Any] = get_response
+        view_hooks: list[ViewHook] = []
+        for path in reversed(settings.BROWSER_MIDDLEWARE):
+            layer = import_string(path)(handler)
+            if hasattr(layer, "process_view"):
+                view_hooks.insert(0, layer.process_view)
+            handler = convert_exception_to_response(layer)
+        self.browser: Callable[[HttpRequest], HttpResponseBase] = handler
+        self.view_hooks = view_hooks
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if is_api_request(request) and settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return self.get_response(request)
+        request._browser_lane = True  # type: ignore[attr-defined]
+        return self.browser(request)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> HttpResponseBase | None:
+        if not getattr(request, "_browser_lane", False):
+            return None
+        for hook in self.view_hooks:
+            response = hook(request, view, args, kwargs)
+            if response is not None:
+                return response
+        return None
