@@ -135,6 +135,24 @@ def test_secrets_never_reach_the_logs(log_lines):
     assert line["headers"]["Accept"] == "x"
 
 
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("sent sk_" + "ab12" * 16, "ab12" * 16),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "c2lnbmF0dXJl"),
+        ("password=hunter2", "hunter2"),
+        ("Bearer\tvalue-after-a-tab", "value-after-a-tab"),
+        ("Basic\u2003value-after-an-em-space", "value-after-an-em-space"),
+        ("Bearer\nvalue-after-a-newline", "value-after-a-newline"),
+    ],
+)
+def test_every_form_of_credential_is_redacted_in_any_text(log_lines, text, secret):
+    structlog.get_logger("vantage.tests").info("note", text=text)
+
+    assert secret not in str(log_lines())
+    assert REDACTED in log_lines()[0]["text"]
+
+
 def test_authorization_header_is_not_logged_by_a_request(api_client, log_lines):
     api_client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong-but-secret-value")
 
