@@ -10,12 +10,20 @@ import structlog
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.sessions.backends.base import SessionBase
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts import metrics
-from accounts.errors import AuthenticationFailed, TokenRevoked, TooManyLoginAttempts
+from accounts.errors import (
+    AuthenticationFailed,
+    MfaChallengeInvalid,
+    MfaCodeInvalid,
+    MfaRequired,
+    TokenRevoked,
+    TooManyLoginAttempts,
+)
 from accounts.identity.devices import device_label
 from accounts.identity.jwt_tokens import refresh_claims, token_pair_issue
 from accounts.identity.lockout import (
@@ -24,12 +32,22 @@ from accounts.identity.lockout import (
     login_failures_clear,
 )
 from accounts.identity.principal import session_changed, session_revoked
-from accounts.models import Membership, Session, User
+from accounts.models import Membership, MfaChallenge, MfaPolicy, Role, Session, User
 from accounts.selectors import (
     default_membership,
+    factor_methods,
     membership_for,
     organization_by_slug_or_id,
     user_by_login,
+    user_has_factor,
+)
+from accounts.services.second_factors import (
+    FactorProof,
+    challenge_live,
+    challenge_open,
+    factor_check,
+    mfa_audit,
+    passkey_options,
 )
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -113,7 +131,109 @@ def auth_login(
             if org
             else "Your account belongs to no active organization."
         )
+    methods = factor_methods(user_id=user.id)
+    if methods:
+        # The password alone opens nothing: the sign-in waits for a second factor.
+        challenge = challenge_open(user=user, org=org, session_kind=kind)
+        raise MfaRequired(
+            challenge=str(challenge.id),
+            methods=methods,
+            expires_in=settings.MFA_CHALLENGE_SECONDS,
+        )
     return _login_succeeded(user=user, membership=membership, kind=kind)
+
+
+def mfa_required_of(membership: Membership) -> bool:
+    """Tell whether the member's organization requires them to use a second factor."""
+    policy = membership.organization.mfa_policy
+    return policy == MfaPolicy.EVERYONE or (
+        policy == MfaPolicy.ADMINS and membership.role == Role.ADMIN
+    )
+
+
+def _challenge_attempt(challenge_id: Any) -> MfaChallenge:
+    """Count an answer to the challenge (committed whatever the answer), or raise if dead."""
+    with transaction.atomic():
+        challenge = challenge_live(challenge_id=challenge_id, for_update=True)
+        challenge.attempts += 1
+        challenge.save(update_fields=["attempts"])
+    return challenge
+
+
+def auth_login_mfa(*, challenge_id: Any, proof: FactorProof) -> SignIn:
+    """Finish a sign-in with its second factor: open the session the password started.
+
+    Raises MfaChallengeInvalid for an unknown, expired, spent or exhausted
+    challenge, MfaCodeInvalid for a wrong proof (counted towards the lockout)
+    and TooManyLoginAttempts while locked out.
+    """
+    challenge = _challenge_attempt(challenge_id)
+    user = challenge.user
+    membership = _resolve_membership(user, challenge.org or None)
+    if membership is None:
+        raise MfaChallengeInvalid("You are no longer a member of that organization.")
+    method = factor_check(
+        user=user,
+        proof=proof,
+        organization=membership.organization,
+        webauthn_challenge=challenge.webauthn_challenge,
+        purpose="sign_in",
+    )
+    if method is None:
+        raise MfaCodeInvalid()
+    # Single use: of two right answers at once, one signs in.
+    deleted, _ = MfaChallenge.objects.filter(id=challenge.id).delete()
+    if not deleted:
+        raise MfaChallengeInvalid()
+    return _login_succeeded(
+        user=user, membership=membership, kind=challenge.session_kind, mfa_method=method
+    )
+
+
+def _step_up_key(session_id: Any) -> str:
+    return f"mfa:step-up:{session_id}"
+
+
+def step_up_passkey_options(*, session: Session) -> dict[str, Any]:
+    """Return WebAuthn assertion options for a step-up in this session (their challenge kept)."""
+    options, webauthn_challenge = passkey_options(user_id=session.user_id)
+    cache.set(_step_up_key(session.id), webauthn_challenge, settings.MFA_CHALLENGE_SECONDS)
+    return options
+
+
+def session_step_up(*, session: Session, proof: FactorProof) -> Session:
+    """Record a fresh second-factor check in the session, for the sensitive actions it allows.
+
+    Raises MfaCodeInvalid for a wrong proof (counted towards the lockout).
+    """
+    webauthn_challenge = ""
+    if proof.webauthn is not None:
+        webauthn_challenge = cache.get(_step_up_key(session.id)) or ""
+        cache.delete(_step_up_key(session.id))
+    method = factor_check(
+        user=session.user,
+        proof=proof,
+        organization=session.organization,
+        webauthn_challenge=webauthn_challenge,
+        purpose="step_up",
+    )
+    if method is None:
+        raise MfaCodeInvalid()
+    return _mfa_verified(session=session, method=method)
+
+
+@transaction.atomic
+def _mfa_verified(*, session: Session, method: str) -> Session:
+    session.mfa_verified_at = timezone.now()
+    session.save(update_fields=["mfa_verified_at"])
+    session_changed(session)
+    mfa_audit(
+        "auth.mfa_step_up",
+        user=session.user,
+        organization=session.organization,
+        details={"method": method, "session_id": str(session.id)},
+    )
+    return session
 
 
 def password_confirm(*, user: User, password: str) -> bool:
@@ -150,7 +270,9 @@ def _login_failed(*, login: str, reason: str, user: User | None = None) -> None:
 
 
 @transaction.atomic
-def _login_succeeded(*, user: User, membership: Membership, kind: str) -> SignIn:
+def _login_succeeded(
+    *, user: User, membership: Membership, kind: str, mfa_method: str | None = None
+) -> SignIn:
     client = current_client()
     session = Session(
         user=user,
@@ -159,6 +281,11 @@ def _login_succeeded(*, user: User, membership: Membership, kind: str) -> SignIn
         ip=client.ip,
         user_agent=client.user_agent,
         device=device_label(client.user_agent),
+        mfa_verified_at=timezone.now() if mfa_method else None,
+        # Required to use a factor but without one: this session may only enrol one.
+        mfa_enrolment_required=mfa_method is None
+        and mfa_required_of(membership)
+        and not user_has_factor(user_id=user.id),
     )
     tokens = token_pair_issue(session=session, membership=membership)
     session.refresh_jti = tokens["refresh_jti"]
@@ -168,7 +295,10 @@ def _login_succeeded(*, user: User, membership: Membership, kind: str) -> SignIn
         login_failures_clear(username=user.email)
     User.objects.filter(id=user.id).update(last_login=timezone.now())
     metrics.LOGINS.labels(outcome="success").inc()
-    _audit_session("auth.login", session, details={"kind": kind, "device": session.device})
+    details: dict[str, Any] = {"kind": kind, "device": session.device, "mfa": mfa_method or "none"}
+    if session.mfa_enrolment_required:
+        details["mfa_enrolment_required"] = True
+    _audit_session("auth.login", session, details=details)
     return SignIn(session=session, membership=membership, tokens=tokens)
 
 
