@@ -40,9 +40,9 @@ class User(AbstractUser):
 class MfaPolicy(models.TextChoices):
     """Which members of an organization must sign in with a second factor."""
 
-    OFF = "off"
-    ADMINS = "admins"
-    EVERYONE = "everyone"
+    OFF = "off", "nobody"
+    ADMINS = "admins", "admins"
+    EVERYONE = "everyone", "every member"
 
 
 class Organization(models.Model):

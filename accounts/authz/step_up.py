@@ -17,14 +17,19 @@ def step_up_fresh(principal: Principal) -> bool:
     return verified is not None and time.time() - verified < settings.MFA_STEP_UP_SECONDS
 
 
-def step_up_check(principal: Principal) -> None:
-    """Raise MfaStepUpRequired unless the principal may do a sensitive action now.
+def step_up_needed(principal: Principal) -> bool:
+    """Tell whether the principal must prove a second factor before a sensitive action.
 
     Service tokens and people without a second factor are not asked.
     """
     if principal.kind != "user" or principal.user_id is None or step_up_fresh(principal):
-        return
-    if user_has_factor(user_id=principal.user_id):
+        return False
+    return user_has_factor(user_id=principal.user_id)
+
+
+def step_up_check(principal: Principal) -> None:
+    """Raise MfaStepUpRequired unless the principal may do a sensitive action now."""
+    if step_up_needed(principal):
         raise MfaStepUpRequired()
 
 

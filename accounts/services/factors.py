@@ -76,8 +76,21 @@ def totp_begin(*, user: User, name: str = "") -> TotpEnrolment:
     factor = TotpFactor.objects.create(
         user=user, name=_name_checked(name, "Authenticator app"), secret=totp_secret_seal(secret)
     )
-    uri = totp_uri(secret, account=user.email or user.username)
+    return _enrolment(factor, secret)
+
+
+def _enrolment(factor: TotpFactor, secret: str) -> TotpEnrolment:
+    uri = totp_uri(secret, account=factor.user.email or factor.user.username)
     return TotpEnrolment(factor=factor, secret=secret, uri=uri, qr_svg=qr_svg(uri))
+
+
+def totp_enrolment_show(*, user: User, factor_id: Any) -> TotpEnrolment:
+    """Return an authenticator app still waiting for its first code, to show it again."""
+    factor = TotpFactor.objects.filter(user=user, id=factor_id, confirmed_at__isnull=True).first()
+    secret = totp_secret_open(factor.secret) if factor is not None else None
+    if factor is None or secret is None:
+        raise NotFound("No authenticator app of yours is waiting for confirmation with that id.")
+    return _enrolment(factor, secret)
 
 
 @transaction.atomic
