@@ -36,7 +36,12 @@ AUTH_RATE_LIMIT = RateLimitRule(group="auth")
 
 
 class TokenObtainApi(APIView):
-    """Sign in with a username (or email) and password; open a session in one organization."""
+    """Sign in with a username (or email) and password; open a session in one organization.
+
+    A person with a second factor gets no tokens yet: the answer is 401 MFA_REQUIRED with a
+    `challenge` (valid `expires_in` seconds) and the `methods` they may prove, to send to
+    POST /api/v1/auth/token/mfa.
+    """
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
