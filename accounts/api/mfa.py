@@ -245,7 +245,7 @@ class MfaStepUpApi(APIView):
         data = s.FactorProofSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         principal, _ = _person(request)
-        session = session_services.session_step_up(
+        session = second_factors.session_step_up(
             session=session_current_get(session_id=principal.session_id),
             proof=_proof(data.validated_data),
         )
@@ -267,7 +267,7 @@ class MfaStepUpPasskeyOptionsApi(APIView):
     def post(self, request: Request) -> Response:
         principal, _ = _person(request)
         session = session_current_get(session_id=principal.session_id)
-        return Response(session_services.step_up_passkey_options(session=session), headers=NO_STORE)
+        return Response(second_factors.step_up_passkey_options(session=session), headers=NO_STORE)
 
 
 class MfaPolicyApi(APIView):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -125,7 +125,8 @@ def _register_key(user_id: Any) -> str:
 
 
 def passkey_register_options(*, user: User) -> dict[str, Any]:
-    """Return options for the browser to create a passkey; their challenge is kept 5 minutes."""
+    """Return options for the browser to create a passkey; their challenge is kept 5 minutes,
+    where every process sees it."""
     existing = [
         (credential_id, list(transports))
         for credential_id, transports in WebAuthnCredential.objects.filter(user=user).values_list(
@@ -135,7 +136,7 @@ def passkey_register_options(*, user: User) -> dict[str, Any]:
     options, challenge = registration_options(
         user_id=str(user.id), username=user.username, display_name=user.name, existing=existing
     )
-    cache.set(_register_key(user.id), challenge, settings.MFA_CHALLENGE_SECONDS)
+    caches["shared"].set(_register_key(user.id), challenge, settings.MFA_CHALLENGE_SECONDS)
     return options
 
 
@@ -149,8 +150,8 @@ def passkey_register(
     session_id: Any,
 ) -> Enrolled:
     """Enrol the passkey the browser created for the options; raises InvalidInput if unproven."""
-    challenge = cache.get(_register_key(user.id))
-    cache.delete(_register_key(user.id))
+    challenge = caches["shared"].get(_register_key(user.id))
+    caches["shared"].delete(_register_key(user.id))
     if not challenge:
         raise InvalidInput(
             "No passkey registration is in progress (or it expired): ask for options again.",

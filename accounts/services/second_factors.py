@@ -13,11 +13,12 @@ from typing import Any
 
 import structlog
 from django.conf import settings
+from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import metrics
-from accounts.errors import MfaChallengeInvalid
+from accounts.errors import MfaChallengeInvalid, MfaCodeInvalid
 from accounts.identity.lockout import login_attempt_release, login_attempt_reserve
 from accounts.identity.passkeys import (
     PasskeyRefused,
@@ -25,6 +26,7 @@ from accounts.identity.passkeys import (
     assertion_verify,
     authentication_options,
 )
+from accounts.identity.principal import session_changed
 from accounts.identity.second_factors import (
     recovery_code_digest,
     totp_code_step,
@@ -34,6 +36,7 @@ from accounts.models import (
     MfaChallenge,
     Organization,
     RecoveryCode,
+    Session,
     TotpFactor,
     User,
     WebAuthnCredential,
@@ -226,3 +229,57 @@ def factor_check(
             details={"method": method, "purpose": purpose},
         )
     return None
+
+
+# --- Step-up ---------------------------------------------------------------------------
+
+
+def _step_up_key(session_id: Any) -> str:
+    return f"mfa:step-up:{session_id}"
+
+
+def step_up_passkey_options(*, session: Session) -> dict[str, Any]:
+    """Return WebAuthn assertion options for a step-up in this session.
+
+    Their challenge is kept where every process sees it, for the answer to be checked.
+    """
+    options, webauthn_challenge = passkey_options(user_id=session.user_id)
+    caches["shared"].set(
+        _step_up_key(session.id), webauthn_challenge, settings.MFA_CHALLENGE_SECONDS
+    )
+    return options
+
+
+def session_step_up(*, session: Session, proof: FactorProof) -> Session:
+    """Record a fresh second-factor check in the session, for the sensitive actions it allows.
+
+    Raises MfaCodeInvalid for a wrong proof (counted towards the lockout).
+    """
+    webauthn_challenge = ""
+    if proof.webauthn is not None:
+        webauthn_challenge = caches["shared"].get(_step_up_key(session.id)) or ""
+        caches["shared"].delete(_step_up_key(session.id))
+    method = factor_check(
+        user=session.user,
+        proof=proof,
+        organization=session.organization,
+        webauthn_challenge=webauthn_challenge,
+        purpose="step_up",
+    )
+    if method is None:
+        raise MfaCodeInvalid()
+    return _mfa_verified(session=session, method=method)
+
+
+@transaction.atomic
+def _mfa_verified(*, session: Session, method: str) -> Session:
+    session.mfa_verified_at = timezone.now()
+    session.save(update_fields=["mfa_verified_at"])
+    session_changed(session)
+    mfa_audit(
+        "auth.mfa_step_up",
+        user=session.user,
+        organization=session.organization,
+        details={"method": method, "session_id": str(session.id)},
+    )
+    return session

@@ -10,7 +10,6 @@ import structlog
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -46,8 +45,6 @@ from accounts.services.second_factors import (
     challenge_live,
     challenge_open,
     factor_check,
-    mfa_audit,
-    passkey_options,
 )
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -188,52 +185,6 @@ def auth_login_mfa(*, challenge_id: Any, proof: FactorProof) -> SignIn:
     return _login_succeeded(
         user=user, membership=membership, kind=challenge.session_kind, mfa_method=method
     )
-
-
-def _step_up_key(session_id: Any) -> str:
-    return f"mfa:step-up:{session_id}"
-
-
-def step_up_passkey_options(*, session: Session) -> dict[str, Any]:
-    """Return WebAuthn assertion options for a step-up in this session (their challenge kept)."""
-    options, webauthn_challenge = passkey_options(user_id=session.user_id)
-    cache.set(_step_up_key(session.id), webauthn_challenge, settings.MFA_CHALLENGE_SECONDS)
-    return options
-
-
-def session_step_up(*, session: Session, proof: FactorProof) -> Session:
-    """Record a fresh second-factor check in the session, for the sensitive actions it allows.
-
-    Raises MfaCodeInvalid for a wrong proof (counted towards the lockout).
-    """
-    webauthn_challenge = ""
-    if proof.webauthn is not None:
-        webauthn_challenge = cache.get(_step_up_key(session.id)) or ""
-        cache.delete(_step_up_key(session.id))
-    method = factor_check(
-        user=session.user,
-        proof=proof,
-        organization=session.organization,
-        webauthn_challenge=webauthn_challenge,
-        purpose="step_up",
-    )
-    if method is None:
-        raise MfaCodeInvalid()
-    return _mfa_verified(session=session, method=method)
-
-
-@transaction.atomic
-def _mfa_verified(*, session: Session, method: str) -> Session:
-    session.mfa_verified_at = timezone.now()
-    session.save(update_fields=["mfa_verified_at"])
-    session_changed(session)
-    mfa_audit(
-        "auth.mfa_step_up",
-        user=session.user,
-        organization=session.organization,
-        details={"method": method, "session_id": str(session.id)},
-    )
-    return session
 
 
 def password_confirm(*, user: User, password: str) -> bool:

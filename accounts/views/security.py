@@ -23,7 +23,7 @@ from accounts.selectors import (
     session_current_get,
 )
 from accounts.services import factors as factor_services
-from accounts.services.sessions import session_step_up
+from accounts.services.second_factors import session_step_up
 from accounts.views.forms import browser_session_id, page_user, post_only
 from accounts.views.signin import factor_proof_posted
 from config.errors import InvalidInput
