@@ -38,15 +38,18 @@ def test_enrol_an_authenticator_app_then_sign_in_with_its_code(new_page, member,
 
     secret = page.locator("#totp-secret").inner_text().strip()
     expect(page.locator("figure.qr svg")).to_be_visible()
+    page.screenshot(path=str(screenshots / "mfa-totp-enrol.png"), full_page=True)
     page.locator("#totp-code").fill(totp_code(secret))
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator("#recovery-codes li")).to_have_count(10)
     page.screenshot(path=str(screenshots / "mfa-recovery-codes.png"))
     page.get_by_role("link", name="I have saved them").click()
     expect(page.locator("tr[data-factor='Phone']")).to_be_visible()
+    page.screenshot(path=str(screenshots / "mfa-security.png"), full_page=True)
     _sign_out(page)
 
     _password_step(page, member.username)
+    page.screenshot(path=str(screenshots / "mfa-second-step.png"), full_page=True)
     assert not Session.objects.filter(user=member, revoked_at__isnull=True).exists()
     # The enrolment's code was used once already: the app's next code signs in.
     page.get_by_label("Code from your authenticator app").fill(totp_code(secret, steps_ahead=1))
