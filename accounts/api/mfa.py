@@ -245,12 +245,10 @@ class MfaStepUpApi(APIView):
         data = s.FactorProofSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         principal, _ = _person(request)
-        session = second_factors.session_step_up(
+        verified = second_factors.session_step_up(
             session=session_current_get(session_id=principal.session_id),
             proof=_proof(data.validated_data),
         )
-        verified = session.mfa_verified_at
-        assert verified is not None  # noqa: S101 - the step-up has just set it
         body = {
             "mfa_verified_at": verified,
             "valid_until": verified + timedelta(seconds=settings.MFA_STEP_UP_SECONDS),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -250,8 +250,10 @@ def step_up_passkey_options(*, session: Session) -> dict[str, Any]:
     return options
 
 
-def session_step_up(*, session: Session, proof: FactorProof) -> Session:
-    """Record a fresh second-factor check in the session, for the sensitive actions it allows.
+def session_step_up(*, session: Session, proof: FactorProof) -> datetime:
+    """Record a fresh second-factor check in the session; return its time.
+
+    Sensitive actions are allowed for MFA_STEP_UP_SECONDS from then.
 
     Raises MfaCodeInvalid for a wrong proof (counted towards the lockout).
     """
@@ -272,8 +274,9 @@ def session_step_up(*, session: Session, proof: FactorProof) -> Session:
 
 
 @transaction.atomic
-def _mfa_verified(*, session: Session, method: str) -> Session:
-    session.mfa_verified_at = timezone.now()
+def _mfa_verified(*, session: Session, method: str) -> datetime:
+    verified = timezone.now()
+    session.mfa_verified_at = verified
     session.save(update_fields=["mfa_verified_at"])
     session_changed(session)
     mfa_audit(
@@ -282,4 +285,4 @@ def _mfa_verified(*, session: Session, method: str) -> Session:
         organization=session.organization,
         details={"method": method, "session_id": str(session.id)},
     )
-    return session
+    return verified
