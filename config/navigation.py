@@ -32,6 +32,7 @@ NAVIGATION = (
     NavItem("/providers/", "Providers", "metrics:read"),
     NavItem("/invitations/", "Invitations"),
     NavItem("/sessions/", "Sessions"),
+    NavItem("/account/security/", "Security"),
     NavItem("/account/", "Account"),
 )
 

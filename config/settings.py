@@ -404,6 +404,16 @@ AUTH_LOCKOUT_WINDOW_SECONDS = env.int("AUTH_LOCKOUT_WINDOW_SECONDS", default=15 
 AUTH_LOCKOUT_USERNAME_FAILURES = env.int("AUTH_LOCKOUT_USERNAME_FAILURES", default=5)
 AUTH_LOCKOUT_IP_FAILURES = env.int("AUTH_LOCKOUT_IP_FAILURES", default=20)
 AUTHENTICATION_BACKENDS = ["accounts.backends.LoginBackend"]
+# Second factors: the sign-in challenge's life and attempts, how recent a check a
+# sensitive action needs, the name authenticator apps list, and the WebAuthn relying
+# party (its id is the site's domain; the origins are the addresses browsers sign for).
+MFA_CHALLENGE_SECONDS = env.int("MFA_CHALLENGE_SECONDS", default=5 * 60)
+MFA_CHALLENGE_ATTEMPTS = env.int("MFA_CHALLENGE_ATTEMPTS", default=5)
+MFA_STEP_UP_SECONDS = env.int("MFA_STEP_UP_SECONDS", default=15 * 60)
+MFA_ISSUER = env.str("MFA_ISSUER", default="Vantage")
+WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="localhost")
+WEBAUTHN_RP_NAME = env.str("WEBAUTHN_RP_NAME", default="Vantage")
+WEBAUTHN_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=["http://localhost:8000"])
 # The permission cache: member views and decisions in process memory and in
 # the shared cache, valid while their organization's generation is current and
 # no longer than the TTL of their permission's class (denials: their own TTL).

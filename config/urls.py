@@ -33,6 +33,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("favicon.ico", RedirectView.as_view(url="/static/favicon.svg", permanent=True)),
     path("login/", account_views.login_page, name="login"),
+    path("login/verify/", account_views.login_verify_page, name="login-verify"),
     path("logout/", account_views.logout_page, name="logout"),
     path("", image_views.home_page, name="home"),
     path("", include("accounts.urls")),
