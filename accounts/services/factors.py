@@ -39,6 +39,7 @@ from accounts.services.second_factors import mfa_audit
 from accounts.services.sessions import sessions_revoke_all
 from audit.services import audit_record
 from config.errors import InvalidInput, NotFound
+from config.ids import Id
 from config.request_context import Actor, current_actor
 
 Factor = TotpFactor | WebAuthnCredential
@@ -84,7 +85,7 @@ def _enrolment(factor: TotpFactor, secret: str) -> TotpEnrolment:
     return TotpEnrolment(factor=factor, secret=secret, uri=uri, qr_svg=qr_svg(uri))
 
 
-def totp_enrolment_show(*, user: User, factor_id: Any) -> TotpEnrolment:
+def totp_enrolment_show(*, user: User, factor_id: Id) -> TotpEnrolment:
     """Return an authenticator app still waiting for its first code, to show it again."""
     factor = TotpFactor.objects.filter(user=user, id=factor_id, confirmed_at__isnull=True).first()
     secret = totp_secret_open(factor.secret) if factor is not None else None
@@ -95,7 +96,7 @@ def totp_enrolment_show(*, user: User, factor_id: Any) -> TotpEnrolment:
 
 @transaction.atomic
 def totp_confirm(
-    *, user: User, factor_id: Any, code: str, organization: Organization, session_id: Any
+    *, user: User, factor_id: Id, code: str, organization: Organization, session_id: Id | None
 ) -> Enrolled:
     """Finish enrolling an authenticator app with a code it shows; raises InvalidInput if wrong."""
     factor = (
@@ -120,7 +121,7 @@ def totp_confirm(
     return _enrolled(factor, "totp", organization=organization, session_id=session_id)
 
 
-def _register_key(user_id: Any) -> str:
+def _register_key(user_id: Id) -> str:
     return f"mfa:passkey-register:{user_id}"
 
 
@@ -147,7 +148,7 @@ def passkey_register(
     name: str,
     credential: dict[str, Any],
     organization: Organization,
-    session_id: Any,
+    session_id: Id | None,
 ) -> Enrolled:
     """Enrol the passkey the browser created for the options; raises InvalidInput if unproven."""
     challenge = caches["shared"].get(_register_key(user.id))
@@ -175,7 +176,7 @@ def passkey_register(
 
 
 def _enrolled(
-    factor: Factor, kind: str, *, organization: Organization, session_id: Any
+    factor: Factor, kind: str, *, organization: Organization, session_id: Id | None
 ) -> Enrolled:
     user = factor.user
     codes = None
@@ -224,7 +225,7 @@ def recovery_codes_regenerate(*, user: User, organization: Organization) -> list
     return codes
 
 
-def _factor_locked(user: User, factor_id: Any) -> Factor:
+def _factor_locked(user: User, factor_id: Id) -> Factor:
     app = (
         TotpFactor.objects.select_for_update()
         .filter(user=user, id=factor_id, confirmed_at__isnull=False)
@@ -239,7 +240,7 @@ def _factor_locked(user: User, factor_id: Any) -> Factor:
 
 
 @transaction.atomic
-def factor_rename(*, user: User, factor_id: Any, name: str, organization: Organization) -> Factor:
+def factor_rename(*, user: User, factor_id: Id, name: str, organization: Organization) -> Factor:
     """Give one of the person's factors another name."""
     factor = _factor_locked(user, factor_id)
     previous, factor.name = factor.name, _name_checked(name, factor.name)
@@ -250,7 +251,7 @@ def factor_rename(*, user: User, factor_id: Any, name: str, organization: Organi
 
 
 @transaction.atomic
-def factor_remove(*, user: User, factor_id: Any, organization: Organization) -> bool:
+def factor_remove(*, user: User, factor_id: Id, organization: Organization) -> bool:
     """Remove one of the person's factors; returns whether it was their last.
 
     With the last one go the recovery codes: they belong to a second factor.

@@ -44,6 +44,7 @@ from accounts.models import (
 from accounts.selectors import METHOD_RECOVERY_CODE, METHOD_TOTP, METHOD_WEBAUTHN
 from audit.models import AuditEvent
 from audit.services import audit_record
+from config.ids import Id
 from config.request_context import Actor, current_client
 
 logger = structlog.get_logger("vantage.auth")
@@ -95,7 +96,7 @@ def challenge_open(*, user: User, org: str | None, session_kind: str) -> MfaChal
     )
 
 
-def challenge_live(*, challenge_id: Any, for_update: bool = False) -> MfaChallenge:
+def challenge_live(*, challenge_id: Id, for_update: bool = False) -> MfaChallenge:
     """Return a live challenge (not expired, attempts left), or raise MfaChallengeInvalid."""
     try:
         key = uuid.UUID(str(challenge_id))
@@ -113,7 +114,7 @@ def challenge_live(*, challenge_id: Any, for_update: bool = False) -> MfaChallen
 
 
 @transaction.atomic
-def challenge_passkey_options(*, challenge_id: Any) -> dict[str, Any]:
+def challenge_passkey_options(*, challenge_id: Id) -> dict[str, Any]:
     """Return WebAuthn assertion options for the challenge's person; remember their challenge."""
     challenge = challenge_live(challenge_id=challenge_id, for_update=True)
     options, webauthn_challenge = passkey_options(user_id=challenge.user_id)
@@ -122,7 +123,7 @@ def challenge_passkey_options(*, challenge_id: Any) -> dict[str, Any]:
     return options
 
 
-def passkey_options(*, user_id: Any) -> tuple[dict[str, Any], str]:
+def passkey_options(*, user_id: Id) -> tuple[dict[str, Any], str]:
     """Return assertion options naming the person's passkeys, and their challenge."""
     allowed = [
         (credential_id, list(transports))
@@ -216,8 +217,12 @@ def factor_check(
             login_attempt_release(attempt)
             if method == METHOD_RECOVERY_CODE:
                 left = RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
-                mfa_audit("mfa.recovery_code_used", user=user, organization=organization,
-                          details={"purpose": purpose, "remaining": left})  # fmt: skip
+                mfa_audit(
+                    "mfa.recovery_code_used",
+                    user=user,
+                    organization=organization,
+                    details={"purpose": purpose, "remaining": left},
+                )
             metrics.LOGINS.labels(outcome="mfa_success").inc()
             return method
         metrics.LOGINS.labels(outcome="mfa_failure").inc()
@@ -234,7 +239,7 @@ def factor_check(
 # --- Step-up ---------------------------------------------------------------------------
 
 
-def _step_up_key(session_id: Any) -> str:
+def _step_up_key(session_id: Id) -> str:
     return f"mfa:step-up:{session_id}"
 
 

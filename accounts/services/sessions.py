@@ -149,7 +149,7 @@ def mfa_required_of(membership: Membership) -> bool:
     )
 
 
-def _challenge_attempt(challenge_id: Any) -> MfaChallenge:
+def _challenge_attempt(challenge_id: Id) -> MfaChallenge:
     """Count an answer to the challenge (committed whatever the answer), or raise if dead."""
     with transaction.atomic():
         challenge = challenge_live(challenge_id=challenge_id, for_update=True)
@@ -158,7 +158,7 @@ def _challenge_attempt(challenge_id: Any) -> MfaChallenge:
     return challenge
 
 
-def auth_login_mfa(*, challenge_id: Any, proof: FactorProof) -> SignIn:
+def auth_login_mfa(*, challenge_id: Id, proof: FactorProof) -> SignIn:
     """Finish a sign-in with its second factor: open the session the password started.
 
     Raises MfaChallengeInvalid for an unknown, expired, spent or exhausted

@@ -49,16 +49,23 @@ class SoftwareAuthenticator:
     def _cose_key(self) -> bytes:
         numbers = self.key.public_key().public_numbers()
         return cbor2.dumps(
-            {1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"),
-             -3: numbers.y.to_bytes(32, "big")}
-        )  # fmt: skip
+            {
+                1: 2,
+                3: -7,
+                -1: 1,
+                -2: numbers.x.to_bytes(32, "big"),
+                -3: numbers.y.to_bytes(32, "big"),
+            }
+        )
 
     def register(self, options: dict[str, Any]) -> dict[str, Any]:
         """Return the PublicKeyCredential JSON navigator.credentials.create() would give."""
         attested = (
-            bytes(16) + struct.pack(">H", len(self.credential_id)) + self.credential_id
+            bytes(16)
+            + struct.pack(">H", len(self.credential_id))
+            + self.credential_id
             + self._cose_key()
-        )  # fmt: skip
+        )
         auth_data = self._auth_data(_UP | _UV | _AT, attested)
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
         client_data = _client_data("webauthn.create", options["challenge"], self.origin)
