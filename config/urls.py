@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include("audit.api.urls")),
     path("api/v1/", include("images.api.urls")),
     path("api/v1/", include("classifier.api.urls")),
+    path("api/v1/", include("webhooks.api.urls")),
     path("api/schema/", SchemaApi.as_view(), name="api-schema"),
     path(
         "api/docs/",

@@ -25,12 +25,15 @@ from classifier.providers.base import ProviderError
 from classifier.services import classification_record
 from config.errors import DomainError
 from images import metrics
+from images.documents import job_document
 from images.models import Image, Job
 from images.processing import image_decode, image_sanitize, image_upscale, thumbnail_make
 from images.queue import job_enqueue
 from images.storage_errors import STORAGE_ERRORS, storage_error_code
 from images.stored_files import file_discard, file_write
 from images.validation import format_of, storage_path_for
+from webhooks.services.callbacks import job_callback_endpoint
+from webhooks.services.events import webhook_event_emit
 
 logger = structlog.get_logger("vantage.jobs")
 
@@ -285,6 +288,13 @@ def _finish(
             Image.objects.filter(id=job.image_id, status=Image.Status.PROCESSING).update(
                 status=Image.Status.FAILED
             )
+        # The outcome event, in the same transaction: it is sent if and only if this commits.
+        webhook_event_emit(
+            organization_id=job.organization_id,
+            type=f"job.{status}",
+            data=job_document(Job.objects.get(id=job.id)),
+            endpoint_id=job_callback_endpoint(job_id=job.id),
+        )
     metrics.JOBS_COMPLETED.labels(kind=job.kind, status=status).inc()
     logger.info("job_finished", job_id=str(job.id), kind=job.kind, status=status,
                 attempts=job.attempts, error_code=code or None)  # fmt: skip

@@ -33,7 +33,7 @@ T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 
 ALL_PERMISSIONS = [
     "audit:read", "authz:check", "image:admin", "image:delete", "image:read",
-    "image:upload", "member:read", "metrics:read", "org:admin", "token:manage",
+    "image:upload", "member:read", "metrics:read", "org:admin", "token:manage", "webhook:manage",
 ]  # fmt: skip
 USER_PERMISSIONS = ["image:delete", "image:read", "image:upload", "member:read"]
 

@@ -124,6 +124,7 @@ class ImageUploadApi(UploadSizeLimitMixin, APIView):
         answer = image_upload(
             principal=principal_required(request), file=upload, filename=upload.name,
             bucket=data.validated_data["bucket"], idempotency_key=_idempotency_key(request),
+            webhook_endpoint_id=data.validated_data.get("webhook_endpoint"),
         )  # fmt: skip
         return _upload_answer(request, answer.job, replayed=answer.replayed)
 

@@ -1,0 +1,79 @@
+"""Recording an event in the outbox, with a delivery per endpoint that wants it."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from webhooks.events import EVENT_TYPES
+from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from webhooks.queue import delivery_enqueue
+
+
+def iso_utc(moment: Any) -> str:
+    """Return a datetime as ISO 8601 UTC with `Z`."""
+    return str(moment.isoformat()).replace("+00:00", "Z")
+
+
+@transaction.atomic
+def webhook_event_emit(
+    *,
+    organization_id: uuid.UUID | str,
+    type: str,
+    data: dict[str, Any],
+    endpoint_id: uuid.UUID | str | None = None,
+) -> WebhookEvent | None:
+    """Record the event and a delivery to each enabled endpoint subscribed to it (and to
+    `endpoint_id`, subscribed or not), in the caller's transaction; None if nobody wants it.
+
+    The deliveries are queued once the transaction commits.
+    """
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {type!r}")
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(
+            organization_id=organization_id, is_enabled=True
+        )
+        if type in endpoint.event_types or str(endpoint.id) == str(endpoint_id or "")
+    ]
+    if not endpoints:
+        return None
+    return _event_record(organization_id, type, data, endpoints)
+
+
+def _event_record(
+    organization_id: uuid.UUID | str,
+    type: str,
+    data: dict[str, Any],
+    endpoints: list[WebhookEndpoint],
+) -> WebhookEvent:
+    organization = Organization.objects.get(id=organization_id)
+    event_id = uuid.uuid4()
+    now = timezone.now()
+    payload = {
+        "id": str(event_id),
+        "type": type,
+        "timestamp": iso_utc(now),
+        "organization": {
+            "id": str(organization.id),
+            "slug": organization.slug,
+            "name": organization.name,
+        },
+        "data": data,
+    }
+    event = WebhookEvent.objects.create(
+        id=event_id, organization=organization, type=type, payload=payload, created_at=now
+    )
+    deliveries = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
+        for endpoint in endpoints
+    )
+    for delivery in deliveries:
+        transaction.on_commit(functools.partial(delivery_enqueue, delivery.id))
+    return event
