@@ -47,6 +47,21 @@ def webhook_event_emit(
     return _event_record(organization_id, type, data, endpoints)
 
 
+@transaction.atomic
+def webhook_event_broadcast(*, type: str, data: dict[str, Any]) -> int:
+    """Record an installation-wide event (a classifier provider's state) once for each
+    organization with an enabled endpoint subscribed to it; returns how many organizations."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {type!r}")
+    subscribed: dict[uuid.UUID, list[WebhookEndpoint]] = {}
+    for endpoint in WebhookEndpoint.objects.filter(is_enabled=True).order_by("organization_id"):
+        if type in endpoint.event_types:
+            subscribed.setdefault(endpoint.organization_id, []).append(endpoint)
+    for organization_id, endpoints in subscribed.items():
+        _event_record(organization_id, type, data, endpoints)
+    return len(subscribed)
+
+
 def _event_record(
     organization_id: uuid.UUID | str,
     type: str,
