@@ -36,6 +36,7 @@ urlpatterns = [
     path("", include("images.urls")),
     path("", include("classifier.urls")),
     path("", include("audit.urls")),
+    path("", include("webhooks.urls")),
 ]
 
 handler400 = "config.errors.bad_request"
