@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from audit.models import AuditEvent
@@ -322,3 +323,36 @@ def test_events_and_their_log_are_purged_after_the_retention(
 
     assert not WebhookDelivery.objects.exists()
     assert not WebhookAttempt.objects.exists()
+
+
+def _scraped(api_client: Any) -> dict[tuple[str, str], float]:
+    response = api_client.get("/metrics", HTTP_AUTHORIZATION="Bearer test-metrics-token")
+    assert response.status_code == 200
+    return {
+        (sample.name, ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+        if sample.name.startswith("vantage_webhook_")
+    }
+
+
+def test_attempts_latency_and_backlog_are_measured(
+    org: Any, receiver: WebhookReceiver, api_client: Any
+) -> None:
+    _endpoint(org, receiver)
+    receiver.answers = [Answer(500), Answer(200)]
+    before = _scraped(api_client)
+    _emit(org)
+    _emit(org)
+
+    deliveries_due_enqueue()
+    backlog = _scraped(api_client)[("vantage_webhook_backlog", "")]
+    deliveries_run()
+
+    after = _scraped(api_client)
+    moved = {key: after[key] - before.get(key, 0.0) for key in after}
+    assert backlog == 2
+    assert moved[("vantage_webhook_attempts_total", "outcome=failed")] == 1
+    assert moved[("vantage_webhook_attempts_total", "outcome=succeeded")] == 1
+    assert moved[("vantage_webhook_deliveries_total", "status=succeeded")] == 1
+    assert moved[("vantage_webhook_attempt_seconds_count", "")] == 2
