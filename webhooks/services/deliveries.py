@@ -33,8 +33,10 @@ from webhooks.signing import signature_header
 
 logger = structlog.get_logger("vantage.webhooks")
 
-# A lease outlives the attempt's timeout by this much before another worker may take over.
-LEASE_MARGIN_SECONDS = 30
+# An attempt connects, waits for the answer's head and reads its body, each within the
+# timeout: its lease covers the three, and a little more, before another worker may take over.
+LEASE_TIMEOUTS = 3
+LEASE_MARGIN_SECONDS = 5
 # An endpoint at its in-flight cap: the delivery waits this long and tries again.
 BUSY_RETRY_SECONDS = 5
 # Retries due within this many seconds ride the queue's countdown; later ones the periodic check.
@@ -98,7 +100,7 @@ def _claim(delivery_id: uuid.UUID | str) -> tuple[WebhookDelivery, WebhookEndpoi
                 lambda: delivery_enqueue(delivery.id, countdown=BUSY_RETRY_SECONDS)
             )
             return "busy"
-        lease = settings.WEBHOOK_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
+        lease = LEASE_TIMEOUTS * settings.WEBHOOK_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
         delivery.leased_until = now + timedelta(seconds=lease)
         delivery.attempts += 1
         delivery.save(update_fields=["leased_until", "attempts"])
