@@ -24,7 +24,13 @@ from django.utils import timezone
 
 from webhooks import metrics
 from webhooks.errors import EndpointDisabled
-from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from webhooks.models import (
+    WebhookAttempt,
+    WebhookCallback,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from webhooks.network import TargetRefused, webhook_post
 from webhooks.queue import delivery_enqueue
 from webhooks.services.endpoints import endpoint_disable_failing, endpoint_signing_secrets
@@ -249,5 +255,6 @@ def log_purge(*, now: datetime | None = None) -> int:
     """Delete events (with their deliveries and log) older than the retention; returns how many."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_LOG_RETENTION_DAYS)
     WebhookAttempt.objects.filter(created_at__lt=cutoff).delete()
+    WebhookCallback.objects.filter(created_at__lt=cutoff).delete()
     _, deleted = WebhookEvent.objects.filter(created_at__lt=cutoff).delete()
     return deleted.get(WebhookEvent._meta.label, 0)

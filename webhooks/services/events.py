@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
@@ -80,7 +82,8 @@ def _event_record(
             "slug": organization.slug,
             "name": organization.name,
         },
-        "data": data,
+        # As JSON will carry it: ids and times as strings, whatever the caller handed over.
+        "data": json.loads(json.dumps(data, cls=DjangoJSONEncoder)),
     }
     event = WebhookEvent.objects.create(
         id=event_id, organization=organization, type=type, payload=payload, created_at=now

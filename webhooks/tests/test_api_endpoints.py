@@ -71,6 +71,18 @@ def test_an_admin_registers_an_endpoint_and_sees_its_secret_once(
     assert "secret" not in admin_client.get(endpoint_url(body["id"])).json()
 
 
+def test_the_endpoint_list_takes_a_few_queries_however_long(
+    admin_client: APIClient, org: Any, django_assert_max_num_queries: Any
+) -> None:
+    for _ in range(6):
+        endpoint_for(org)
+
+    with django_assert_max_num_queries(10):
+        body = admin_client.get(ENDPOINTS).json()
+
+    assert body["count"] == 6
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [

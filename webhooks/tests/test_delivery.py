@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -16,7 +17,14 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from audit.models import AuditEvent
 from config.testing.webhook_receiver import Answer, WebhookReceiver
-from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from webhooks.models import (
+    WebhookAttempt,
+    WebhookCallback,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from webhooks.services.callbacks import job_callback_register
 from webhooks.services.deliveries import (
     deliveries_due_enqueue,
     delivery_attempt,
@@ -314,15 +322,18 @@ def test_an_endpoint_at_its_in_flight_cap_makes_the_next_delivery_wait(
 def test_events_and_their_log_are_purged_after_the_retention(
     org: Any, receiver: WebhookReceiver
 ) -> None:
-    _endpoint(org, receiver)
+    endpoint = _endpoint(org, receiver)
     _emit(org)
     deliveries_run()
+    job_callback_register(job_id=uuid.uuid4(), endpoint=endpoint)
 
     assert log_purge(now=timezone.now() + dt.timedelta(days=29)) == 0
+    assert WebhookCallback.objects.exists()
     assert log_purge(now=timezone.now() + dt.timedelta(days=31)) == 1
 
     assert not WebhookDelivery.objects.exists()
     assert not WebhookAttempt.objects.exists()
+    assert not WebhookCallback.objects.exists()
 
 
 def _scraped(api_client: Any) -> dict[tuple[str, str], float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from config.testing.webhook_receiver import WebhookReceiver
 from images.models import Image
 from images.tests.factories import accepted, jpeg_bytes, run_job, upload
 from webhooks.models import WebhookDelivery, WebhookEvent
+from webhooks.services.events import webhook_event_emit
 from webhooks.tests.factories import RECEIVER_HOST, deliveries_run, endpoint_for
 
 pytestmark = pytest.mark.django_db
@@ -212,3 +214,15 @@ def test_a_provider_state_change_reaches_every_subscribed_organization(
         "healthy",
     )
     assert data["consecutive_failures"] == 3
+
+
+def test_ids_and_times_in_the_data_are_carried_as_json_strings(org: Any) -> None:
+    endpoint_for(org, event_types=["job.failed"])
+    job_id = uuid.uuid4()
+    moment = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
+
+    webhook_event_emit(organization_id=org.id, type="job.failed",
+                       data={"id": job_id, "finished_at": moment})  # fmt: skip
+
+    data = _only_event("job.failed")["data"]
+    assert data == {"id": str(job_id), "finished_at": "2026-05-01T12:00:00Z"}

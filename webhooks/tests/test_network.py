@@ -42,6 +42,12 @@ REFUSED = [
     ("::ffff:127.0.0.1", "loopback"),
     ("::ffff:10.0.0.1", "private"),
     ("::ffff:169.254.169.254", "metadata"),
+    ("2002:7f00:1::1", "loopback"),  # 6to4 of 127.0.0.1
+    ("2002:a9fe:a9fe::1", "metadata"),  # 6to4 of 169.254.169.254
+    ("64:ff9b::a00:1", "private"),  # NAT64 of 10.0.0.1
+    ("64:ff9b::a9fe:a9fe", "metadata"),
+    ("64:ff9b:1::a00:1", "NAT64"),
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "private"),  # Teredo, client 10.0.0.1
 ]
 
 
@@ -53,7 +59,9 @@ def test_an_address_that_is_not_public_is_refused(address: str, kind: str) -> No
     assert kind in reason
 
 
-@pytest.mark.parametrize("address", [PUBLIC_ADDRESS, "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address", [PUBLIC_ADDRESS, "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808"]
+)
 def test_a_public_address_is_allowed(address: str) -> None:
     assert address_refusal(ipaddress.ip_address(address)) is None
 
