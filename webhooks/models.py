@@ -83,6 +83,9 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # A worker holds the delivery until then; a worker that died lets it go when it passes.
     leased_until = models.DateTimeField(null=True, blank=True)
+    # When its message is due at a worker (handed now, or with a countdown): the periodic
+    # check hands it again only if it is still waiting well after that (the message was lost).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

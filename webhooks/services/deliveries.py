@@ -48,6 +48,8 @@ BUSY_RETRY_SECONDS = 5
 # Retries due within this many seconds ride the queue's countdown; later ones the periodic check.
 COUNTDOWN_MAX_SECONDS = 60
 JITTER = 0.2
+# A delivery whose message should have reached a worker this long ago is handed again.
+REQUEUE_AFTER_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ def _claim(delivery_id: uuid.UUID | str) -> tuple[WebhookDelivery, WebhookEndpoi
         ).count()
         if in_flight >= settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT:
             delivery.next_attempt_at = now + timedelta(seconds=BUSY_RETRY_SECONDS)
-            delivery.save(update_fields=["next_attempt_at"])
+            delivery.enqueued_at = delivery.next_attempt_at
+            delivery.save(update_fields=["next_attempt_at", "enqueued_at"])
             transaction.on_commit(
                 lambda: delivery_enqueue(delivery.id, countdown=BUSY_RETRY_SECONDS)
             )
@@ -170,6 +173,8 @@ def _record(delivery: WebhookDelivery, endpoint: WebhookEndpoint, result: Attemp
     delivery.last_status_code = result.status_code
     delivery.last_error = result.error[:500]
     delivery.next_attempt_at = next_at
+    countdown = delay is not None and delay <= COUNTDOWN_MAX_SECONDS
+    delivery.enqueued_at = next_at if countdown else None
     if succeeded or next_at is None:
         delivery.status = "succeeded" if succeeded else "failed"
         delivery.finished_at = now
@@ -181,7 +186,7 @@ def _record(delivery: WebhookDelivery, endpoint: WebhookEndpoint, result: Attemp
         WebhookEndpoint.objects.filter(id=endpoint.id).update(failing_since=None)
         return
     _failing_note(endpoint, now)
-    if delay is not None and delay <= COUNTDOWN_MAX_SECONDS:
+    if delay is not None and countdown:
         transaction.on_commit(lambda: delivery_enqueue(delivery.id, countdown=delay + 0.5))
 
 
@@ -210,7 +215,10 @@ def delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
     if not delivery.endpoint.is_enabled:
         raise EndpointDisabled()
     again = WebhookDelivery.objects.create(
-        event_id=delivery.event_id, endpoint_id=delivery.endpoint_id, next_attempt_at=timezone.now()
+        event_id=delivery.event_id,
+        endpoint_id=delivery.endpoint_id,
+        next_attempt_at=timezone.now(),
+        enqueued_at=timezone.now(),
     )
     transaction.on_commit(lambda: delivery_enqueue(again.id))
     return again
@@ -232,14 +240,22 @@ def endpoint_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
 
 
 def deliveries_due_enqueue(*, limit: int = 1000) -> int:
-    """Hand again every due delivery no worker holds (a lost message, a worker that died, a
-    retry due later than a countdown's reach); returns how many were handed."""
+    """Hand every due delivery that no worker holds and whose message is not on its way (a
+    retry due later than a countdown's reach, a lost message, a worker that died); returns
+    how many were handed."""
     now = timezone.now()
     pending = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
     metrics.BACKLOG.set(pending.count())
-    due = (
+    lost_before = now - timedelta(seconds=REQUEUE_AFTER_SECONDS)
+    due = list(
         pending.filter(next_attempt_at__lte=now)
         .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        # Not on its way: never handed, handed long ago, or taken by a worker that died.
+        .filter(
+            Q(enqueued_at__isnull=True)
+            | Q(enqueued_at__lt=lost_before)
+            | Q(leased_until__isnull=False)
+        )
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]
     )
@@ -247,6 +263,7 @@ def deliveries_due_enqueue(*, limit: int = 1000) -> int:
     for delivery_id in due:
         if not delivery_enqueue(delivery_id):
             break  # the broker is down: the rest waits for the next round
+        WebhookDelivery.objects.filter(id=delivery_id).update(enqueued_at=now, leased_until=None)
         handed += 1
     return handed
 

@@ -89,7 +89,7 @@ def _event_record(
         id=event_id, organization=organization, type=type, payload=payload, created_at=now
     )
     deliveries = WebhookDelivery.objects.bulk_create(
-        WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
+        WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now, enqueued_at=now)
         for endpoint in endpoints
     )
     for delivery in deliveries:

@@ -299,6 +299,41 @@ def test_a_delivery_whose_worker_died_is_handed_again_once_its_lease_ends(
     assert len(receiver.received) == 1
 
 
+def test_a_message_lost_on_its_way_is_handed_again_but_not_before(
+    org: Any, receiver: WebhookReceiver
+) -> None:
+    _endpoint(org, receiver)
+    delivery = WebhookDelivery.objects.get(event=_emit(org))  # its message went to the queue
+    now = timezone.now()
+
+    assert deliveries_due_enqueue() == 0  # on its way: not handed twice
+    with time_machine.travel(now + dt.timedelta(seconds=61), tick=False):
+        assert deliveries_due_enqueue() == 1  # never reached a worker: handed again
+        assert deliveries_due_enqueue() == 0
+    with time_machine.travel(now + dt.timedelta(seconds=122), tick=False):
+        assert deliveries_due_enqueue() == 1
+        assert delivery_attempt(delivery.id) == "succeeded"
+        assert deliveries_due_enqueue() == 0
+
+
+def test_a_retry_beyond_a_countdowns_reach_is_handed_when_due(
+    org: Any, receiver: WebhookReceiver
+) -> None:
+    _endpoint(org, receiver)
+    receiver.answers = [Answer(500), Answer(500), Answer(200)]
+    delivery = WebhookDelivery.objects.get(event=_emit(org))
+    assert delivery_attempt(delivery.id) == "failed"
+    with time_machine.travel(_next_attempt(delivery) + dt.timedelta(seconds=1), tick=False):
+        assert delivery_attempt(delivery.id) == "failed"
+    later = _next_attempt(delivery)  # 5 minutes on: no countdown, the periodic check's turn
+
+    with time_machine.travel(later - dt.timedelta(seconds=1), tick=False):
+        assert deliveries_due_enqueue() == 0
+    with time_machine.travel(later + dt.timedelta(seconds=1), tick=False):
+        assert deliveries_due_enqueue() == 1
+        assert delivery_attempt(delivery.id) == "succeeded"
+
+
 def test_an_endpoint_at_its_in_flight_cap_makes_the_next_delivery_wait(
     org: Any, receiver: WebhookReceiver, settings: Any
 ) -> None:
