@@ -80,6 +80,8 @@ class Answer:
     delay: float = 0.0
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # Seconds between the lines of the answer's head, sent one at a time (a slow drip).
+    trickle: float = 0.0
 
 
 class WebhookReceiver:
@@ -99,6 +101,9 @@ class WebhookReceiver:
                 receiver.received.append(ReceivedRequest(self.path, headers, body))
                 answer = receiver.next_answer()
                 time.sleep(answer.delay)
+                if answer.trickle:
+                    self._trickle(answer)
+                    return
                 try:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
@@ -108,6 +113,17 @@ class WebhookReceiver:
                     self.wfile.write(answer.body)
                 except OSError:
                     pass  # the sender gave up waiting
+
+            def _trickle(self, answer: Answer) -> None:
+                lines = [f"HTTP/1.1 {answer.status} OK", *(f"X-Drip-{n}: x" for n in range(20))]
+                try:
+                    for line in lines:
+                        self.wfile.write(line.encode() + b"\r\n")
+                        time.sleep(answer.trickle)
+                    self.wfile.write(b"Content-Length: 0\r\n\r\n")
+                except OSError:
+                    pass  # the sender gave up waiting
+                self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -39,8 +39,8 @@ from webhooks.signing import signature_header
 
 logger = structlog.get_logger("vantage.webhooks")
 
-# An attempt connects, waits for the answer's head and reads its body, each within the
-# timeout: its lease covers the three, and a little more, before another worker may take over.
+# An attempt ends by its deadline (WEBHOOK_TIMEOUT_SECONDS in all); its lease outlives that
+# generously (resolving the host, a slow database) before another worker may take over.
 LEASE_TIMEOUTS = 3
 LEASE_MARGIN_SECONDS = 5
 # An endpoint at its in-flight cap: the delivery waits this long and tries again.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import time
 import uuid
 from typing import Any
 
@@ -168,6 +169,23 @@ def test_an_endpoint_that_does_not_answer_in_time_is_retried(
     assert "No answer within 0.5 s" in logged.error
     with time_machine.travel(_next_attempt(delivery) + dt.timedelta(seconds=1), tick=False):
         assert delivery_attempt(delivery.id) == "succeeded"
+
+
+def test_an_answer_dripping_a_line_at_a_time_is_cut_off_at_the_deadline(
+    org: Any, receiver: WebhookReceiver, settings: Any
+) -> None:
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1.0
+    _endpoint(org, receiver)
+    # Each line comes well within the timeout, but the whole answer would take 4 s.
+    receiver.answers = [Answer(200, trickle=0.2)]
+    _emit(org)
+
+    started = time.monotonic()
+    assert deliveries_run() == ["failed"]
+
+    assert time.monotonic() - started < 2.5
+    logged = WebhookAttempt.objects.get()
+    assert (logged.status_code, logged.error) == (None, "No answer within 1 s.")
 
 
 def test_the_answer_read_is_capped(org: Any, receiver: WebhookReceiver, settings: Any) -> None:

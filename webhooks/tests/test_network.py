@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
+import time
 from typing import Any
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -15,6 +18,7 @@ from webhooks.network import TargetRefused, address_refusal, target_parse, url_c
 from webhooks.services.deliveries import delivery_attempt
 from webhooks.services.events import webhook_event_emit
 from webhooks.tests.factories import PUBLIC_ADDRESS, RECEIVER_HOST, endpoint_for
+from webhooks.transport import AttemptTransport
 
 REFUSED = [
     ("127.0.0.1", "loopback"),
@@ -179,3 +183,17 @@ def test_check_deploy_warns_when_private_targets_or_plain_http_are_allowed(
     said = _deploy_check_says()
     assert "webhooks.W001" in said
     assert "webhooks.W002" in said
+
+
+def test_the_attempts_transport_connects_to_no_other_address_than_the_checked_one() -> None:
+    transport = AttemptTransport(
+        ssl_context=ssl.create_default_context(),
+        address="127.0.0.1",
+        deadline=time.monotonic() + 5,
+    )
+
+    with (
+        httpx.Client(transport=transport) as client,
+        pytest.raises(httpx.ConnectError, match="not the address that was checked"),
+    ):
+        client.post("https://10.1.2.3:9/x")
