@@ -70,7 +70,8 @@ def retry_delay(attempts_made: int) -> float | None:
 
 
 def delivery_attempt(delivery_id: uuid.UUID | str) -> str:
-    """Make one attempt of a due delivery; return what happened (sent, busy, not_due, ...)."""
+    """Make one attempt of a due delivery; return what happened: succeeded, failed, refused,
+    or why no attempt was made (busy, not_due, not_pending, endpoint_disabled)."""
     claimed = _claim(delivery_id)
     if isinstance(claimed, str):
         return claimed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from django.conf import settings
@@ -33,13 +34,20 @@ class IssuedSecret:
     secret: str
 
 
+def url_origin(url: str) -> str:
+    """Return the URL's scheme, host and port only: its path may hold a credential (a chat
+    service's incoming-webhook URL does), which the append-only audit log must not keep."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 def _audit(endpoint: WebhookEndpoint, action: str, **details: Any) -> None:
     audit_record(
         action=action,
         organization_id=endpoint.organization_id,
         resource_type="webhook_endpoint",
         resource_id=str(endpoint.id),
-        details={"url": endpoint.url, **details},
+        details={"url": url_origin(endpoint.url), **details},
     )
 
 
@@ -93,7 +101,7 @@ def endpoint_update(
     """Change an endpoint's address, description, subscriptions or whether it is enabled."""
     changed: dict[str, Any] = {}
     if url is not None and url != endpoint.url:
-        changed["url"] = {"from": endpoint.url, "to": url}
+        changed["url"] = {"from": url_origin(endpoint.url), "to": url_origin(url)}
         endpoint.url = _url_checked(url)
     if description is not None and description != endpoint.description:
         changed["description"] = description
