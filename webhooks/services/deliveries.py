@@ -43,7 +43,7 @@ logger = structlog.get_logger("vantage.webhooks")
 # generously (resolving the host, a slow database) before another worker may take over.
 LEASE_TIMEOUTS = 3
 LEASE_MARGIN_SECONDS = 5
-# An endpoint at its in-flight cap: the delivery waits this long and tries again.
+# An endpoint at its in-flight cap: the delivery waits this long (up to twice) and tries again.
 BUSY_RETRY_SECONDS = 5
 # Retries due within this many seconds ride the queue's countdown; later ones the periodic check.
 COUNTDOWN_MAX_SECONDS = 60
@@ -103,12 +103,12 @@ def _claim(delivery_id: uuid.UUID | str) -> tuple[WebhookDelivery, WebhookEndpoi
             endpoint_id=endpoint.id, status=WebhookDelivery.Status.PENDING, leased_until__gt=now
         ).count()
         if in_flight >= settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT:
-            delivery.next_attempt_at = now + timedelta(seconds=BUSY_RETRY_SECONDS)
+            # Spread the waiting ones, so they do not all come back in the same second.
+            wait = BUSY_RETRY_SECONDS * random.uniform(1, 2)  # noqa: S311
+            delivery.next_attempt_at = now + timedelta(seconds=wait)
             delivery.enqueued_at = delivery.next_attempt_at
             delivery.save(update_fields=["next_attempt_at", "enqueued_at"])
-            transaction.on_commit(
-                lambda: delivery_enqueue(delivery.id, countdown=BUSY_RETRY_SECONDS)
-            )
+            transaction.on_commit(lambda: delivery_enqueue(delivery.id, countdown=wait))
             return "busy"
         lease = LEASE_TIMEOUTS * settings.WEBHOOK_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
         delivery.leased_until = now + timedelta(seconds=lease)
