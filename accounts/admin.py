@@ -87,8 +87,10 @@ class UserAdmin(DjangoUserAdmin):
     @admin.display(description="Second factors")
     def second_factors(self, user: User) -> str:
         """The person's authenticator apps and passkeys by name (never a secret)."""
-        names = [f"{f['name']} ({'app' if f['kind'] == 'totp' else 'passkey'})"
-                 for f in factor_list(user_id=user.pk)]  # fmt: skip
+        names = [
+            f"{f['name']} ({'app' if f['kind'] == 'totp' else 'passkey'})"
+            for f in factor_list(user_id=user.pk)
+        ]
         return ", ".join(names) or "none"
 
     @admin.action(description="Deactivate (and end every session of) the selected users")

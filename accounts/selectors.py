@@ -314,14 +314,24 @@ def user_has_factor(*, user_id: Any) -> bool:
 def factor_list(*, user_id: Any) -> list[dict[str, Any]]:
     """Return the person's enrolled factors (apps and passkeys), oldest first."""
     factors = [
-        {"id": f.id, "kind": METHOD_TOTP, "name": f.name, "created_at": f.created_at,
-         "last_used_at": f.last_used_at}
+        {
+            "id": f.id,
+            "kind": METHOD_TOTP,
+            "name": f.name,
+            "created_at": f.created_at,
+            "last_used_at": f.last_used_at,
+        }
         for f in TotpFactor.objects.filter(user_id=user_id, confirmed_at__isnull=False)
     ] + [
-        {"id": c.id, "kind": METHOD_WEBAUTHN, "name": c.name, "created_at": c.created_at,
-         "last_used_at": c.last_used_at}
+        {
+            "id": c.id,
+            "kind": METHOD_WEBAUTHN,
+            "name": c.name,
+            "created_at": c.created_at,
+            "last_used_at": c.last_used_at,
+        }
         for c in WebAuthnCredential.objects.filter(user_id=user_id)
-    ]  # fmt: skip
+    ]
     return sorted(factors, key=lambda factor: factor["created_at"])
 
 

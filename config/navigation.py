@@ -30,6 +30,7 @@ NAVIGATION = (
     NavItem("/members/", "Members", "org:admin"),
     NavItem("/audit/", "Audit", "audit:read"),
     NavItem("/providers/", "Providers", "metrics:read"),
+    NavItem("/webhooks/", "Webhooks", "webhook:manage"),
     NavItem("/invitations/", "Invitations"),
     NavItem("/sessions/", "Sessions"),
     NavItem("/account/security/", "Security"),

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("audit.api.urls")),
     path("api/v1/", include("images.api.urls")),
     path("api/v1/", include("classifier.api.urls")),
+    path("api/v1/", include("webhooks.api.urls")),
     path("api/schema/", SchemaApi.as_view(), name="api-schema"),
     path(
         "api/docs/",
@@ -40,6 +41,7 @@ urlpatterns = [
     path("", include("images.urls")),
     path("", include("classifier.urls")),
     path("", include("audit.urls")),
+    path("", include("webhooks.urls")),
 ]
 
 handler400 = "config.errors.bad_request"

@@ -48,8 +48,13 @@ def _proof(data: dict[str, Any]) -> second_factors.FactorProof:
 
 def _factor_body(factor: Factor) -> dict[str, Any]:
     kind = METHOD_TOTP if isinstance(factor, TotpFactor) else "webauthn"
-    return {"id": factor.id, "kind": kind, "name": factor.name, "created_at": factor.created_at,
-            "last_used_at": factor.last_used_at}  # fmt: skip
+    return {
+        "id": factor.id,
+        "kind": kind,
+        "name": factor.name,
+        "created_at": factor.created_at,
+        "last_used_at": factor.last_used_at,
+    }
 
 
 def _enrolled(enrolled: Enrolled, status: int) -> Response:
@@ -126,9 +131,11 @@ class MfaFactorDetailApi(APIView):
         data = s.FactorRenameSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         factor = factor_services.factor_rename(
-            user=user, factor_id=factor_id, name=data.validated_data["name"],
+            user=user,
+            factor_id=factor_id,
+            name=data.validated_data["name"],
             organization=organization_get(organization_id=principal.organization_id),
-        )  # fmt: skip
+        )
         return Response(s.FactorSerializer(_factor_body(factor)).data)
 
     @extend_schema(responses={204: None}, tags=["mfa"])
@@ -136,9 +143,10 @@ class MfaFactorDetailApi(APIView):
         """Remove one of your factors (a recent second-factor check required)."""
         principal, user = _person(request)
         factor_services.factor_remove(
-            user=user, factor_id=factor_id,
+            user=user,
+            factor_id=factor_id,
             organization=organization_get(organization_id=principal.organization_id),
-        )  # fmt: skip
+        )
         return Response(status=204)
 
 
@@ -157,9 +165,13 @@ class MfaTotpBeginApi(APIView):
         data = s.FactorNameSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         enrolment = factor_services.totp_begin(user=user, name=data.validated_data["name"])
-        body = {"id": enrolment.factor.id, "name": enrolment.factor.name,
-                "secret": enrolment.secret, "otpauth_uri": enrolment.uri,
-                "qr_svg": enrolment.qr_svg}  # fmt: skip
+        body = {
+            "id": enrolment.factor.id,
+            "name": enrolment.factor.name,
+            "secret": enrolment.secret,
+            "otpauth_uri": enrolment.uri,
+            "qr_svg": enrolment.qr_svg,
+        }
         return Response(s.TotpEnrolmentSerializer(body).data, status=201, headers=NO_STORE)
 
 
@@ -176,10 +188,12 @@ class MfaTotpConfirmApi(APIView):
         data = s.TotpConfirmSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         enrolled = factor_services.totp_confirm(
-            user=user, factor_id=factor_id, code=data.validated_data["code"],
+            user=user,
+            factor_id=factor_id,
+            code=data.validated_data["code"],
             organization=organization_get(organization_id=principal.organization_id),
             session_id=principal.session_id,
-        )  # fmt: skip
+        )
         return _enrolled(enrolled, 200)
 
 
@@ -211,11 +225,12 @@ class MfaPasskeyRegisterApi(APIView):
         data = s.PasskeyRegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         enrolled = factor_services.passkey_register(
-            user=user, name=data.validated_data["name"],
+            user=user,
+            name=data.validated_data["name"],
             credential=data.validated_data["credential"],
             organization=organization_get(organization_id=principal.organization_id),
             session_id=principal.session_id,
-        )  # fmt: skip
+        )
         return _enrolled(enrolled, 201)
 
 

@@ -198,9 +198,13 @@ def _enrolled(
         "mfa.enrolled",
         user=user,
         organization=organization,
-        details={"kind": kind, "factor_id": str(factor.id), "name": factor.name,
-                 "recovery_codes_made": codes is not None},
-    )  # fmt: skip
+        details={
+            "kind": kind,
+            "factor_id": str(factor.id),
+            "name": factor.name,
+            "recovery_codes_made": codes is not None,
+        },
+    )
     return Enrolled(factor=factor, recovery_codes=codes)
 
 
@@ -220,8 +224,12 @@ def recovery_codes_regenerate(*, user: User, organization: Organization) -> list
     if not user_has_factor(user_id=user.id):
         raise InvalidInput("Enrol an authenticator app or a passkey before making recovery codes.")
     codes = _recovery_codes_replace(user)
-    mfa_audit("mfa.recovery_codes_generated", user=user, organization=organization,
-              details={"count": len(codes)})  # fmt: skip
+    mfa_audit(
+        "mfa.recovery_codes_generated",
+        user=user,
+        organization=organization,
+        details={"count": len(codes)},
+    )
     return codes
 
 
@@ -262,9 +270,12 @@ def factor_remove(*, user: User, factor_id: Id, organization: Organization) -> b
     last = not user_has_factor(user_id=user.id)
     if last:
         RecoveryCode.objects.filter(user=user).delete()
-    mfa_audit("mfa.removed", user=user, organization=organization,
-              details={"factor_id": str(factor_id), "kind": kind, "name": factor.name,
-                       "last": last})  # fmt: skip
+    mfa_audit(
+        "mfa.removed",
+        user=user,
+        organization=organization,
+        details={"factor_id": str(factor_id), "kind": kind, "name": factor.name, "last": last},
+    )
     return last
 
 
@@ -284,9 +295,13 @@ def mfa_reset(
     RecoveryCode.objects.filter(user=user).delete()
     MfaChallenge.objects.filter(user=user).delete()
     ended = sessions_revoke_all(user=user, reason="mfa_reset")
-    mfa_audit("mfa.reset", user=user, organization=organization, actor=actor or current_actor(),
-              details={"factors_removed": removed, "sessions_ended": ended,
-                       "reason": reason})  # fmt: skip
+    mfa_audit(
+        "mfa.reset",
+        user=user,
+        organization=organization,
+        actor=actor or current_actor(),
+        details={"factors_removed": removed, "sessions_ended": ended, "reason": reason},
+    )
     return removed
 
 

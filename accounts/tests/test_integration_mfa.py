@@ -43,12 +43,18 @@ def test_challenge_from_one_process_is_answered_at_another_and_a_code_works_once
     first, second = server_processes(count=2)
 
     code = totp_code(secret)
-    signed_in = _post(second, "/api/v1/auth/token/mfa",
-                      {"challenge": _challenge(first, user.username), "code": code})  # fmt: skip
+    signed_in = _post(
+        second,
+        "/api/v1/auth/token/mfa",
+        {"challenge": _challenge(first, user.username), "code": code},
+    )
 
     assert signed_in.status_code == 200, signed_in.text
-    replay = _post(first, "/api/v1/auth/token/mfa",
-                   {"challenge": _challenge(second, user.username), "code": code})  # fmt: skip
+    replay = _post(
+        first,
+        "/api/v1/auth/token/mfa",
+        {"challenge": _challenge(second, user.username), "code": code},
+    )
     assert replay.status_code == 401
     assert replay.json()["code"] == "MFA_CODE_INVALID"
 
@@ -57,19 +63,24 @@ def test_passkey_ceremonies_and_step_up_span_processes(server_processes):
     org = OrganizationFactory(slug="twoproc-passkey")
     user = MembershipFactory(organization=org, role="admin", user__username="mfa-bea").user
     first, second = server_processes(count=2, **SETTINGS)
-    access = _post(first, "/api/v1/auth/token",
-                   {"username": user.username, "password": PASSWORD}).json()["access"]  # fmt: skip
+    access = _post(
+        first, "/api/v1/auth/token", {"username": user.username, "password": PASSWORD}
+    ).json()["access"]
     authenticator = SoftwareAuthenticator(origin=ORIGIN)
 
     options = _post(first, "/api/v1/auth/mfa/webauthn/options", access=access).json()
-    registered = _post(second, "/api/v1/auth/mfa/webauthn",
-                       {"name": "Key", "credential": authenticator.register(options)},
-                       access=access)  # fmt: skip
+    registered = _post(
+        second,
+        "/api/v1/auth/mfa/webauthn",
+        {"name": "Key", "credential": authenticator.register(options)},
+        access=access,
+    )
     assert registered.status_code == 201, registered.text
 
     challenge = _challenge(second, user.username)
-    sign_in_options = _post(first, "/api/v1/auth/token/mfa/webauthn-options",
-                            {"challenge": challenge}).json()  # fmt: skip
+    sign_in_options = _post(
+        first, "/api/v1/auth/token/mfa/webauthn-options", {"challenge": challenge}
+    ).json()
     answer = {"challenge": challenge, "webauthn": authenticator.sign(sign_in_options)}
     pair = _post(second, "/api/v1/auth/token/mfa", answer)
     assert pair.status_code == 200, pair.text
@@ -81,8 +92,12 @@ def test_passkey_ceremonies_and_step_up_span_processes(server_processes):
     step_up_options = _post(
         second, "/api/v1/auth/mfa/step-up/webauthn-options", access=access
     ).json()
-    stepped = _post(first, "/api/v1/auth/mfa/step-up",
-                    {"webauthn": authenticator.sign(step_up_options)}, access=access)  # fmt: skip
+    stepped = _post(
+        first,
+        "/api/v1/auth/mfa/step-up",
+        {"webauthn": authenticator.sign(step_up_options)},
+        access=access,
+    )
     assert stepped.status_code == 200, stepped.text
     created = _post(second, "/api/v1/tokens", token, access=access)
     assert created.status_code == 201, created.text

@@ -80,8 +80,9 @@ def test_security_page_enrols_an_app_showing_the_secret_then_recovery_codes(org,
     wrong = post(client, f"/account/security/totp/{factor.id}/confirm/", {"code": "000000"})
     assert wrong.status_code == 400
     assert secret in html(wrong)
-    confirmed = post(client, f"/account/security/totp/{factor.id}/confirm/",
-                     {"code": totp_code(secret)})  # fmt: skip
+    confirmed = post(
+        client, f"/account/security/totp/{factor.id}/confirm/", {"code": totp_code(secret)}
+    )
     assert confirmed.status_code == 200
     assert len(CODES_ON_PAGE.findall(html(confirmed))) == 10
     listing = html(client.get("/account/security/"))

@@ -58,9 +58,12 @@ def security_page(request: HttpRequest) -> HttpResponse:
 
 
 def _totp_render(
-    request: HttpRequest, enrolment: factor_services.TotpEnrolment, *, status: int = 200,
+    request: HttpRequest,
+    enrolment: factor_services.TotpEnrolment,
+    *,
+    status: int = 200,
     error: str = "",
-) -> HttpResponse:  # fmt: skip
+) -> HttpResponse:
     context = {"enrolment": enrolment, "error": error}
     return render(request, "accounts/security_totp.html", context, status=status)
 
@@ -82,9 +85,12 @@ def security_totp_confirm_page(request: HttpRequest, factor_id: Any) -> HttpResp
     user = page_user(principal)
     try:
         enrolled = factor_services.totp_confirm(
-            user=user, factor_id=factor_id, code=request.POST.get("code", "")[:16],
-            organization=_organization(principal), session_id=browser_session_id(principal),
-        )  # fmt: skip
+            user=user,
+            factor_id=factor_id,
+            code=request.POST.get("code", "")[:16],
+            organization=_organization(principal),
+            session_id=browser_session_id(principal),
+        )
     except InvalidInput as exc:
         enrolment = factor_services.totp_enrolment_show(user=user, factor_id=factor_id)
         return _totp_render(request, enrolment, status=400, error=exc.detail)
@@ -94,8 +100,9 @@ def security_totp_confirm_page(request: HttpRequest, factor_id: Any) -> HttpResp
 def _enrolled(request: HttpRequest, enrolled: factor_services.Enrolled, what: str) -> HttpResponse:
     messages.success(request, f"The {what} {enrolled.factor.name!r} was added.")
     if enrolled.recovery_codes:
-        return render(request, "accounts/security_codes.html",
-                      {"recovery_codes": enrolled.recovery_codes})  # fmt: skip
+        return render(
+            request, "accounts/security_codes.html", {"recovery_codes": enrolled.recovery_codes}
+        )
     return redirect(SECURITY_PAGE)
 
 
@@ -112,10 +119,12 @@ def security_passkey_page(request: HttpRequest) -> HttpResponse:
         return _security_render(request, status=400, error="The browser sent no passkey.")
     try:
         enrolled = factor_services.passkey_register(
-            user=page_user(principal), name=request.POST.get("name", "")[:64],
-            credential=credential, organization=_organization(principal),
+            user=page_user(principal),
+            name=request.POST.get("name", "")[:64],
+            credential=credential,
+            organization=_organization(principal),
             session_id=browser_session_id(principal),
-        )  # fmt: skip
+        )
     except InvalidInput as exc:
         return _security_render(request, status=400, error=exc.detail)
     return _enrolled(request, enrolled, "passkey")
@@ -127,9 +136,11 @@ def security_factor_rename_page(request: HttpRequest, factor_id: Any) -> HttpRes
     """Give a factor another name."""
     principal = signed_in_principal(request)
     factor = factor_services.factor_rename(
-        user=page_user(principal), factor_id=factor_id,
-        name=request.POST.get("name", "")[:64], organization=_organization(principal),
-    )  # fmt: skip
+        user=page_user(principal),
+        factor_id=factor_id,
+        name=request.POST.get("name", "")[:64],
+        organization=_organization(principal),
+    )
     messages.success(request, f"Renamed to {factor.name!r}.")
     return redirect(SECURITY_PAGE)
 
@@ -177,8 +188,12 @@ def _verify_render(request: HttpRequest, *, status: int = 200, error: str = "") 
     methods = [factor["kind"] for factor in factor_list(user_id=principal.user_id)]
     if recovery_codes_remaining(user_id=principal.user_id):
         methods.append("recovery_code")
-    context = {"next": _next_page(request), "methods": methods, "error": error,
-               "step_up_minutes": settings.MFA_STEP_UP_SECONDS // 60}  # fmt: skip
+    context = {
+        "next": _next_page(request),
+        "methods": methods,
+        "error": error,
+        "step_up_minutes": settings.MFA_STEP_UP_SECONDS // 60,
+    }
     return render(request, "accounts/security_verify.html", context, status=status)
 
 

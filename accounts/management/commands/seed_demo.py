@@ -106,8 +106,13 @@ class Command(SystemCommand):
         if secret is not None:
             return secret
         enrolment = totp_begin(user=user, name="Demo authenticator app")
-        totp_confirm(user=user, factor_id=enrolment.factor.id, organization=org, session_id=None,
-                     code=totp_code_now(enrolment.secret))  # fmt: skip
+        totp_confirm(
+            user=user,
+            factor_id=enrolment.factor.id,
+            organization=org,
+            session_id=None,
+            code=totp_code_now(enrolment.secret),
+        )
         return enrolment.secret
 
     def _token(self, org: Organization) -> str | None:
