@@ -486,6 +486,10 @@ RATE_LIMIT_ORGANIZATION_FACTOR = env.int("RATE_LIMIT_ORGANIZATION_FACTOR", defau
 # While Redis is unreachable each web process counts alone, with the limits
 # divided by the number of processes (gunicorn's worker count).
 RATE_LIMIT_FALLBACK_PROCESSES = env.int("RATE_LIMIT_FALLBACK_PROCESSES", default=web_workers())
+# The cache's copy of an organization's upload count for today, which the limits
+# answer reads in the credential's round trip: each upload refreshes it as it commits,
+# and a copy the cache failed to take is read from the database again after this long.
+QUOTA_COPY_SECONDS = env.int("QUOTA_COPY_SECONDS", default=60)
 # Service tokens
 TOKEN_DEFAULT_LIFETIME_DAYS = 90
 TOKEN_MAX_LIFETIME_DAYS = 365

@@ -41,6 +41,11 @@ from accounts.ratelimits.tiers import tier_limits
 from config.request_context import client_ip
 
 
+def cache_prefetched(request: Request) -> dict[str, Any]:
+    """What the credential's round trip read for the view (its `cache_prefetch` keys)."""
+    return getattr(request._request, "cache_prefetched", {})
+
+
 def view_rule(request: Request) -> RateLimitRule | None:
     """Return the rule of the view answering `request` (None: exempt or limits off)."""
     if not settings.RATE_LIMIT_ENABLED:
@@ -62,6 +67,7 @@ class RequestCounter:
         self.increments: list[tuple[str, int]] = []
         self.incremented = False
         self.member = uuid.uuid4().hex
+        self.organization_id: str | None = None
 
     @property
     def settled(self) -> bool:
@@ -69,6 +75,7 @@ class RequestCounter:
 
     def plan(self, *, kind: str, principal_id: str, organization_id: str, user_id: str) -> None:
         """Guess the caller's windows from this process's copy of its member view."""
+        self.organization_id = organization_id
         if self.rule is None or self.settled:
             return
         view = member_view_known(organization_id=organization_id, user_id=user_id)
@@ -87,10 +94,11 @@ class RequestCounter:
 
     def read(self, keys: list[str]) -> dict[str, Any] | None:
         """Read `keys` from the cache, with the planned count and increments in the same trip."""
-        if (self.planned is None and not self.increments) or not settings.REDIS_URL:
+        wanted = self._view_keys()
+        if (self.planned is None and not self.increments and not wanted) or not settings.REDIS_URL:
             return cache_get_many(keys)
         try:
-            replies = self._round_trip(keys)
+            replies = self._round_trip(keys + wanted)
         except Exception as exc:
             cache_read_failed(exc)  # the request is counted by the fallback when settled
             return None
@@ -100,10 +108,21 @@ class RequestCounter:
         decode = cast(Any, cache).client.decode
         found = {
             key: decode(value)
-            for key, value in zip(keys, replies[0], strict=True)
+            for key, value in zip(keys + wanted, replies[0], strict=True)
             if value is not None
         }
+        self.request._request.cache_prefetched = {  # type: ignore[attr-defined]
+            key: found.pop(key) for key in wanted if key in found
+        }
         return cache_read_settled(keys, found)
+
+    def _view_keys(self) -> list[str]:
+        """The cache keys the answering view reads for the caller's organization, if any."""
+        view = (self.request.parser_context or {}).get("view")
+        keys_for = getattr(view, "cache_prefetch", None)
+        if keys_for is None or self.organization_id is None:
+            return []
+        return list(keys_for(self.organization_id))
 
     def _round_trip(self, keys: list[str]) -> list[Any]:
         """Send the read, the planned count and the increments in one pipeline; return replies."""

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import transaction
 from rest_framework.test import APIClient
 
 from accounts.errors import QuotaExceeded
@@ -76,3 +77,32 @@ def test_the_quota_resets_at_utc_midnight(member, org):
     with time_machine.travel(dt.datetime(2026, 3, 2, 0, 0, 1, tzinfo=dt.UTC), tick=False):
         assert upload_quota_consume(organization_id=org.id, limit=1, tier="pro") == 1
         assert login_client(member).get(LIMITS).json()["used_today"] == 1
+
+
+def _used(client: APIClient) -> int:
+    return client.get(LIMITS).json()["used_today"]
+
+
+@pytest.mark.integration
+def test_a_warm_limits_answer_asks_the_database_nothing(member_client, django_assert_num_queries):
+    member_client.get(LIMITS)  # this process learns the member view; the count is copied
+    member_client.get(LIMITS)
+
+    with django_assert_num_queries(0):
+        assert _used(member_client) == 0
+
+
+@pytest.mark.integration
+def test_the_count_read_with_the_credential_follows_uploads_but_not_a_rolled_back_one(
+    member_client, org, django_assert_num_queries
+):
+    assert _used(member_client) == 0
+    upload_quota_consume(organization_id=org.id, limit=10, tier="pro", count=2)
+    assert _used(member_client) == 2
+
+    with transaction.atomic():
+        upload_quota_consume(organization_id=org.id, limit=10, tier="pro", count=3)
+        transaction.set_rollback(True)  # the upload failed after its count
+
+    with django_assert_num_queries(0):
+        assert _used(member_client) == 2
