@@ -70,8 +70,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _unit_jobs_purge()
 
 
-# Jobs queued by tests other than integration ones go to a queue no worker
-# consumes (a test runs its jobs itself); the integration tests' real worker,
+# Jobs (and webhook deliveries) queued by tests other than integration ones go to a queue no
+# worker consumes (a test runs its jobs itself); the integration tests' real worker,
 # which runs with its own settings and files, never takes them.
 UNIT_JOBS_QUEUE = f"vantage-unit-tests-{os.getpid()}"
 
@@ -79,7 +79,9 @@ UNIT_JOBS_QUEUE = f"vantage-unit-tests-{os.getpid()}"
 @pytest.fixture(autouse=True)
 def _unit_jobs_apart(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("integration") is None:
-        request.getfixturevalue("settings").JOB_QUEUE = UNIT_JOBS_QUEUE
+        settings = request.getfixturevalue("settings")
+        settings.JOB_QUEUE = UNIT_JOBS_QUEUE
+        settings.WEBHOOK_QUEUE = UNIT_JOBS_QUEUE
 
 
 def _unit_jobs_purge() -> None:

@@ -25,6 +25,8 @@ from accounts.models import (
     User,
 )
 from accounts.ratelimits.tiers import LIMIT_FIELDS
+from accounts.selectors import default_membership, factor_list
+from accounts.services.factors import mfa_reset
 from accounts.services.invitations import invitation_revoke
 from accounts.services.organizations import (
     LIMIT_CEILINGS,
@@ -61,17 +63,18 @@ class UserAdmin(DjangoUserAdmin):
         ("Profile", {"fields": ("name", "email")}),
         ("Status", {"fields": ("is_active", "is_staff", "is_superuser")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
+        ("Second factors", {"fields": ("second_factors",)}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
     )
-    readonly_fields = ("is_active", "last_login", "date_joined")
+    readonly_fields = ("is_active", "last_login", "date_joined", "second_factors")
     list_display = ("username", "email", "name", "is_active", "is_staff", "date_joined")
     list_filter = ("is_active", "is_staff", "is_superuser")
     search_fields = ("username", "email", "name")
     ordering = ("username",)
     inlines = [MembershipInline]
-    actions = ["deactivate_users", "end_all_sessions"]
+    actions = ["deactivate_users", "end_all_sessions", "reset_second_factors"]
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -80,6 +83,15 @@ class UserAdmin(DjangoUserAdmin):
             # views (a profile answer, audit events): renew them everywhere.
             for org_id in obj.memberships.values_list("organization_id", flat=True):
                 organization_changed(org_id)
+
+    @admin.display(description="Second factors")
+    def second_factors(self, user: User) -> str:
+        """The person's authenticator apps and passkeys by name (never a secret)."""
+        names = [
+            f"{f['name']} ({'app' if f['kind'] == 'totp' else 'passkey'})"
+            for f in factor_list(user_id=user.pk)
+        ]
+        return ", ".join(names) or "none"
 
     @admin.action(description="Deactivate (and end every session of) the selected users")
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
@@ -93,6 +105,21 @@ class UserAdmin(DjangoUserAdmin):
         bind_staff(request)
         ended = sum(sessions_revoke_all(user=u, reason="revoked_by_admin") for u in queryset)
         self.message_user(request, f"{ended} session(s) ended.")
+
+    @admin.action(
+        description="Reset the second factors (and end the sessions) of the selected users"
+    )
+    def reset_second_factors(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        bind_staff(request)
+        removed = 0
+        for user in queryset:
+            membership = default_membership(user=user)
+            removed += mfa_reset(
+                user=user,
+                organization=membership.organization if membership else None,
+                reason="reset_by_staff",
+            )
+        self.message_user(request, f"{removed} second factor(s) removed; their sessions ended.")
 
 
 POLICY_FIELDS = ("token_max_lifetime_days", "require_allowed_ips")

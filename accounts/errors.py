@@ -43,6 +43,57 @@ class RotatedTokenPresented(TokenRevoked):
         self.revoked_at = revoked_at
 
 
+class MfaRequired(AuthenticationFailed):
+    """The password was right; the sign-in now waits for a second factor."""
+
+    code = "MFA_REQUIRED"
+    title = "Second factor required"
+
+    def __init__(self, *, challenge: str, methods: list[str], expires_in: int) -> None:
+        super().__init__(
+            "The password is right; prove a second factor with POST /api/v1/auth/token/mfa "
+            "and this challenge to finish signing in."
+        )
+        self.challenge = challenge
+        self.methods = methods
+        self.extensions = {"challenge": challenge, "methods": methods, "expires_in": expires_in}
+
+
+class MfaChallengeInvalid(AuthenticationFailed):
+    code = "MFA_CHALLENGE_INVALID"
+    title = "Sign-in challenge invalid"
+    default_detail = (
+        "The sign-in challenge is unknown, used, expired or out of attempts; sign in again "
+        "with your password."
+    )
+
+
+class MfaCodeInvalid(AuthenticationFailed):
+    code = "MFA_CODE_INVALID"
+    title = "Second factor refused"
+    default_detail = "The code or passkey was not accepted."
+
+
+class MfaStepUpRequired(DomainError):
+    status = 403
+    code = "MFA_STEP_UP_REQUIRED"
+    title = "Recent second factor required"
+    default_detail = (
+        "This action needs a recent second-factor check: prove one with "
+        "POST /api/v1/auth/mfa/step-up, then try again."
+    )
+
+
+class MfaEnrolmentRequired(DomainError):
+    status = 403
+    code = "MFA_ENROLMENT_REQUIRED"
+    title = "Second factor enrolment required"
+    default_detail = (
+        "Your organization requires a second factor: enrol one (POST /api/v1/auth/mfa/totp "
+        "or /api/v1/auth/mfa/webauthn) before doing anything else."
+    )
+
+
 class TooManyLoginAttempts(DomainError):
     status = 429
     code = "TOO_MANY_LOGIN_ATTEMPTS"

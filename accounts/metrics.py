@@ -14,7 +14,7 @@ PRINCIPAL_LOOKUPS = Counter(
 )
 LOGINS = Counter(
     "vantage_auth_logins_total",
-    "Sign-in attempts, by outcome (success, failure, locked).",
+    "Sign-in attempts, by outcome (success, failure, locked, mfa_success, mfa_failure).",
     ["outcome"],
 )
 AUTH_FAILURES = Counter(

@@ -22,6 +22,7 @@ PERMISSION_MIN_ROLE: dict[str, str] = {
     "org:admin": Role.ADMIN,
     "metrics:read": Role.ADMIN,
     "authz:check": Role.ADMIN,
+    "webhook:manage": Role.ADMIN,
 }
 PERMISSIONS: tuple[str, ...] = tuple(PERMISSION_MIN_ROLE)
 
@@ -44,6 +45,7 @@ PERMISSION_DESCRIPTIONS: dict[str, str] = {
     "org:admin": "Manage members, their roles, groups and invitations.",
     "metrics:read": "Read the metrics and the classifier providers' health.",
     "authz:check": "Ask the decision point whether someone may do something.",
+    "webhook:manage": "Register webhook endpoints, rotate their secrets and read their deliveries.",
     "token:self_rotate": "Let the token rotate itself (a token only).",
 }
 

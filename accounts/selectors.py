@@ -16,13 +16,20 @@ from accounts.models import (
     Invitation,
     Membership,
     Organization,
+    RecoveryCode,
     ServiceToken,
     Session,
     TokenUsageDay,
+    TotpFactor,
     User,
+    WebAuthnCredential,
 )
 from config.errors import NotFound
 from config.ids import Id
+
+METHOD_TOTP = "totp"
+METHOD_WEBAUTHN = "webauthn"
+METHOD_RECOVERY_CODE = "recovery_code"
 
 
 def organization_by_slug_or_id(*, value: str) -> Organization | None:
@@ -282,3 +289,65 @@ def invitation_received_get(*, user: User, invitation_id: str) -> Invitation:
     if invitation is None:
         raise NotFound("You have no open invitation with that id.")
     return invitation
+
+
+def factor_methods(*, user_id: Any) -> list[str]:
+    """Return the kinds of second factor the person can prove now."""
+    methods = []
+    if TotpFactor.objects.filter(user_id=user_id, confirmed_at__isnull=False).exists():
+        methods.append(METHOD_TOTP)
+    if WebAuthnCredential.objects.filter(user_id=user_id).exists():
+        methods.append(METHOD_WEBAUTHN)
+    if methods and RecoveryCode.objects.filter(user_id=user_id, used_at__isnull=True).exists():
+        methods.append(METHOD_RECOVERY_CODE)
+    return methods
+
+
+def user_has_factor(*, user_id: Any) -> bool:
+    """Tell whether the person has enrolled a second factor (an app or a passkey)."""
+    return (
+        TotpFactor.objects.filter(user_id=user_id, confirmed_at__isnull=False).exists()
+        or WebAuthnCredential.objects.filter(user_id=user_id).exists()
+    )
+
+
+def factor_list(*, user_id: Any) -> list[dict[str, Any]]:
+    """Return the person's enrolled factors (apps and passkeys), oldest first."""
+    factors = [
+        {
+            "id": f.id,
+            "kind": METHOD_TOTP,
+            "name": f.name,
+            "created_at": f.created_at,
+            "last_used_at": f.last_used_at,
+        }
+        for f in TotpFactor.objects.filter(user_id=user_id, confirmed_at__isnull=False)
+    ] + [
+        {
+            "id": c.id,
+            "kind": METHOD_WEBAUTHN,
+            "name": c.name,
+            "created_at": c.created_at,
+            "last_used_at": c.last_used_at,
+        }
+        for c in WebAuthnCredential.objects.filter(user_id=user_id)
+    ]
+    return sorted(factors, key=lambda factor: factor["created_at"])
+
+
+def recovery_codes_remaining(*, user_id: Any) -> int:
+    """Return how many of the person's recovery codes are still unused."""
+    return RecoveryCode.objects.filter(user_id=user_id, used_at__isnull=True).count()
+
+
+def member_factor_kinds(*, organization_id: Any) -> dict[str, list[str]]:
+    """Return, per member's user id, the kinds of second factor they have enrolled."""
+    members = Membership.objects.filter(organization_id=organization_id).values("user_id")
+    kinds: dict[str, list[str]] = {}
+    apps = TotpFactor.objects.filter(user_id__in=members, confirmed_at__isnull=False)
+    for user_id in apps.values_list("user_id", flat=True).distinct():
+        kinds.setdefault(str(user_id), []).append(METHOD_TOTP)
+    passkeys = WebAuthnCredential.objects.filter(user_id__in=members)
+    for user_id in passkeys.values_list("user_id", flat=True).distinct():
+        kinds.setdefault(str(user_id), []).append(METHOD_WEBAUTHN)
+    return kinds

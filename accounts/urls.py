@@ -8,6 +8,30 @@ urlpatterns: list[URLPattern] = [
     path("account/", views.account_page, name="account"),
     path("account/password/", views.password_change_page, name="account-password"),
     path("account/organization/", views.organization_switch_page, name="account-organization"),
+    path("account/security/", views.security_page, name="security"),
+    path("account/security/verify/", views.security_verify_page, name="security-verify"),
+    path("account/security/totp/", views.security_totp_begin_page, name="security-totp"),
+    path(
+        "account/security/totp/<uuid:factor_id>/confirm/",
+        views.security_totp_confirm_page,
+        name="security-totp-confirm",
+    ),
+    path("account/security/passkeys/", views.security_passkey_page, name="security-passkeys"),
+    path(
+        "account/security/recovery-codes/",
+        views.security_recovery_codes_page,
+        name="security-recovery-codes",
+    ),
+    path(
+        "account/security/factors/<uuid:factor_id>/rename/",
+        views.security_factor_rename_page,
+        name="security-factor-rename",
+    ),
+    path(
+        "account/security/factors/<uuid:factor_id>/remove/",
+        views.security_factor_remove_page,
+        name="security-factor-remove",
+    ),
     path("sessions/", views.sessions_page, name="sessions"),
     path(
         "sessions/revoke-others/", views.sessions_revoke_others_page, name="sessions-revoke-others"
@@ -45,6 +69,8 @@ urlpatterns: list[URLPattern] = [
     ),
     path("members/<uuid:user_id>/role/", views.member_role_page, name="member-role"),
     path("members/<uuid:user_id>/remove/", views.member_remove_page, name="member-remove"),
+    path("members/<uuid:user_id>/mfa-reset/", views.member_mfa_reset_page, name="member-mfa-reset"),
+    path("members/mfa-policy/", views.mfa_policy_page, name="mfa-policy"),
     path("members/groups/new/", views.group_create_page, name="group-create"),
     path("members/groups/<uuid:group_id>/", views.group_page, name="group"),
     path("members/groups/<uuid:group_id>/edit/", views.group_edit_page, name="group-edit"),

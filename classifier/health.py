@@ -30,6 +30,7 @@ from audit.services import audit_record
 from classifier import metrics
 from classifier.health_store import HealthStore
 from config.request_context import SYSTEM
+from webhooks.services.events import webhook_event_broadcast
 
 logger = structlog.get_logger("vantage.classifier")
 
@@ -281,6 +282,7 @@ class ProviderHealth:
         }
         logger.warning("classifier_provider_state_changed", **details)
         _audit(details)
+        _webhooks_announce(self.status(), previous=before.state)
 
 
 def _audit(details: dict[str, Any]) -> None:
@@ -295,6 +297,17 @@ def _audit(details: dict[str, Any]) -> None:
     except DatabaseError:
         # A provider's health must not fail the classification that revealed it.
         logger.exception("classifier_provider_state_audit_failed", provider=details["provider"])
+
+
+def _webhooks_announce(status: ProviderStatus, *, previous: str) -> None:
+    try:
+        webhook_event_broadcast(
+            type="classifier.provider_state_changed",
+            data={**status.to_dict(), "previous_state": previous},
+        )
+    except DatabaseError:
+        # As with the audit: the classification that revealed the change must not fail.
+        logger.exception("classifier_provider_state_webhook_failed", provider=status.name)
 
 
 _trackers: dict[str, ProviderHealth] = {}

@@ -73,10 +73,13 @@ class DomainError(Exception):
         *,
         errors: list[dict[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         self.detail = detail or self.default_detail or self.title or HTTPStatus(self.status).phrase
         self.errors = errors
         self.headers = dict(headers or {})
+        # RFC 9457 extension members: what a client needs to act on this error.
+        self.extensions = dict(extensions or {})
         super().__init__(self.detail)
 
 
@@ -115,9 +118,11 @@ def problem_response(
     title: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> HttpResponse:
     """Return a problem-details response for the current request."""
     body: dict[str, Any] = {
+        **(extensions or {}),
         "type": "about:blank",
         "title": title or TITLE_FOR_CODE.get(code) or HTTPStatus(status).phrase,
         "status": status,
@@ -216,6 +221,7 @@ def exception_to_problem(exc: BaseException) -> HttpResponse:
             title=exc.title,
             errors=exc.errors,
             headers=exc.headers,
+            extensions=exc.extensions,
         )
     if isinstance(exc, drf.APIException):
         return _drf_problem(exc)

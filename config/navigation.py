@@ -30,8 +30,10 @@ NAVIGATION = (
     NavItem("/members/", "Members", "org:admin"),
     NavItem("/audit/", "Audit", "audit:read"),
     NavItem("/providers/", "Providers", "metrics:read"),
+    NavItem("/webhooks/", "Webhooks", "webhook:manage"),
     NavItem("/invitations/", "Invitations"),
     NavItem("/sessions/", "Sessions"),
+    NavItem("/account/security/", "Security"),
     NavItem("/account/", "Account"),
 )
 

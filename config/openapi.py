@@ -94,6 +94,21 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "detail": {"type": "string", "example": "Permission denied: image:upload"},
         "code": {"type": "string", "example": "PERMISSION_DENIED"},
         "request_id": {"type": "string", "nullable": True, "example": "6f1c2e0a9b8d4c55"},
+        "challenge": {
+            "type": "string",
+            "format": "uuid",
+            "description": "With MFA_REQUIRED: the sign-in challenge to answer at "
+            "POST /api/v1/auth/token/mfa.",
+        },
+        "methods": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["totp", "webauthn", "recovery_code"]},
+            "description": "With MFA_REQUIRED: the second factors this person may prove.",
+        },
+        "expires_in": {
+            "type": "integer",
+            "description": "With MFA_REQUIRED: seconds the challenge stays valid.",
+        },
         "errors": {
             "type": "array",
             "items": {

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "images",
     "classifier",
     "audit",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -413,6 +414,16 @@ AUTH_LOCKOUT_WINDOW_SECONDS = env.int("AUTH_LOCKOUT_WINDOW_SECONDS", default=15 
 AUTH_LOCKOUT_USERNAME_FAILURES = env.int("AUTH_LOCKOUT_USERNAME_FAILURES", default=5)
 AUTH_LOCKOUT_IP_FAILURES = env.int("AUTH_LOCKOUT_IP_FAILURES", default=20)
 AUTHENTICATION_BACKENDS = ["accounts.backends.LoginBackend"]
+# Second factors: the sign-in challenge's life and attempts, how recent a check a
+# sensitive action needs, the name authenticator apps list, and the WebAuthn relying
+# party (its id is the site's domain; the origins are the addresses browsers sign for).
+MFA_CHALLENGE_SECONDS = env.int("MFA_CHALLENGE_SECONDS", default=5 * 60)
+MFA_CHALLENGE_ATTEMPTS = env.int("MFA_CHALLENGE_ATTEMPTS", default=5)
+MFA_STEP_UP_SECONDS = env.int("MFA_STEP_UP_SECONDS", default=15 * 60)
+MFA_ISSUER = env.str("MFA_ISSUER", default="Vantage")
+WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="localhost")
+WEBAUTHN_RP_NAME = env.str("WEBAUTHN_RP_NAME", default="Vantage")
+WEBAUTHN_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=["http://localhost:8000"])
 # The permission cache: member views and decisions in process memory and in
 # the shared cache, valid while their organization's generation is current and
 # no longer than the TTL of their permission's class (denials: their own TTL).
@@ -688,6 +699,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     "classifier-providers-probe": {"task": "classifier.providers_probe", "schedule": 60.0},
     "audit-sink-backlog-resend": {"task": "audit.sink_backlog_resend", "schedule": 60.0},
+    "webhook-deliveries-due": {"task": "webhooks.deliveries_due", "schedule": 15.0},
+    "webhook-log-purge": {"task": "webhooks.log_purge", "schedule": 3600.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -699,6 +712,40 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
 AUDIT_SINK_URL = env.str("AUDIT_SINK_URL", default="")
 AUDIT_SINK_TOKEN = env.str("AUDIT_SINK_TOKEN", default="")
 AUDIT_SINK_TIMEOUT = env.float("AUDIT_SINK_TIMEOUT", default=5.0)
+
+# --- Webhooks -----------------------------------------------------------------
+
+# Plain http:// endpoints, for development only (production takes https:// alone).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# Deliver to loopback and private addresses too: development and the tests only
+# (`check --deploy` warns). Cloud metadata addresses stay refused regardless.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Certificate authorities endpoints' certificates are checked against (empty: the usual ones).
+WEBHOOK_CA_BUNDLE = env.str("WEBHOOK_CA_BUNDLE", default="")
+# How a host name becomes addresses: a function (host, port) -> [address, ...].
+WEBHOOK_RESOLVER = env.str("WEBHOOK_RESOLVER", default="webhooks.network.system_resolve")
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# How much of an endpoint's answer is read and kept in the delivery log.
+WEBHOOK_RESPONSE_BODY_MAX_BYTES = env.int("WEBHOOK_RESPONSE_BODY_MAX_BYTES", default=4096)
+# The wait before each retry (seconds, each with up to 20% jitter): 8 attempts over about 32 h.
+WEBHOOK_RETRY_SCHEDULE_SECONDS = tuple(
+    env.list(
+        "WEBHOOK_RETRY_SCHEDULE_SECONDS",
+        cast=int,
+        default=[5, 300, 1800, 7200, 18000, 36000, 50400],
+    )
+)
+# An endpoint whose every attempt failed for this long is disabled (admins are mailed).
+WEBHOOK_DISABLE_AFTER_SECONDS = env.int("WEBHOOK_DISABLE_AFTER_SECONDS", default=3 * 24 * 3600)
+# After a rotation the previous secret signs too, for this long.
+WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 3600)
+# Deliveries to one endpoint in flight at once; more wait, so a slow endpoint waits on itself.
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=4)
+# Events, deliveries and the delivery log are kept this long.
+WEBHOOK_LOG_RETENTION_DAYS = env.int("WEBHOOK_LOG_RETENTION_DAYS", default=30)
+# The Celery queue of deliveries; empty: the default queue. Set `webhooks` and run a
+# worker with `-Q webhooks` so image jobs never wait behind deliveries.
+WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="")
 
 # --- Classifier ---------------------------------------------------------------
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("audit.api.urls")),
     path("api/v1/", include("images.api.urls")),
     path("api/v1/", include("classifier.api.urls")),
+    path("api/v1/", include("webhooks.api.urls")),
     path("api/schema/", SchemaApi.as_view(), name="api-schema"),
     path(
         "api/docs/",
@@ -33,12 +34,14 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("favicon.ico", RedirectView.as_view(url="/static/favicon.svg", permanent=True)),
     path("login/", account_views.login_page, name="login"),
+    path("login/verify/", account_views.login_verify_page, name="login-verify"),
     path("logout/", account_views.logout_page, name="logout"),
     path("", image_views.home_page, name="home"),
     path("", include("accounts.urls")),
     path("", include("images.urls")),
     path("", include("classifier.urls")),
     path("", include("audit.urls")),
+    path("", include("webhooks.urls")),
 ]
 
 handler400 = "config.errors.bad_request"

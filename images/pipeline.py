@@ -25,6 +25,7 @@ from classifier.preprocessing import model_input
 from classifier.services import classification_record
 from config.errors import DomainError
 from images import metrics
+from images.documents import job_document
 from images.errors import ClaimLost, PermanentJobError, TransientJobError
 from images.models import Image, Job
 from images.processing import image_decode, image_sanitize, image_upscale, thumbnail_make
@@ -32,6 +33,8 @@ from images.queue import job_enqueue
 from images.storage_errors import STORAGE_ERRORS, storage_error_code
 from images.stored_files import file_discard, file_write
 from images.validation import format_of, storage_path_for
+from webhooks.services.callbacks import job_callback_endpoint
+from webhooks.services.events import webhook_event_emit
 
 logger = structlog.get_logger("vantage.jobs")
 
@@ -292,6 +295,13 @@ def _finish(
             Image.objects.filter(id=job.image_id, status=Image.Status.PROCESSING).update(
                 status=Image.Status.FAILED
             )
+        # The outcome event, in the same transaction: it is sent if and only if this commits.
+        webhook_event_emit(
+            organization_id=job.organization_id,
+            type=f"job.{status}",
+            data=job_document(Job.objects.get(id=job.id)),
+            endpoint_id=job_callback_endpoint(job_id=job.id),
+        )
     metrics.JOBS_COMPLETED.labels(kind=job.kind, status=status).inc()
     logger.info(
         "job_finished",

@@ -20,6 +20,7 @@ from audit.services import audit_record
 from config.errors import DomainError, InvalidInput
 from config.request_context import current_request_id
 from images import metrics
+from images.documents import image_document
 from images.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -32,6 +33,9 @@ from images.queue import job_enqueue
 from images.storage_errors import STORAGE_ERRORS, storage_error_code, storage_full
 from images.stored_files import file_discard, file_write
 from images.validation import ValidatedUpload, storage_path_for, upload_checked
+from webhooks.models import WebhookEndpoint
+from webhooks.services.callbacks import callback_endpoint_checked, job_callback_register
+from webhooks.services.events import webhook_event_emit
 
 logger = structlog.get_logger("vantage.images")
 
@@ -56,8 +60,15 @@ def image_upload(
     bucket: str = "default",
     idempotency_key: str | None = None,
     scale: int | None = None,
+    webhook_endpoint_id: uuid.UUID | None = None,
 ) -> UploadAnswer:
-    """Validate and store an upload and queue its job (upscale when `scale` is given)."""
+    """Validate and store an upload and queue its job (upscale when `scale` is given); the job's
+    outcome goes to the webhook endpoint `webhook_endpoint_id` too, when one is named."""
+    callback = None
+    if webhook_endpoint_id is not None:
+        callback = callback_endpoint_checked(
+            organization_id=principal.organization_id, endpoint_id=webhook_endpoint_id
+        )
     upload = upload_checked(principal=principal, file=file, filename=filename)
     if scale is not None:
         try:
@@ -66,7 +77,9 @@ def image_upload(
             metrics.VALIDATION_REJECTIONS.labels(code=exc.code).inc()
             raise
     if not idempotency_key:
-        return UploadAnswer(_image_create(principal, upload, bucket, scale, None), False)
+        return UploadAnswer(
+            _image_create(principal, upload, bucket, scale, None, callback=callback), False
+        )
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
     lock = f"images:idem:{principal.ref}:{digest}"
     if not _lock_take(lock):
@@ -76,7 +89,8 @@ def image_upload(
         if first is not None:
             return UploadAnswer(first, True)
         try:
-            return UploadAnswer(_image_create(principal, upload, bucket, scale, digest), False)
+            job = _image_create(principal, upload, bucket, scale, digest, callback=callback)
+            return UploadAnswer(job, False)
         except IntegrityError:
             # Another process answered the same key meanwhile (the lock was lost).
             first = _first_answer(principal, digest, upload.sha256)
@@ -136,6 +150,8 @@ def _image_create(
     bucket: str,
     scale: int | None,
     key_digest: str | None,
+    *,
+    callback: WebhookEndpoint | None,
 ) -> Job:
     image_id = uuid.uuid4()
     path = storage_path_for(
@@ -151,6 +167,7 @@ def _image_create(
             upload,
             bucket=bucket,
             scale=scale,
+            callback=callback,
             key_digest=key_digest,
             image_id=image_id,
             stored=stored,
@@ -183,6 +200,7 @@ def _records_create(
     key_digest: str | None,
     image_id: uuid.UUID,
     stored: str,
+    callback: WebhookEndpoint | None,
 ) -> Job:
     upload_quota_consume(
         organization_id=principal.organization_id,
@@ -228,6 +246,8 @@ def _records_create(
             "kind": kind,
         },
     )
+    if callback is not None:
+        job_callback_register(job_id=job.id, endpoint=callback)
     metrics.JOBS_CREATED.labels(kind=kind).inc()
     transaction.on_commit(lambda: job_enqueue(job.id))
     return job
@@ -243,6 +263,9 @@ def image_delete(*, image: Image) -> None:
         resource_type="image",
         resource_id=str(image.id),
         details={"filename": image.filename, "sha256": image.sha256},
+    )
+    webhook_event_emit(
+        organization_id=image.organization_id, type="image.deleted", data=image_document(image)
     )
     image.delete()
     transaction.on_commit(lambda: _files_delete(paths))

@@ -19,7 +19,8 @@ from accounts.selectors import (
 from accounts.services import sessions as session_services
 
 
-def _token_pair(sign_in: session_services.SignIn) -> Response:
+def token_pair_response(sign_in: session_services.SignIn) -> Response:
+    """Return the token pair of a sign-in, never cached."""
     tokens = sign_in.tokens
     body = {
         "access": tokens["access"],
@@ -35,7 +36,12 @@ AUTH_RATE_LIMIT = RateLimitRule(group="auth")
 
 
 class TokenObtainApi(APIView):
-    """Sign in with a username (or email) and password; open a session in one organization."""
+    """Sign in with a username (or email) and password; open a session in one organization.
+
+    A person with a second factor gets no tokens yet: the answer is 401 MFA_REQUIRED with a
+    `challenge` (valid `expires_in` seconds) and the `methods` they may prove, to send to
+    POST /api/v1/auth/token/mfa.
+    """
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
@@ -51,7 +57,7 @@ class TokenObtainApi(APIView):
             password=data.validated_data["password"],
             org=data.validated_data.get("org"),
         )
-        return _token_pair(sign_in)
+        return token_pair_response(sign_in)
 
 
 class TokenRefreshApi(APIView):
@@ -66,13 +72,16 @@ class TokenRefreshApi(APIView):
     def post(self, request: Request) -> Response:
         data = s.TokenRefreshSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return _token_pair(session_services.auth_refresh(refresh=data.validated_data["refresh"]))
+        return token_pair_response(
+            session_services.auth_refresh(refresh=data.validated_data["refresh"])
+        )
 
 
 class LogoutApi(APIView):
     """End the current session: its access and refresh tokens are refused from now on."""
 
     required_permission = ANY_PRINCIPAL
+    mfa_enrolment_allowed = True
 
     @extend_schema(request=None, responses={204: None}, tags=["auth"])
     def post(self, request: Request) -> Response:
@@ -85,6 +94,7 @@ class MeApi(APIView):
     """Who you are, in which organization, with which role, groups and permissions."""
 
     required_permission = ANY_PRINCIPAL
+    mfa_enrolment_allowed = True
 
     @extend_schema(responses=s.MeSerializer, tags=["auth"])
     def get(self, request: Request) -> Response:
@@ -118,6 +128,6 @@ class OrgSwitchApi(APIView):
         data = s.OrgSwitchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         session = session_current_get(session_id=_principal(request).session_id)
-        return _token_pair(
+        return token_pair_response(
             session_services.org_switch(session=session, org=data.validated_data["org"])
         )

@@ -29,6 +29,8 @@ class MemberCollectionApi(APIView):
 
 class MemberDetailApi(APIView):
     required_permission = {"PATCH": "org:admin", "DELETE": "org:admin"}
+    # Changing a role hands out or takes away power: a recent second factor is asked for.
+    step_up_methods = frozenset({"PATCH"})
 
     @extend_schema(
         request=s.MemberUpdateSerializer, responses=s.MemberSerializer, tags=["organizations"]

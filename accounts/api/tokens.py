@@ -38,6 +38,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 class TokenCollectionApi(APIView):
     required_permission = MANAGE
+    step_up_methods = frozenset({"POST"})
 
     @extend_schema(responses=paginated(s.ServiceTokenSerializer), tags=["tokens"])
     def get(self, request: Request) -> Response:
@@ -114,6 +115,7 @@ class TokenDetailApi(APIView):
 
 class TokenRotateApi(APIView):
     required_permission = MANAGE
+    step_up_methods = frozenset({"POST"})
 
     @extend_schema(
         request=s.TokenRotateSerializer, responses={201: s.IssuedTokenSerializer}, tags=["tokens"]
@@ -134,6 +136,7 @@ class TokenRotateApi(APIView):
 
 class TokenRevokeAllApi(APIView):
     required_permission = MANAGE
+    step_up_methods = frozenset({"POST"})
 
     @extend_schema(
         request=s.RevokeAllTokensSerializer,
@@ -245,6 +248,7 @@ class TokenSelfRotateApi(APIView):
 
 class TokenPolicyApi(APIView):
     required_permission = "org:admin"
+    step_up_methods = frozenset({"PATCH"})
 
     @extend_schema(responses=s.TokenPolicySerializer, tags=["tokens"])
     def get(self, request: Request) -> Response:

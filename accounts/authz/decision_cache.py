@@ -23,7 +23,14 @@ from config.lru import BoundedLRU
 
 # Permissions whose loss must be noticed soonest, even if an invalidation was lost.
 ADMIN_PERMISSIONS = frozenset(
-    {"org:admin", "token:manage", "image:admin", "authz:check", "token:self_rotate"}
+    {
+        "org:admin",
+        "token:manage",
+        "image:admin",
+        "authz:check",
+        "token:self_rotate",
+        "webhook:manage",
+    }
 )
 
 

@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
 from accounts.authz.decision_point import decision_check
+from accounts.authz.step_up import step_up_needed
 from accounts.errors import PermissionDenied
 from accounts.identity.principal import Principal
 from accounts.ratelimits.limits import RateLimitOutcome
@@ -80,13 +81,33 @@ def rate_limited_page(request: HttpRequest, outcome: RateLimitOutcome) -> HttpRe
     return response
 
 
-def dashboard_page(permission: str | None = None) -> Callable[[View], View]:
+SECURITY_PAGE = "/account/security/"
+STEP_UP_PAGE = "/account/security/verify/"
+
+
+def _step_up_redirect(request: HttpRequest) -> HttpResponse:
+    """Send the browser to prove a second factor, then back to the page the form was on."""
+    referer = request.headers.get("Referer", "")
+    host = request.get_host()
+    back = SECURITY_PAGE
+    for scheme in ("http://", "https://"):
+        if referer.startswith(f"{scheme}{host}/"):
+            back = referer[len(scheme) + len(host) :]
+    return redirect(f"{STEP_UP_PAGE}?{urlencode({'next': back})}")
+
+
+def dashboard_page(
+    permission: str | None = None, *, step_up: bool = False, mfa_enrolment_allowed: bool = False
+) -> Callable[[View], View]:
     """Make a view a dashboard page: signed in, rate limited, holding `permission`, never cached.
 
     Signed out, the browser goes to the sign-in page and comes back. Each load
     is counted in the principal's page windows (429 page past them). A page the
     principal may not use answers 403; a domain error (another organization's
-    image: 404; bad input: 400) answers its status as a page.
+    image: 404; bad input: 400) answers its status as a page. A session that
+    must enrol a second factor is sent to the Security page unless the page
+    allows enrolling; a `step_up` page's form first asks a person who has a
+    factor for a recent second-factor check.
     """
 
     def decorate(view: View) -> View:
@@ -101,8 +122,12 @@ def dashboard_page(permission: str | None = None) -> Callable[[View], View]:
             counted = page_load_count(request, principal)
             if counted is not None and not counted.allowed:
                 return rate_limited_page(request, counted)
+            if principal.mfa_enrolment_required and not mfa_enrolment_allowed:
+                return redirect(SECURITY_PAGE)
             if permission is not None and not may(principal, permission):
                 return error_page(request, 403, f"Your role may not use this page ({permission}).")
+            if step_up and request.method == "POST" and step_up_needed(principal):
+                return _step_up_redirect(request)
             try:
                 return view(request, *args, **kwargs)
             except DomainError as exc:

@@ -10,6 +10,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from accounts.authz.decision_point import decision_check
+from accounts.authz.step_up import enrolment_check, step_up_check
 from accounts.errors import PermissionDenied
 from accounts.identity.principal import Principal
 from audit.services import audit_denial
@@ -51,7 +52,10 @@ def permission_denial_audit(principal: Principal, permission: str, reason: str, 
 class RequiredPermission(BasePermission):
     """Allow a request only if its principal holds the view's `required_permission`.
 
-    A view without `required_permission` is refused: deny by default.
+    A view without `required_permission` is refused: deny by default. A session
+    that must enrol a second factor first may only use views marked
+    `mfa_enrolment_allowed`; the methods in a view's `step_up_methods` also need
+    a recent second-factor check from a person who has a factor.
     """
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -67,10 +71,13 @@ class RequiredPermission(BasePermission):
         if not permission:
             logger.error("view_without_required_permission", view=type(view).__name__)
             return False
+        enrolment_check(principal, allowed=getattr(view, "mfa_enrolment_allowed", False))
         decision = decision_check(
             principal=principal, permission=permission, organization_id=principal.organization_id
         )
         if not decision.allowed:
             permission_denial_audit(principal, permission, decision.reason, request.path)
             raise PermissionDenied(f"Permission denied: {permission}")
+        if request.method in getattr(view, "step_up_methods", ()):
+            step_up_check(principal)
         return True

@@ -114,7 +114,14 @@ def principal_for_session(
     if view["status"] != "ok":
         raise TokenRevoked("You are no longer a member of this organization.")
     session_activity_touch(session_id, state)
-    return principal_from_view(view, session_id=session_id, source=source, generation=generation)
+    principal = principal_from_view(
+        view, session_id=session_id, source=source, generation=generation
+    )
+    return replace(
+        principal,
+        mfa_verified_at=state.get("mfa_verified_at"),
+        mfa_enrolment_required=bool(state.get("mfa_enrolment_required")),
+    )
 
 
 def user_from_principal(principal: Principal) -> User:
@@ -185,7 +192,11 @@ def principal_refreshed(principal: Principal) -> Principal:
         view, session_id=principal.session_id, source=source, generation=principal.generation
     )
     if principal.kind == "user":
-        return fresh
+        return replace(
+            fresh,
+            mfa_verified_at=principal.mfa_verified_at,
+            mfa_enrolment_required=principal.mfa_enrolment_required,
+        )
     return replace(
         principal,
         permissions=effective_scopes(principal.scopes or (), fresh.permissions),

@@ -94,6 +94,10 @@ class Principal:
     # A person's address and full name, as the member view holds them (empty for a token).
     email: str = ""
     name: str = ""
+    # A person's session: when a second factor was last proven (epoch seconds), and
+    # whether it may only enrol one (its organization requires one, the person has none).
+    mfa_verified_at: float | None = None
+    mfa_enrolment_required: bool = False
 
     @property
     def actor(self) -> Actor:
@@ -167,6 +171,8 @@ def session_state(session: Session) -> SessionState:
         "organization_id": str(session.organization_id),
         "last_activity": session.last_activity.timestamp(),
         "kind": session.kind,
+        "mfa_verified_at": session.mfa_verified_at.timestamp() if session.mfa_verified_at else None,
+        "mfa_enrolment_required": session.mfa_enrolment_required,
     }
 
 

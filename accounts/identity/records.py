@@ -59,3 +59,7 @@ class SessionState(TypedDict):
     last_activity: NotRequired[float]
     # Session.Kind: api or browser.
     kind: NotRequired[str]
+    # When a second factor was last proven in it (epoch seconds), and whether it may only
+    # enrol one (its organization requires a factor the person lacked at sign-in).
+    mfa_verified_at: NotRequired[float | None]
+    mfa_enrolment_required: NotRequired[bool]

@@ -17,9 +17,11 @@ from accounts.ratelimits.tiers import LIMIT_FIELDS
 from accounts.roles import PERMISSIONS
 from accounts.services.sessions import session_revoke, sessions_revoke_all
 from accounts.services.tokens import tokens_revoke_of_creator
+from accounts.tokens.documents import member_document
 from audit.services import audit_record
 from config.errors import Conflict, InvalidInput
 from config.ids import Id
+from webhooks.services.events import webhook_event_emit
 
 ORGANIZATION_NAME_MAX = 200
 # Why a token was revoked when its creator left: shown in the token list.
@@ -215,6 +217,12 @@ def member_update(
         _audit(
             org, action, "user", membership.user_id, username=membership.user.username, **changes
         )
+    if "role" in changes:
+        webhook_event_emit(
+            organization_id=org.id,
+            type="member.role_changed",
+            data={**member_document(membership), "previous_role": changes["role"]["from"]},
+        )
     return membership
 
 
@@ -228,7 +236,9 @@ def member_remove(*, membership: Membership) -> None:
     for session in user.login_sessions.filter(organization=org, revoked_at__isnull=True):
         session_revoke(session=session, reason="member_removed")
     tokens = tokens_revoke_of_creator(user=user, organization=org, reason=CREATOR_REMOVED)
+    removed = member_document(membership)
     membership.delete()
+    webhook_event_emit(organization_id=org.id, type="member.removed", data=removed)
     organization_changed(org.id)
     revoked = {"tokens_revoked": tokens} if tokens else {}
     _audit(org, "org.member_removed", "user", user.id, username=user.username, **revoked)

@@ -15,7 +15,14 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts import metrics
-from accounts.errors import AuthenticationFailed, TokenRevoked, TooManyLoginAttempts
+from accounts.errors import (
+    AuthenticationFailed,
+    MfaChallengeInvalid,
+    MfaCodeInvalid,
+    MfaRequired,
+    TokenRevoked,
+    TooManyLoginAttempts,
+)
 from accounts.identity.devices import device_label
 from accounts.identity.jwt_tokens import refresh_claims, token_pair_issue
 from accounts.identity.lockout import (
@@ -24,12 +31,20 @@ from accounts.identity.lockout import (
     login_failures_clear,
 )
 from accounts.identity.principal import session_changed, session_revoked
-from accounts.models import Membership, Session, User
+from accounts.models import Membership, MfaChallenge, MfaPolicy, Role, Session, User
 from accounts.selectors import (
     default_membership,
+    factor_methods,
     membership_for,
     organization_by_slug_or_id,
     user_by_login,
+    user_has_factor,
+)
+from accounts.services.second_factors import (
+    FactorProof,
+    challenge_live,
+    challenge_open,
+    factor_check,
 )
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -114,7 +129,63 @@ def auth_login(
             if org
             else "Your account belongs to no active organization."
         )
+    methods = factor_methods(user_id=user.id)
+    if methods:
+        # The password alone opens nothing: the sign-in waits for a second factor.
+        challenge = challenge_open(user=user, org=org, session_kind=kind)
+        raise MfaRequired(
+            challenge=str(challenge.id),
+            methods=methods,
+            expires_in=settings.MFA_CHALLENGE_SECONDS,
+        )
     return _login_succeeded(user=user, membership=membership, kind=kind)
+
+
+def mfa_required_of(membership: Membership) -> bool:
+    """Tell whether the member's organization requires them to use a second factor."""
+    policy = membership.organization.mfa_policy
+    return policy == MfaPolicy.EVERYONE or (
+        policy == MfaPolicy.ADMINS and membership.role == Role.ADMIN
+    )
+
+
+def _challenge_attempt(challenge_id: Id) -> MfaChallenge:
+    """Count an answer to the challenge (committed whatever the answer), or raise if dead."""
+    with transaction.atomic():
+        challenge = challenge_live(challenge_id=challenge_id, for_update=True)
+        challenge.attempts += 1
+        challenge.save(update_fields=["attempts"])
+    return challenge
+
+
+def auth_login_mfa(*, challenge_id: Id, proof: FactorProof) -> SignIn:
+    """Finish a sign-in with its second factor: open the session the password started.
+
+    Raises MfaChallengeInvalid for an unknown, expired, spent or exhausted
+    challenge, MfaCodeInvalid for a wrong proof (counted towards the lockout)
+    and TooManyLoginAttempts while locked out.
+    """
+    challenge = _challenge_attempt(challenge_id)
+    user = challenge.user
+    membership = _resolve_membership(user, challenge.org or None)
+    if membership is None:
+        raise MfaChallengeInvalid("You are no longer a member of that organization.")
+    method = factor_check(
+        user=user,
+        proof=proof,
+        organization=membership.organization,
+        webauthn_challenge=challenge.webauthn_challenge,
+        purpose="sign_in",
+    )
+    if method is None:
+        raise MfaCodeInvalid()
+    # Single use: of two right answers at once, one signs in.
+    deleted, _ = MfaChallenge.objects.filter(id=challenge.id).delete()
+    if not deleted:
+        raise MfaChallengeInvalid()
+    return _login_succeeded(
+        user=user, membership=membership, kind=challenge.session_kind, mfa_method=method
+    )
 
 
 def password_confirm(*, user: User, password: str) -> bool:
@@ -151,7 +222,9 @@ def _login_failed(*, login: str, reason: str, user: User | None = None) -> None:
 
 
 @transaction.atomic
-def _login_succeeded(*, user: User, membership: Membership, kind: str) -> SignIn:
+def _login_succeeded(
+    *, user: User, membership: Membership, kind: str, mfa_method: str | None = None
+) -> SignIn:
     client = current_client()
     session = Session(
         user=user,
@@ -160,6 +233,11 @@ def _login_succeeded(*, user: User, membership: Membership, kind: str) -> SignIn
         ip=client.ip,
         user_agent=client.user_agent,
         device=device_label(client.user_agent),
+        mfa_verified_at=timezone.now() if mfa_method else None,
+        # Required to use a factor but without one: this session may only enrol one.
+        mfa_enrolment_required=mfa_method is None
+        and mfa_required_of(membership)
+        and not user_has_factor(user_id=user.id),
     )
     tokens = token_pair_issue(session=session, membership=membership)
     session.refresh_jti = tokens["refresh_jti"]
@@ -169,7 +247,10 @@ def _login_succeeded(*, user: User, membership: Membership, kind: str) -> SignIn
         login_failures_clear(username=user.email)
     User.objects.filter(id=user.id).update(last_login=timezone.now())
     metrics.LOGINS.labels(outcome="success").inc()
-    _audit_session("auth.login", session, details={"kind": kind, "device": session.device})
+    details: dict[str, Any] = {"kind": kind, "device": session.device, "mfa": mfa_method or "none"}
+    if session.mfa_enrolment_required:
+        details["mfa_enrolment_required"] = True
+    _audit_session("auth.login", session, details=details)
     return SignIn(session=session, membership=membership, tokens=tokens)
 
 

@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role, ServiceToken, TokenExpiryNotice
 from accounts.services.tokens import _audit
+from accounts.tokens.documents import token_document
+from webhooks.services.events import webhook_event_emit
 
 logger = structlog.get_logger("vantage.tokens")
 
@@ -54,6 +56,11 @@ def _notify_once(token: ServiceToken, threshold: int) -> bool:
                 "token.expiring",
                 expires_at=token.expires_at.isoformat(),
                 threshold_days=threshold,
+            )
+            webhook_event_emit(
+                organization_id=token.organization_id,
+                type="token.expiring",
+                data={**token_document(token), "threshold_days": threshold},
             )
     except IntegrityError:
         return False  # announced at this threshold already

@@ -23,10 +23,12 @@ from accounts.services.tokens import (
     _issue,
     _max_lifetime,
 )
+from accounts.tokens.documents import token_document
 from accounts.tokens.records import token_changed
 from audit.models import AuditEvent
 from audit.services import audit_record
 from config.errors import InvalidInput
+from webhooks.services.events import webhook_event_emit
 
 logger = structlog.get_logger("vantage.tokens")
 
@@ -193,6 +195,12 @@ def family_revoke(*, token: ServiceToken, reason: str) -> int:
             "revoked": revoked,
             "reason": reason,
         },
+    )
+    token.refresh_from_db()
+    webhook_event_emit(
+        organization_id=token.organization_id,
+        type="token.rotation_reuse_detected",
+        data={**token_document(token), "revoked_token_ids": revoked},
     )
     logger.warning(
         "token_family_revoked", token_id=str(token.id), family_id=str(family), revoked=len(revoked)

@@ -21,12 +21,14 @@ from accounts.errors import TokenNameTaken
 from accounts.identity.principal import Principal
 from accounts.models import Organization, ServiceToken, User
 from accounts.roles import SCOPES, scope_held
+from accounts.tokens.documents import token_document
 from accounts.tokens.format import token_digest, token_generate, token_prefix
 from accounts.tokens.ip_allow_lists import allowed_ips_clean
 from accounts.tokens.records import token_changed
 from audit.services import audit_record
 from config.errors import InvalidInput
 from config.ids import Id
+from webhooks.services.events import webhook_event_emit
 
 logger = structlog.get_logger("vantage.tokens")
 
@@ -273,6 +275,9 @@ def token_revoke(*, token: ServiceToken, reason: str = "") -> bool:
     token.save(update_fields=["revoked_at", "revoked_reason"])
     token_changed(token)
     _audit(token, "token.revoked", reason=token.revoked_reason)
+    webhook_event_emit(
+        organization_id=token.organization_id, type="token.revoked", data=token_document(token)
+    )
     return True
 
 
@@ -289,12 +294,13 @@ def tokens_revoke_all(*, organization: Organization, reason: str) -> int:
         .filter(organization=organization, expires_at__gt=now)
         .exclude(revoked_at__lte=now)
     )
-    revoked = 0
+    revoked_ids = []
     for token in live:
         token.revoked_at, token.revoked_reason = now, f"emergency: {reason}"[:200]
         token.save(update_fields=["revoked_at", "revoked_reason"])
         token_changed(token)
-        revoked += 1
+        revoked_ids.append(str(token.id))
+    revoked = len(revoked_ids)
     audit_record(
         action="token.emergency_revoke",
         organization_id=organization.id,
@@ -302,6 +308,11 @@ def tokens_revoke_all(*, organization: Organization, reason: str) -> int:
         resource_type="organization",
         resource_id=str(organization.id),
         details={"reason": reason, "revoked": revoked},
+    )
+    webhook_event_emit(
+        organization_id=organization.id,
+        type="tokens.revoked_all",
+        data={"reason": reason, "revoked": revoked, "token_ids": revoked_ids},
     )
     return revoked
 

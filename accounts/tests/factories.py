@@ -2,17 +2,27 @@
 
 import datetime as dt
 import re
+import time
 from typing import Any
 
 import factory
 from factory.django import DjangoModelFactory
 from rest_framework.test import APIClient
 
+from accounts.identity.second_factors import (
+    recovery_code_digest,
+    recovery_codes_new,
+    totp_code_now,
+    totp_secret_new,
+    totp_secret_seal,
+)
 from accounts.models import (
     Group,
     Membership,
     Organization,
+    RecoveryCode,
     Role,
+    TotpFactor,
     User,
 )
 from accounts.services import tokens as token_services
@@ -134,3 +144,59 @@ def invalid(response: Any, field: str | None = None) -> dict[str, Any]:
 def issue(org: Any, creator: Any, name: str = "pipeline", **kwargs: Any) -> Any:
     kwargs.setdefault("scopes", ["image:read"])
     return token_services.token_create(organization=org, name=name, created_by=creator, **kwargs)
+
+
+MFA_FACTORS = "/api/v1/auth/mfa/factors"
+TOKEN_URL = "/api/v1/auth/token"
+TOKEN_MFA_URL = "/api/v1/auth/token/mfa"
+STEP_UP_URL = "/api/v1/auth/mfa/step-up"
+
+
+def totp_factor_for(user: Any, name: str = "Phone") -> str:
+    """Give the person a confirmed authenticator app that has accepted no code yet; its secret."""
+    secret = totp_secret_new()
+    TotpFactor.objects.create(
+        user=user, name=name, secret=totp_secret_seal(secret), confirmed_at=dt.datetime.now(dt.UTC)
+    )
+    return secret
+
+
+def recovery_codes_for(user: Any) -> list[str]:
+    """Give the person ten fresh recovery codes; return them."""
+    codes = recovery_codes_new()
+    RecoveryCode.objects.filter(user=user).delete()
+    for code in codes:
+        RecoveryCode.objects.create(
+            user=user, digest=recovery_code_digest(code, user_id=str(user.id))
+        )
+    return codes
+
+
+def totp_code(secret: str, *, steps_ahead: int = 0) -> str:
+    """The code the app shows now, or that many 30-second steps later (within clock drift)."""
+    return totp_code_now(secret, at=time.time() + 30 * steps_ahead)
+
+
+def mfa_challenge(username: str) -> str:
+    """Sign in with the password of a person who has a factor; return the challenge id."""
+    response = APIClient().post(
+        TOKEN_URL, {"username": username, "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 401, response.content
+    body = response.json()
+    assert body["code"] == "MFA_REQUIRED", body
+    return str(body["challenge"])
+
+
+def mfa_login_client(user: Any, secret: str, *, steps_ahead: int = 0) -> APIClient:
+    """An API client signed in with the password and an authenticator-app code."""
+    challenge = mfa_challenge(user.username)
+    response = APIClient().post(
+        TOKEN_MFA_URL,
+        {"challenge": challenge, "code": totp_code(secret, steps_ahead=steps_ahead)},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access']}")
+    return client

@@ -42,6 +42,7 @@ ALL_PERMISSIONS = [
     "metrics:read",
     "org:admin",
     "token:manage",
+    "webhook:manage",
 ]
 USER_PERMISSIONS = ["image:delete", "image:read", "image:upload", "member:read"]
 

@@ -19,8 +19,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
-from accounts.models import Group, Membership, Organization, User
-from accounts.tests.factories import PASSWORD, GroupFactory, OrganizationFactory, UserFactory
+from accounts.models import Group, Membership, Organization, TotpFactor, User
+from accounts.tests.factories import (
+    PASSWORD,
+    GroupFactory,
+    OrganizationFactory,
+    UserFactory,
+    totp_code,
+)
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -492,9 +498,18 @@ def test_add_member_with_an_unknown_role_fails(other_org, member):
 
 # --- seed_demo ---------------------------------------------------------------------
 
-DEMO_ROLES = {"alice": "admin", "bob": "user", "carol": "viewer", "dave": "guest"}
+DEMO_ROLES = {"alice": "admin", "bob": "user", "carol": "viewer", "dave": "guest", "erin": "user"}
 # "  carol / <password>   viewer (...); the group editors adds ...", or a line of the file.
-CREDENTIAL_LINE = re.compile(r"^\s*(alice|bob|carol|dave) / (\S+)(?:\s{3}.*)?$", re.MULTILINE)
+CREDENTIAL_LINE = re.compile(r"^\s*(alice|bob|carol|dave|erin) / (\S+)(?:\s{3}.*)?$", re.MULTILINE)
+TOTP_SECRET_LINE = re.compile(r"^\s+secret ([A-Z2-7]{32})$", re.MULTILINE)
+
+
+def password_accepted(username: str, password: str) -> bool:
+    """Tell whether sign-in took the password (erin is then asked for her second factor)."""
+    response = api_sign_in(username, password)
+    if response.status_code == 401:
+        return bool(response.json()["code"] == "MFA_REQUIRED")
+    return bool(response.status_code == 200)
 
 
 def printed_credentials(out: str) -> dict[str, str]:
@@ -530,7 +545,7 @@ def test_seed_demo_creates_the_demo_org_users_of_every_role_and_groups(db):
     assert {e.details["username"] for e in user_events} == set(DEMO_ROLES)
     assert {e.actor_type for e in user_events} == {"system"}
     added = events("org.member_added")
-    assert len(added) == 4
+    assert len(added) == len(DEMO_ROLES)
     assert {e.actor_type for e in added} == {"system"}
 
 
@@ -539,10 +554,9 @@ def test_seed_demo_prints_a_working_password_for_every_demo_user(db):
 
     credentials = printed_credentials(out)
     assert set(credentials) == set(DEMO_ROLES)
-    assert len(set(credentials.values())) == 4
+    assert len(set(credentials.values())) == len(DEMO_ROLES)
     for username, password in credentials.items():
-        response = api_sign_in(username, password)
-        assert response.status_code == 200, (username, response.content)
+        assert password_accepted(username, password), username
 
 
 def test_seed_demo_says_each_persons_role_and_what_their_groups_add(db):
@@ -578,7 +592,7 @@ def test_seed_demo_twice_creates_nothing_new_and_prints_the_same_credentials(db)
     assert len(events("org.created")) == 1
     assert printed_credentials(second) == printed_credentials(first)
     for username, password in printed_credentials(second).items():
-        assert api_sign_in(username, password).status_code == 200, username
+        assert password_accepted(username, password), username
 
 
 def test_seed_demo_reset_passwords_prints_new_working_ones_and_old_ones_stop_working(db):
@@ -593,8 +607,9 @@ def test_seed_demo_reset_passwords_prints_new_working_ones_and_old_ones_stop_wor
     }
     for username in DEMO_ROLES:
         assert new[username] != old[username]
-        assert api_sign_in(username, old[username]).status_code == 401, username
-        assert api_sign_in(username, new[username]).status_code == 200, username
+        refused = api_sign_in(username, old[username])
+        assert refused.json()["code"] == "AUTHENTICATION_FAILED", username
+        assert password_accepted(username, new[username]), username
     # What is printed afterwards is the new set, not the old one.
     assert printed_credentials(run("seed_demo")) == new
 
@@ -623,6 +638,25 @@ def test_seed_demo_prints_a_working_password_for_a_recreated_demo_user(db):
     credentials = printed_credentials(out)
     assert "bob" in credentials, out
     assert api_sign_in("bob", credentials["bob"]).status_code == 200
+
+
+def test_seed_demo_prints_the_authenticator_secret_erin_signs_in_with(db):
+    out = run("seed_demo")
+    [secret] = TOTP_SECRET_LINE.findall(out)
+    assert f"otpauth://totp/Vantage:erin%40demo.vantage.invalid?secret={secret}" in out
+    password = printed_credentials(out)["erin"]
+
+    challenge = api_sign_in("erin", password).json()["challenge"]
+    # Enrolling used the app's current code: the next one signs in.
+    response = APIClient().post(
+        "/api/v1/auth/token/mfa",
+        {"challenge": challenge, "code": totp_code(secret, steps_ahead=1)},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert TOTP_SECRET_LINE.findall(run("seed_demo")) == [secret]
+    assert TotpFactor.objects.filter(user__username="erin").count() == 1
 
 
 def _seed_demo_output() -> str:

@@ -30,6 +30,7 @@ TABLE: dict[str, set[str]] = {
     "org:admin": {"admin"},
     "metrics:read": {"admin"},
     "authz:check": {"admin"},
+    "webhook:manage": {"admin"},
 }
 ROLES = ("admin", "user", "viewer", "guest")
 # conftest's fixture holding a member of each role in `org`.

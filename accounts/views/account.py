@@ -172,7 +172,7 @@ def session_revoke_page(request: HttpRequest, session_id: UUID) -> HttpResponse:
     return redirect("/sessions/")
 
 
-@dashboard_page()
+@dashboard_page(step_up=True)
 @post_only("/sessions/")
 def sessions_revoke_others_page(request: HttpRequest) -> HttpResponse:
     """End every session of the user but this browser's."""

@@ -16,17 +16,19 @@ from accounts.api.invitation_serializers import InvitationCreateSerializer
 from accounts.api.serializers import GroupWriteSerializer, MemberUpdateSerializer
 from accounts.authz.pages import dashboard_page, signed_in_principal
 from accounts.errors import LastAdmin
-from accounts.models import Group, Membership, Role
+from accounts.models import Group, Membership, MfaPolicy, Role
 from accounts.roles import PERMISSION_DESCRIPTIONS, PERMISSIONS, role_permissions
 from accounts.selectors import (
     group_get,
     group_list,
     invitation_get,
     invitation_list,
+    member_factor_kinds,
     member_get,
     member_list,
     organization_get,
 )
+from accounts.services import factors as factor_services
 from accounts.services import invitations as invitation_services
 from accounts.services import organizations as org_services
 from accounts.views.forms import (
@@ -69,9 +71,15 @@ def _members_render(
     groups = group_list(organization_id=principal.organization_id)
     invitations = invitation_list(organization_id=principal.organization_id)
     page = Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
+    factors = member_factor_kinds(organization_id=principal.organization_id)
     context = {
         "members": page,
-        "member_rows": [(membership, _widened(membership)) for membership in page],
+        "member_rows": [
+            (membership, _widened(membership), factors.get(str(membership.user_id), []))
+            for membership in page
+        ],
+        "mfa_policy": organization_get(organization_id=principal.organization_id).mfa_policy,
+        "mfa_policies": MfaPolicy.choices,
         "invitations": Paginator(invitations, INVITATIONS_PER_PAGE).get_page(
             request.GET.get("invitations_page")
         ),
@@ -136,7 +144,7 @@ def invitation_revoke_page(request: HttpRequest, invitation_id: UUID) -> HttpRes
     return redirect("/members/")
 
 
-@dashboard_page("org:admin")
+@dashboard_page("org:admin", step_up=True)
 @post_only("/members/")
 def member_role_page(request: HttpRequest, user_id: UUID) -> HttpResponse:
     """Change a member's role; the last admin keeps theirs."""
@@ -311,3 +319,40 @@ def group_member_remove_page(request: HttpRequest, group_id: UUID, user_id: UUID
         raise NotFound("This group has no member with that id.")
     remaining = [member for member in current if member != str(user_id)]
     return _group_members_set(request, group, remaining)
+
+
+@dashboard_page("org:admin", step_up=True)
+@post_only("/members/")
+def member_mfa_reset_page(request: HttpRequest, user_id: Any) -> HttpResponse:
+    """Remove a member's second factors (they lost them); their sessions end."""
+    principal = signed_in_principal(request)
+    membership = member_get(organization_id=principal.organization_id, user_id=user_id)
+    removed = factor_services.mfa_reset(
+        user=membership.user, organization=membership.organization, reason="admin_reset"
+    )
+    messages.success(
+        request,
+        f"{membership.user.username}'s second factors were reset ({removed} removed); "
+        "their sessions ended.",
+    )
+    if str(membership.user_id) == principal.user_id:
+        logout(request)
+        return redirect("/login/")
+    return redirect("/members/")
+
+
+@dashboard_page("org:admin", step_up=True)
+@post_only("/members/")
+def mfa_policy_page(request: HttpRequest) -> HttpResponse:
+    """Set which members must sign in with a second factor."""
+    principal = signed_in_principal(request)
+    try:
+        organization = factor_services.mfa_policy_set(
+            organization=organization_get(organization_id=principal.organization_id),
+            policy=request.POST.get("mfa_policy", ""),
+        )
+    except FORM_REFUSALS as exc:
+        return _members_render(request, status=exc.status, errors={"mfa": refusal_messages(exc)})
+    label = dict(MfaPolicy.choices)[organization.mfa_policy]
+    messages.success(request, f"A second factor is now required of: {label} (from next sign-in).")
+    return redirect("/members/")

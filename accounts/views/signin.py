@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -13,11 +15,30 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.errors import AuthenticationFailed, TooManyLoginAttempts
+from accounts.errors import (
+    AuthenticationFailed,
+    MfaChallengeInvalid,
+    MfaCodeInvalid,
+    MfaRequired,
+    TooManyLoginAttempts,
+)
 from accounts.identity.authentication import BROWSER_SESSION_KEY
 from accounts.models import Session
 from accounts.selectors import session_get
-from accounts.services.sessions import auth_login, session_browser_key_set, session_revoke
+from accounts.services.second_factors import FactorProof
+from accounts.services.sessions import (
+    SignIn,
+    auth_login,
+    auth_login_mfa,
+    session_browser_key_set,
+    session_revoke,
+)
+
+# The sign-in waiting for its second factor, kept in the (not yet signed-in) Django session.
+MFA_CHALLENGE_KEY = "vantage_mfa_challenge"
+MFA_METHODS_KEY = "vantage_mfa_methods"
+MFA_NEXT_KEY = "vantage_mfa_next"
+VERIFY_URL = "/login/verify/"
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -46,23 +67,94 @@ def login_page(request: HttpRequest) -> HttpResponse:
                 kind=Session.Kind.BROWSER,
             )
         except TooManyLoginAttempts as exc:
-            context["error"] = exc.detail
-            context["retry_after"] = exc.headers.get("Retry-After")
-            response = render(request, "accounts/login.html", context, status=429)
-            response["Retry-After"] = exc.headers.get("Retry-After", "")
-            return response
+            return _locked_out(request, "accounts/login.html", context, exc)
+        except MfaRequired as exc:
+            request.session[MFA_CHALLENGE_KEY] = exc.challenge
+            request.session[MFA_METHODS_KEY] = exc.methods
+            request.session[MFA_NEXT_KEY] = _next_url(request)
+            return redirect(VERIFY_URL)
         except AuthenticationFailed as exc:
             context["error"] = exc.detail
             return render(request, "accounts/login.html", context, status=401)
-        _end_browser_session(request, reason="replaced")
-        login(request, sign_in.session.user, backend="accounts.backends.LoginBackend")
-        request.session[BROWSER_SESSION_KEY] = str(sign_in.session.id)
-        request.session.save()
-        session_browser_key_set(
-            session_id=sign_in.session.id, key=request.session.session_key or ""
-        )
-        return HttpResponseRedirect(_next_url(request))
+        return _signed_in(request, sign_in, _next_url(request))
     return render(request, "accounts/login.html", context)
+
+
+def _locked_out(
+    request: HttpRequest, template: str, context: dict[str, Any], exc: TooManyLoginAttempts
+) -> HttpResponse:
+    context["error"] = exc.detail
+    context["retry_after"] = exc.headers.get("Retry-After")
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = exc.headers.get("Retry-After", "")
+    return response
+
+
+def _signed_in(request: HttpRequest, sign_in: SignIn, target: str) -> HttpResponse:
+    """Tie this browser to the new login Session and go on to `target`."""
+    _end_browser_session(request, reason="replaced")
+    login(request, sign_in.session.user, backend="accounts.backends.LoginBackend")
+    request.session[BROWSER_SESSION_KEY] = str(sign_in.session.id)
+    request.session.save()
+    session_browser_key_set(session_id=sign_in.session.id, key=request.session.session_key or "")
+    return HttpResponseRedirect(target)
+
+
+def factor_proof_posted(request: HttpRequest) -> FactorProof | None:
+    """Return the second factor a form posted (a code, a recovery code or a passkey's answer)."""
+    assertion = request.POST.get("webauthn", "")[:16384]
+    if assertion:
+        try:
+            parsed = json.loads(assertion)
+        except ValueError:
+            return None
+        return FactorProof(webauthn=parsed) if isinstance(parsed, dict) else None
+    code = "".join(request.POST.get("code", "").split())[:16]
+    recovery_code = request.POST.get("recovery_code", "").strip()[:32]
+    if recovery_code:
+        return FactorProof(recovery_code=recovery_code)
+    return FactorProof(code=code) if code else None
+
+
+def _challenge_forget(request: HttpRequest) -> None:
+    for key in (MFA_CHALLENGE_KEY, MFA_METHODS_KEY, MFA_NEXT_KEY):
+        request.session.pop(key, None)
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def login_verify_page(request: HttpRequest) -> HttpResponse:
+    """The sign-in's second step: a code from the app, a passkey or a recovery code."""
+    challenge = request.session.get(MFA_CHALLENGE_KEY)
+    if not challenge:
+        return redirect("/login/")
+    context = {
+        "challenge": challenge,
+        "methods": request.session.get(MFA_METHODS_KEY) or [],
+        "error": "",
+        "retry_after": None,
+    }
+    if request.method == "GET":
+        return render(request, "accounts/login_verify.html", context)
+    proof = factor_proof_posted(request)
+    if proof is None:
+        context["error"] = "Enter the code your authenticator app shows, or use a passkey."
+        return render(request, "accounts/login_verify.html", context, status=400)
+    try:
+        sign_in = auth_login_mfa(challenge_id=challenge, proof=proof)
+    except TooManyLoginAttempts as exc:
+        return _locked_out(request, "accounts/login_verify.html", context, exc)
+    except MfaCodeInvalid:
+        context["error"] = "That was not accepted. Try the next code the app shows."
+        return render(request, "accounts/login_verify.html", context, status=401)
+    except MfaChallengeInvalid as exc:
+        _challenge_forget(request)
+        messages.error(request, exc.detail)
+        return redirect("/login/")
+    target = request.session.get(MFA_NEXT_KEY) or "/"
+    _challenge_forget(request)
+    return _signed_in(request, sign_in, target)
 
 
 def _end_browser_session(request: HttpRequest, *, reason: str) -> None:

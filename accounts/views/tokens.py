@@ -226,7 +226,7 @@ def _token_form_render(
     return render(request, "accounts/token_new.html", context, status=status)
 
 
-@dashboard_page("token:manage")
+@dashboard_page("token:manage", step_up=True)
 def token_create_page(request: HttpRequest) -> HttpResponse:
     """The new-token form; once it is sent, the browser goes to the page showing the secret."""
     principal = signed_in_principal(request)
@@ -256,7 +256,7 @@ def token_create_page(request: HttpRequest) -> HttpResponse:
     return secret_redirect(request, issued, rotated=False)
 
 
-@dashboard_page("token:manage")
+@dashboard_page("token:manage", step_up=True)
 @post_only("/tokens/{token_id}/")
 def token_rotate_page(request: HttpRequest, token_id: UUID) -> HttpResponse:
     """Issue the token's successor (its secret shown once); the old one works for the grace."""
@@ -322,7 +322,7 @@ def token_allowed_ips_page(request: HttpRequest, token_id: UUID) -> HttpResponse
     return redirect(f"/tokens/{token.id}/")
 
 
-@dashboard_page("token:manage")
+@dashboard_page("token:manage", step_up=True)
 @post_only("/tokens/")
 def tokens_revoke_all_page(request: HttpRequest) -> HttpResponse:
     """Emergency: revoke every token of the organization, once its slug is typed to confirm."""

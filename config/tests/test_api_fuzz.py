@@ -152,12 +152,18 @@ def _created(response: Any, status: int = 201) -> dict[str, Any]:
 
 
 @pytest.fixture
-def existing_ids(admin: Any, org: Any) -> dict[str, list[str]]:
+def existing_ids(admin: Any, org: Any, settings: Any) -> dict[str, list[str]]:
     """Objects of the organization, made through the API, by the path parameter naming them."""
     from accounts.models import User
     from accounts.services.invitations import invitation_create
     from accounts.tests.factories import MembershipFactory, OrganizationFactory
     from config.celery import app as celery_app
+    from config.testing.webhook_receiver import RESOLVER_ANSWERS, TABLE_RESOLVER
+
+    # Webhook hosts resolve through a table, never DNS: only the seeded endpoint's name does.
+    settings.WEBHOOK_RESOLVER = TABLE_RESOLVER
+    RESOLVER_ANSWERS.clear()
+    RESOLVER_ANSWERS["hooks.example.com"] = ["93.184.215.14"]
 
     client = login_client(admin)
     group = _created(
@@ -199,7 +205,17 @@ def existing_ids(admin: Any, org: Any) -> dict[str, list[str]]:
             format="json",
         )
     )
+    endpoint = _created(
+        client.post(
+            "/api/v1/webhooks/endpoints",
+            {"url": "https://hooks.example.com/in", "event_types": ["job.succeeded"]},
+            format="json",
+        )
+    )
+    ping = _created(client.post(f"/api/v1/webhooks/endpoints/{endpoint['id']}/ping"), status=202)
     return {
+        "endpoint_id": [str(endpoint["id"])],
+        "delivery_id": [str(ping["id"])],
         "group_id": [str(group["id"])],
         "user_id": [str(member.user_id), str(admin.id)],
         "invitation_id": [invited["id"], *(str(invitation.id) for invitation in received)],
@@ -217,6 +233,7 @@ def other_tenant(db: None) -> Iterator[list[str]]:
     from accounts.tests.factories import GroupFactory, MembershipFactory, OrganizationFactory
     from classifier.models import VehicleReport
     from images.tests.factories import ImageFactory
+    from webhooks.tests.factories import endpoint_for
 
     other: Any = OrganizationFactory(name="Globex Hidden Works", slug="globex-hidden")
     owner = MembershipFactory(
@@ -238,6 +255,7 @@ def other_tenant(db: None) -> Iterator[list[str]]:
         reported_by=f"user:{owner.id}",
         reported_by_display="Zelda Globexian",
     )
+    endpoint = endpoint_for(other, url="https://hooks.globex-hidden.example/in")
     markers = [
         "globex",
         str(other.id),
@@ -247,6 +265,8 @@ def other_tenant(db: None) -> Iterator[list[str]]:
         str(token.id),
         token.prefix,
         str(report.id),
+        str(endpoint.id),
+        endpoint.secret,
     ]
     _other_tenant_markers[:] = markers
     yield markers

@@ -14,6 +14,7 @@ from accounts.tests.factories import PASSWORD
 from config.tests.browser import sign_in
 from images.models import Job
 from images.tests.factories import ImageFactory
+from webhooks.tests.factories import endpoint_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,6 +30,7 @@ PAGES = {
     "Members": "/members/",
     "Audit": "/audit/",
     "Providers": "/providers/",
+    "Webhooks": "/webhooks/",
     "Invitations": "/invitations/",
     "Sessions": "/sessions/",
     "Account": "/account/",
@@ -69,6 +71,12 @@ def lived_in(org, admin, member):
         scopes=["image:read", "image:upload"],
         created_by=admin,
         allowed_ips=["203.0.113.0/24", "2001:db8:1234:5678::/64"],
+    )
+    endpoint_for(
+        org,
+        url="https://hooks.example.com/receivers/the-depot-cameras/vantage-events",
+        event_types=["job.succeeded", "job.failed", "token.expiring", "member.removed"],
+        description="The depot's receiver",
     )
     return org
 

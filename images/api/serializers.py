@@ -27,6 +27,11 @@ class UploadSerializer(serializers.Serializer[Any]):
     bucket = serializers.RegexField(
         BUCKET_PATTERN, required=False, default="default", error_messages=BUCKET_ERRORS
     )
+    webhook_endpoint = serializers.UUIDField(
+        required=False,
+        help_text="An enabled webhook endpoint of the organization that receives this job's "
+        "outcome (job.succeeded or job.failed), subscribed to it or not.",
+    )
 
 
 class UpscaleSerializer(serializers.Serializer[Any]):

@@ -142,6 +142,7 @@ class ImageUploadApi(UploadSizeLimitMixin, APIView):
             filename=upload.name,
             bucket=data.validated_data["bucket"],
             idempotency_key=_idempotency_key(request),
+            webhook_endpoint_id=data.validated_data.get("webhook_endpoint"),
         )
         return _upload_answer(request, answer.job, replayed=answer.replayed)
 

@@ -11,8 +11,10 @@ from django.conf import settings
 from django.core.management.base import CommandParser
 from django.db import transaction
 
-from accounts.models import Group, Membership, Organization, ServiceToken, User
+from accounts.identity.second_factors import totp_code_now, totp_secret_open, totp_uri
+from accounts.models import Group, Membership, Organization, ServiceToken, TotpFactor, User
 from accounts.roles import role_permissions
+from accounts.services.factors import totp_begin, totp_confirm
 from accounts.services.organizations import (
     group_create,
     member_add,
@@ -29,7 +31,10 @@ DEMO_USERS = (  # username, name, role, groups
     ("bob", "Bob User", "user", ()),
     ("carol", "Carol Viewer", "viewer", ("editors",)),
     ("dave", "Dave Guest", "guest", ("photographers",)),
+    ("erin", "Erin Second-Factor", "user", ()),
 )
+# Who signs in with an authenticator app as well as a password, to try second factors.
+DEMO_TOTP_USER = "erin"
 DEMO_TOKEN = ("demo-pipeline", ["image:read", "image:upload"])
 DEMO_TOKEN_LINE = "token demo-pipeline"  # noqa: S105 (a label in the credentials file)
 DEMO_GROUPS = (
@@ -67,6 +72,7 @@ class Command(SystemCommand):
                 if not Group.objects.filter(organization=org, name=name).exists():
                     group_create(organization=org, name=name, permissions=permissions)
             changed = self._users(org, reset=options["reset_passwords"])
+            secret = self._second_factor(org)
             token = self._token(org)
             if token:
                 changed[DEMO_TOKEN_LINE] = token
@@ -82,9 +88,32 @@ class Command(SystemCommand):
             password = known.get(username, "(unknown here: run seed_demo --reset-passwords)")
             sign_in = f"{username} / {password}".ljust(width)
             self.stdout.write(f"  {sign_in}   {_who(role, groups)}")
+        self.stdout.write(
+            f"{DEMO_TOTP_USER} also signs in with an authenticator app: add this secret to any "
+            "app (time-based, 6 digits), or the URI as a QR code:"
+        )
+        self.stdout.write(f"  secret {secret}")
+        self.stdout.write(f"  {totp_uri(secret, account=f'{DEMO_TOTP_USER}@demo.vantage.invalid')}")
         if DEMO_TOKEN_LINE in known:
             self.stdout.write(f"Service token {DEMO_TOKEN[0]!r} ({', '.join(DEMO_TOKEN[1])}):")
             self.stdout.write(f"  {known[DEMO_TOKEN_LINE]}")
+
+    def _second_factor(self, org: Organization) -> str:
+        """Give the demo's second-factor person an authenticator app once; return its secret."""
+        user = User.objects.get(username=DEMO_TOTP_USER)
+        factor = TotpFactor.objects.filter(user=user, confirmed_at__isnull=False).first()
+        secret = totp_secret_open(factor.secret) if factor is not None else None
+        if secret is not None:
+            return secret
+        enrolment = totp_begin(user=user, name="Demo authenticator app")
+        totp_confirm(
+            user=user,
+            factor_id=enrolment.factor.id,
+            organization=org,
+            session_id=None,
+            code=totp_code_now(enrolment.secret),
+        )
+        return enrolment.secret
 
     def _token(self, org: Organization) -> str | None:
         """Create the demo pipeline's token once; return its secret when it was created now."""

@@ -1,0 +1,121 @@
+"""Webhooks in Django admin: endpoints and their deliveries, read; changes through services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from config.errors import DomainError
+from config.request_context import bind_staff
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.services.deliveries import delivery_resend, endpoint_ping
+from webhooks.services.endpoints import endpoint_update
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = (
+        "url",
+        "organization",
+        "is_enabled",
+        "event_types",
+        "failing_since",
+        "disabled_reason",
+        "created_at",
+    )
+    list_filter = ("is_enabled", "organization")
+    search_fields = ("url", "description", "organization__slug")
+    # The signing secrets sign the organization's events: never shown after they are issued.
+    exclude = ("secret", "previous_secret")
+    readonly_fields = [
+        f.name for f in WebhookEndpoint._meta.fields if f.name not in ("secret", "previous_secret")
+    ]
+    actions = ["disable_endpoints", "enable_endpoints", "ping_endpoints"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # registered by an organization's admins (API, dashboard): secret shown once
+
+    def _enabled_set(
+        self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint], enabled: bool
+    ) -> None:
+        bind_staff(request)
+        for endpoint in queryset:
+            endpoint_update(endpoint=endpoint, enabled=enabled)
+        self.message_user(request, f"{queryset.count()} endpoint(s) updated.")
+
+    @admin.action(description="Disable the selected endpoints")
+    def disable_endpoints(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        self._enabled_set(request, queryset, False)
+
+    @admin.action(description="Enable the selected endpoints")
+    def enable_endpoints(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        self._enabled_set(request, queryset, True)
+
+    @admin.action(description="Send a test ping to the selected endpoints")
+    def ping_endpoints(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        bind_staff(request)
+        for endpoint in queryset:
+            try:
+                endpoint_ping(endpoint=endpoint)
+            except DomainError as exc:
+                self.message_user(request, f"{endpoint}: {exc.detail}", messages.ERROR)
+        self.message_user(request, "Pings queued; see each endpoint's deliveries.")
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = (
+        "attempt",
+        "outcome",
+        "status_code",
+        "duration_ms",
+        "error",
+        "next_attempt_at",
+        "created_at",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "event",
+        "endpoint",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "created_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("event__id", "endpoint__url")
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    inlines = [WebhookAttemptInline]
+    actions = ["resend_deliveries"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Send the selected deliveries' events again")
+    def resend_deliveries(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        bind_staff(request)
+        sent = 0
+        for delivery in queryset.select_related("endpoint"):
+            try:
+                delivery_resend(delivery=delivery)
+            except DomainError as exc:
+                self.message_user(request, f"{delivery}: {exc.detail}", messages.ERROR)
+            else:
+                sent += 1
+        self.message_user(request, f"{sent} deliveries queued again.")
