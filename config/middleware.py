@@ -110,20 +110,20 @@ class RequestMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
         REQUESTS_IN_FLIGHT.inc()
-        request_id = accepted_request_id(request.headers.get("X-Request-ID")) or new_request_id()
+        # The headers straight from the environ: request.headers would build a copy of them all.
+        meta = request.META
+        request_id = accepted_request_id(meta.get("HTTP_X_REQUEST_ID")) or new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         structlog.contextvars.clear_contextvars()
         ip = client_ip(request)
-        begin_context(
-            client=ClientInfo(ip=ip, user_agent=request.headers.get("User-Agent", "")[:512])
-        )
+        begin_context(client=ClientInfo(ip=ip, user_agent=meta.get("HTTP_USER_AGENT", "")[:512]))
         context = {
             "request_id": request_id,
             "method": request.method,
             "path": request.path,
             "ip": ip,
         }
-        trace_id = trace_id_from(request.headers.get("traceparent"))
+        trace_id = trace_id_from(meta.get("HTTP_TRACEPARENT"))
         if trace_id:
             context["trace_id"] = trace_id
         structlog.contextvars.bind_contextvars(**context)

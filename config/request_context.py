@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import uuid
@@ -46,8 +47,12 @@ def current_request_id() -> str | None:
     return str(value) if value else None
 
 
+@functools.lru_cache(maxsize=4096)
 def normalized_ip(value: str | None) -> str | None:
-    """Return the address in one canonical form (IPv4-mapped IPv6 as IPv4), or None."""
+    """Return the address in one canonical form (IPv4-mapped IPv6 as IPv4), or None.
+
+    Kept per address: the same few clients and proxies call again and again.
+    """
     try:
         address = ipaddress.ip_address((value or "").strip())
     except ValueError:
