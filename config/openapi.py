@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular import generators
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 
@@ -76,7 +77,9 @@ class OperationSchema(AutoSchema):
             words = ["service", *words]  # /health and /metrics, beside the API's own
         if self.method == "GET" and (self._page_kind() or self._is_list_view()):
             return "_".join([*words, "list"])
-        methods = {method for method in self.view.allowed_methods if method in _ACTIONS}
+        # A view of `config.routes.operations` answers one method of a URL that takes several.
+        taken = getattr(self.view, "url_methods", None) or self.view.allowed_methods
+        methods = {method for method in taken if method in _ACTIONS}
         # A path serving one method names its operation itself: images/upload, auth/me.
         if len(methods) == 1 and not self.path.rstrip("/").endswith("}"):
             return "_".join(words)
@@ -225,3 +228,25 @@ def add_response_headers(
                 _problem("A dependency is unavailable for a while.", "X-Request-ID", "Retry-After"),
             )
     return result
+
+
+class EndpointEnumerator(generators.EndpointEnumerator):
+    """Lists each operation of a URL served by `config.routes.operations` under its own view."""
+
+    def should_include_endpoint(self, path: str, callback: Any) -> bool:
+        return hasattr(callback, "operations") or super().should_include_endpoint(path, callback)
+
+    def get_allowed_methods(self, callback: Any) -> list[str]:
+        if hasattr(callback, "operations"):
+            return list(callback.operations)
+        return super().get_allowed_methods(callback)
+
+    def _get_api_endpoints(self, patterns: Any, prefix: str) -> list[tuple[Any, ...]]:
+        return [
+            (path, regex, method, getattr(callback, "operations", {}).get(method, callback))
+            for path, regex, method, callback in super()._get_api_endpoints(patterns, prefix)
+        ]
+
+
+class SchemaGenerator(generators.SchemaGenerator):
+    endpoint_inspector_cls = EndpointEnumerator

@@ -552,6 +552,8 @@ REST_FRAMEWORK = {
 API_MAX_PAGE_SIZE = 100
 
 SPECTACULAR_SETTINGS = {
+    # A URL whose methods are views of their own (config.routes.operations) lists each.
+    "DEFAULT_GENERATOR_CLASS": "config.openapi.SchemaGenerator",
     "TITLE": "Vantage API",
     "DESCRIPTION": (
         "Organizations upload images; background jobs classify the vehicles in them. "

@@ -19,14 +19,18 @@ from accounts.selectors import (
 from accounts.services import organizations as org_services
 
 
-class GroupCollectionApi(APIView):
-    required_permission = {"GET": "org:admin", "POST": "org:admin"}
+class GroupListApi(APIView):
+    required_permission = "org:admin"
 
     @extend_schema(responses=s.GroupSerializer(many=True), tags=["organizations"])
     def get(self, request: Request) -> Response:
         """The organization's groups and the permissions each grants."""
         groups = group_list(organization_id=_principal(request).organization_id)
         return Response(s.GroupSerializer(groups, many=True).data)
+
+
+class GroupCreateApi(APIView):
+    required_permission = "org:admin"
 
     @extend_schema(
         request=s.GroupWriteSerializer, responses={201: s.GroupSerializer}, tags=["organizations"]
@@ -45,8 +49,8 @@ class GroupCollectionApi(APIView):
         return Response(s.GroupSerializer(fresh).data, status=201)
 
 
-class GroupDetailApi(APIView):
-    required_permission = {"PATCH": "org:admin", "DELETE": "org:admin"}
+class GroupUpdateApi(APIView):
+    required_permission = "org:admin"
 
     @extend_schema(
         request=s.GroupWriteSerializer(partial=True),
@@ -71,6 +75,10 @@ class GroupDetailApi(APIView):
                 group_get(organization_id=principal.organization_id, group_id=group_id)
             ).data
         )
+
+
+class GroupDeleteApi(APIView):
+    required_permission = "org:admin"
 
     @extend_schema(responses={204: None}, tags=["organizations"])
     def delete(self, request: Request, group_id: str) -> Response:

@@ -26,8 +26,8 @@ from config.pagination import PageNumberPagination, paginated
 ADMIN = "org:admin"
 
 
-class InvitationCollectionApi(APIView):
-    required_permission = {"GET": ADMIN, "POST": ADMIN}
+class InvitationListApi(APIView):
+    required_permission = ADMIN
 
     @extend_schema(
         parameters=[s.InvitationFilterSerializer],
@@ -45,6 +45,10 @@ class InvitationCollectionApi(APIView):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(invitations, request, view=self) or []
         return paginator.get_paginated_response(s.InvitationSerializer(page, many=True).data)
+
+
+class InvitationCreateApi(APIView):
+    required_permission = ADMIN
 
     @extend_schema(
         request=s.InvitationCreateSerializer,
@@ -70,7 +74,7 @@ class InvitationCollectionApi(APIView):
 
 
 class InvitationDetailApi(APIView):
-    required_permission = {"DELETE": ADMIN}
+    required_permission = ADMIN
 
     @extend_schema(responses={204: None}, tags=["organizations"])
     def delete(self, request: Request, invitation_id: str) -> Response:

@@ -18,7 +18,7 @@ from accounts.services import organizations as org_services
 
 class MemberCollectionApi(APIView):
     # Members' names and addresses: not for guests, nor for tokens without this scope.
-    required_permission = {"GET": "member:read"}
+    required_permission = "member:read"
 
     @extend_schema(responses=s.MemberSerializer(many=True), tags=["organizations"])
     def get(self, request: Request) -> Response:
@@ -27,10 +27,9 @@ class MemberCollectionApi(APIView):
         return Response(s.MemberSerializer(members, many=True).data)
 
 
-class MemberDetailApi(APIView):
-    required_permission = {"PATCH": "org:admin", "DELETE": "org:admin"}
-    # Changing a role hands out or takes away power: a recent second factor is asked for.
-    step_up_methods = frozenset({"PATCH"})
+class MemberUpdateApi(APIView):
+    required_permission = "org:admin"
+    step_up = True
 
     @extend_schema(
         request=s.MemberUpdateSerializer, responses=s.MemberSerializer, tags=["organizations"]
@@ -51,6 +50,10 @@ class MemberDetailApi(APIView):
                 member_get(organization_id=principal.organization_id, user_id=user_id)
             ).data
         )
+
+
+class MemberRemoveApi(APIView):
+    required_permission = "org:admin"
 
     @extend_schema(responses={204: None}, tags=["organizations"])
     def delete(self, request: Request, user_id: str) -> Response:

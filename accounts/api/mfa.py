@@ -120,9 +120,8 @@ class MfaFactorCollectionApi(APIView):
         return Response(s.FactorListSerializer(body).data)
 
 
-class MfaFactorDetailApi(APIView):
+class MfaFactorRenameApi(APIView):
     required_permission = ANY_PRINCIPAL
-    step_up_methods = frozenset({"DELETE"})
 
     @extend_schema(request=s.FactorRenameSerializer, responses=s.FactorSerializer, tags=["mfa"])
     def patch(self, request: Request, factor_id: str) -> Response:
@@ -137,6 +136,11 @@ class MfaFactorDetailApi(APIView):
             organization=organization_get(organization_id=principal.organization_id),
         )
         return Response(s.FactorSerializer(_factor_body(factor)).data)
+
+
+class MfaFactorRemoveApi(APIView):
+    required_permission = ANY_PRINCIPAL
+    step_up = True
 
     @extend_schema(responses={204: None}, tags=["mfa"])
     def delete(self, request: Request, factor_id: str) -> Response:
@@ -155,7 +159,7 @@ class MfaTotpBeginApi(APIView):
 
     required_permission = ANY_PRINCIPAL
     mfa_enrolment_allowed = True
-    step_up_methods = frozenset({"POST"})
+    step_up = True
 
     @extend_schema(
         request=s.FactorNameSerializer, responses={201: s.TotpEnrolmentSerializer}, tags=["mfa"]
@@ -180,7 +184,7 @@ class MfaTotpConfirmApi(APIView):
 
     required_permission = ANY_PRINCIPAL
     mfa_enrolment_allowed = True
-    step_up_methods = frozenset({"POST"})
+    step_up = True
 
     @extend_schema(request=s.TotpConfirmSerializer, responses=s.EnrolledSerializer, tags=["mfa"])
     def post(self, request: Request, factor_id: str) -> Response:
@@ -202,7 +206,7 @@ class MfaPasskeyOptionsApi(APIView):
 
     required_permission = ANY_PRINCIPAL
     mfa_enrolment_allowed = True
-    step_up_methods = frozenset({"POST"})
+    step_up = True
 
     @extend_schema(request=None, responses=s.WebAuthnOptionsSerializer, tags=["mfa"])
     def post(self, request: Request) -> Response:
@@ -215,7 +219,7 @@ class MfaPasskeyRegisterApi(APIView):
 
     required_permission = ANY_PRINCIPAL
     mfa_enrolment_allowed = True
-    step_up_methods = frozenset({"POST"})
+    step_up = True
 
     @extend_schema(
         request=s.PasskeyRegisterSerializer, responses={201: s.EnrolledSerializer}, tags=["mfa"]
@@ -238,7 +242,7 @@ class MfaRecoveryCodesApi(APIView):
     """Replace your recovery codes with ten new ones, shown this once."""
 
     required_permission = ANY_PRINCIPAL
-    step_up_methods = frozenset({"POST"})
+    step_up = True
 
     @extend_schema(request=None, responses={201: s.RecoveryCodesSerializer}, tags=["mfa"])
     def post(self, request: Request) -> Response:
@@ -283,16 +287,22 @@ class MfaStepUpPasskeyOptionsApi(APIView):
         return Response(second_factors.step_up_passkey_options(session=session), headers=NO_STORE)
 
 
-class MfaPolicyApi(APIView):
+class MfaPolicyDetailApi(APIView):
     """Whether the organization's members must sign in with a second factor."""
 
     required_permission = ORG_ADMIN
-    step_up_methods = frozenset({"PATCH"})
 
     @extend_schema(responses=s.MfaPolicySerializer, tags=["organizations"])
     def get(self, request: Request) -> Response:
         organization = organization_get(organization_id=_principal(request).organization_id)
         return Response({"mfa_policy": organization.mfa_policy})
+
+
+class MfaPolicyUpdateApi(APIView):
+    """Whether the organization's members must sign in with a second factor."""
+
+    required_permission = ORG_ADMIN
+    step_up = True
 
     @extend_schema(
         request=s.MfaPolicySerializer, responses=s.MfaPolicySerializer, tags=["organizations"]
@@ -311,7 +321,7 @@ class MemberMfaResetApi(APIView):
     """Remove a member's second factors (they lost them); their sessions end."""
 
     required_permission = ORG_ADMIN
-    step_up_methods = frozenset({"POST"})
+    step_up = True
 
     @extend_schema(request=None, responses=s.MfaResetSerializer, tags=["organizations"])
     def post(self, request: Request, user_id: str) -> Response:

@@ -49,7 +49,7 @@ class SessionRevokeAllApi(APIView):
     """End all your sessions, by default except this one."""
 
     required_permission = ANY_PRINCIPAL
-    step_up_methods = frozenset({"POST"})
+    step_up = True
 
     @extend_schema(request=s.RevokeAllSerializer, responses=s.RevokedCountSerializer, tags=["auth"])
     def post(self, request: Request) -> Response:

@@ -36,9 +36,8 @@ MANAGE = "token:manage"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-class TokenCollectionApi(APIView):
+class TokenListApi(APIView):
     required_permission = MANAGE
-    step_up_methods = frozenset({"POST"})
 
     @extend_schema(responses=paginated(s.ServiceTokenSerializer), tags=["tokens"])
     def get(self, request: Request) -> Response:
@@ -51,6 +50,11 @@ class TokenCollectionApi(APIView):
             or []
         )
         return paginator.get_paginated_response(s.ServiceTokenSerializer(page, many=True).data)
+
+
+class TokenCreateApi(APIView):
+    required_permission = MANAGE
+    step_up = True
 
     @extend_schema(
         request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer}, tags=["tokens"]
@@ -86,6 +90,10 @@ class TokenDetailApi(APIView):
             ).data
         )
 
+
+class TokenUpdateApi(APIView):
+    required_permission = MANAGE
+
     @extend_schema(
         request=s.TokenUpdateSerializer, responses=s.ServiceTokenSerializer, tags=["tokens"]
     )
@@ -103,6 +111,10 @@ class TokenDetailApi(APIView):
         )
         return Response(s.ServiceTokenSerializer(token).data)
 
+
+class TokenRevokeApi(APIView):
+    required_permission = MANAGE
+
     @extend_schema(request=s.TokenRevokeSerializer, responses={204: None}, tags=["tokens"])
     def delete(self, request: Request, token_id: str) -> Response:
         """Revoke a token: refused from its next request on."""
@@ -115,7 +127,7 @@ class TokenDetailApi(APIView):
 
 class TokenRotateApi(APIView):
     required_permission = MANAGE
-    step_up_methods = frozenset({"POST"})
+    step_up = True
 
     @extend_schema(
         request=s.TokenRotateSerializer, responses={201: s.IssuedTokenSerializer}, tags=["tokens"]
@@ -136,7 +148,7 @@ class TokenRotateApi(APIView):
 
 class TokenRevokeAllApi(APIView):
     required_permission = MANAGE
-    step_up_methods = frozenset({"POST"})
+    step_up = True
 
     @extend_schema(
         request=s.RevokeAllTokensSerializer,
@@ -246,15 +258,19 @@ class TokenSelfRotateApi(APIView):
         return Response(s.IssuedTokenSerializer(issued.token).data, status=201, headers=NO_STORE)
 
 
-class TokenPolicyApi(APIView):
+class TokenPolicyDetailApi(APIView):
     required_permission = "org:admin"
-    step_up_methods = frozenset({"PATCH"})
 
     @extend_schema(responses=s.TokenPolicySerializer, tags=["tokens"])
     def get(self, request: Request) -> Response:
         """The organization's token policy: bounds on every token created or rotated."""
         organization = organization_get(organization_id=_principal(request).organization_id)
         return Response(token_policies.token_policy(organization))
+
+
+class TokenPolicyUpdateApi(APIView):
+    required_permission = "org:admin"
+    step_up = True
 
     @extend_schema(
         request=s.TokenPolicySerializer, responses=s.TokenPolicySerializer, tags=["tokens"]

@@ -11,6 +11,7 @@ from accounts.api import (
     sessions,
     tokens,
 )
+from config.routes import operations
 
 urlpatterns = [
     path(
@@ -23,12 +24,16 @@ urlpatterns = [
         authorization.AuthorizationHealthApi.as_view(),
         name="authorization-health",
     ),
-    path("tokens", tokens.TokenCollectionApi.as_view(), name="tokens"),
+    path("tokens", operations(tokens.TokenListApi, tokens.TokenCreateApi), name="tokens"),
     path("tokens/revoke-all", tokens.TokenRevokeAllApi.as_view(), name="tokens-revoke-all"),
     path("tokens/expiring", tokens.TokenExpiringApi.as_view(), name="tokens-expiring"),
     path("tokens/self", tokens.TokenSelfApi.as_view(), name="token-self"),
     path("tokens/self/rotate", tokens.TokenSelfRotateApi.as_view(), name="token-self-rotate"),
-    path("tokens/<uuid:token_id>", tokens.TokenDetailApi.as_view(), name="token-detail"),
+    path(
+        "tokens/<uuid:token_id>",
+        operations(tokens.TokenDetailApi, tokens.TokenUpdateApi, tokens.TokenRevokeApi),
+        name="token-detail",
+    ),
     path("tokens/<uuid:token_id>/rotate", tokens.TokenRotateApi.as_view(), name="token-rotate"),
     path("tokens/<uuid:token_id>/usage", tokens.TokenUsageApi.as_view(), name="token-usage"),
     path("auth/token", auth.TokenObtainApi.as_view(), name="auth-token"),
@@ -42,7 +47,7 @@ urlpatterns = [
     path("auth/mfa/factors", mfa.MfaFactorCollectionApi.as_view(), name="mfa-factors"),
     path(
         "auth/mfa/factors/<uuid:factor_id>",
-        mfa.MfaFactorDetailApi.as_view(),
+        operations(mfa.MfaFactorRenameApi, mfa.MfaFactorRemoveApi),
         name="mfa-factor-detail",
     ),
     path("auth/mfa/totp", mfa.MfaTotpBeginApi.as_view(), name="mfa-totp"),
@@ -80,8 +85,16 @@ urlpatterns = [
     ),
     path("orgs/current", organizations.OrgCurrentApi.as_view(), name="org-current"),
     path("orgs/current/members", members.MemberCollectionApi.as_view(), name="org-members"),
-    path("orgs/current/token-policy", tokens.TokenPolicyApi.as_view(), name="org-token-policy"),
-    path("orgs/current/mfa-policy", mfa.MfaPolicyApi.as_view(), name="org-mfa-policy"),
+    path(
+        "orgs/current/token-policy",
+        operations(tokens.TokenPolicyDetailApi, tokens.TokenPolicyUpdateApi),
+        name="org-token-policy",
+    ),
+    path(
+        "orgs/current/mfa-policy",
+        operations(mfa.MfaPolicyDetailApi, mfa.MfaPolicyUpdateApi),
+        name="org-mfa-policy",
+    ),
     path(
         "orgs/current/members/<uuid:user_id>/mfa-reset",
         mfa.MemberMfaResetApi.as_view(),
@@ -89,12 +102,12 @@ urlpatterns = [
     ),
     path(
         "orgs/current/members/<uuid:user_id>",
-        members.MemberDetailApi.as_view(),
+        operations(members.MemberUpdateApi, members.MemberRemoveApi),
         name="org-member-detail",
     ),
     path(
         "orgs/current/invitations",
-        invitations.InvitationCollectionApi.as_view(),
+        operations(invitations.InvitationListApi, invitations.InvitationCreateApi),
         name="org-invitations",
     ),
     path(
@@ -117,10 +130,14 @@ urlpatterns = [
         invitations.ReceivedInvitationDeclineApi.as_view(),
         name="invitation-decline",
     ),
-    path("orgs/current/groups", groups.GroupCollectionApi.as_view(), name="org-groups"),
+    path(
+        "orgs/current/groups",
+        operations(groups.GroupListApi, groups.GroupCreateApi),
+        name="org-groups",
+    ),
     path(
         "orgs/current/groups/<uuid:group_id>",
-        groups.GroupDetailApi.as_view(),
+        operations(groups.GroupUpdateApi, groups.GroupDeleteApi),
         name="org-group-detail",
     ),
 ]

@@ -54,8 +54,8 @@ class RequiredPermission(BasePermission):
 
     A view without `required_permission` is refused: deny by default. A session
     that must enrol a second factor first may only use views marked
-    `mfa_enrolment_allowed`; the methods in a view's `step_up_methods` also need
-    a recent second-factor check from a person who has a factor.
+    `mfa_enrolment_allowed`; a view marked `step_up` also needs a recent
+    second-factor check from a person who has a factor.
     """
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -65,9 +65,6 @@ class RequiredPermission(BasePermission):
         if not hasattr(view, (request.method or "GET").lower()):
             return True  # DRF answers 405 for a method the view does not offer
         permission = getattr(view, "required_permission", None)
-        if isinstance(permission, dict):  # per method: {"GET": ..., "POST": ...}
-            method = "GET" if request.method == "HEAD" else request.method
-            permission = permission.get(method)
         if not permission:
             logger.error("view_without_required_permission", view=type(view).__name__)
             return False
@@ -78,6 +75,6 @@ class RequiredPermission(BasePermission):
         if not decision.allowed:
             permission_denial_audit(principal, permission, decision.reason, request.path)
             raise PermissionDenied(f"Permission denied: {permission}")
-        if request.method in getattr(view, "step_up_methods", ()):
+        if getattr(view, "step_up", False):
             step_up_check(principal)
         return True

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from config.routes import operations
 from images.api import views
 
 urlpatterns = [
@@ -8,7 +9,11 @@ urlpatterns = [
     path("images/upscale", views.ImageUpscaleApi.as_view(), name="image-upscale"),
     path("images/limits", views.ImageLimitsApi.as_view(), name="image-limits"),
     path("images/jobs/<uuid:job_id>", views.JobDetailApi.as_view(), name="image-job"),
-    path("images/<uuid:image_id>", views.ImageDetailApi.as_view(), name="image-detail"),
+    path(
+        "images/<uuid:image_id>",
+        operations(views.ImageDetailApi, views.ImageDeleteApi),
+        name="image-detail",
+    ),
     path("images/<uuid:image_id>/file", views.ImageFileApi.as_view(), name="image-file"),
     path(
         "images/<uuid:image_id>/thumbnail",

@@ -209,13 +209,19 @@ class ImageListApi(APIView):
 class ImageDetailApi(APIView):
     """One image, or its deletion (`image:delete`)."""
 
-    required_permission = {"GET": "image:read", "DELETE": "image:delete"}
+    required_permission = "image:read"
 
     @extend_schema(responses=ImageSerializer, tags=["images"])
     def get(self, request: Request, image_id: uuid.UUID) -> Response:
         principal = principal_required(request)
         image = image_get(organization_id=principal.organization_id, image_id=image_id)
         return Response(ImageSerializer(image).data)
+
+
+class ImageDeleteApi(APIView):
+    """One image, or its deletion (`image:delete`)."""
+
+    required_permission = "image:delete"
 
     @extend_schema(responses={204: None}, tags=["images"])
     def delete(self, request: Request, image_id: uuid.UUID) -> Response:

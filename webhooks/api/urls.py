@@ -1,12 +1,17 @@
 from django.urls import path
 
+from config.routes import operations
 from webhooks.api import views
 
 urlpatterns = [
-    path("webhooks/endpoints", views.EndpointCollectionApi.as_view(), name="webhook-endpoints"),
+    path(
+        "webhooks/endpoints",
+        operations(views.EndpointListApi, views.EndpointCreateApi),
+        name="webhook-endpoints",
+    ),
     path(
         "webhooks/endpoints/<uuid:endpoint_id>",
-        views.EndpointDetailApi.as_view(),
+        operations(views.EndpointDetailApi, views.EndpointUpdateApi, views.EndpointDeleteApi),
         name="webhook-endpoint-detail",
     ),
     path(

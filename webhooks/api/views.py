@@ -25,7 +25,7 @@ def _endpoint(request: Request, endpoint_id: str) -> WebhookEndpoint:
     )
 
 
-class EndpointCollectionApi(APIView):
+class EndpointListApi(APIView):
     required_permission = MANAGE
 
     @extend_schema(responses=paginated(s.EndpointSerializer), tags=["webhooks"])
@@ -35,6 +35,10 @@ class EndpointCollectionApi(APIView):
         found = endpoint_list(organization_id=_principal(request).organization_id)
         page = paginator.paginate_queryset(found, request, view=self) or []
         return paginator.get_paginated_response(s.EndpointSerializer(page, many=True).data)
+
+
+class EndpointCreateApi(APIView):
+    required_permission = MANAGE
 
     @extend_schema(
         request=s.EndpointCreateSerializer,
@@ -66,6 +70,10 @@ class EndpointDetailApi(APIView):
         """One webhook endpoint."""
         return Response(s.EndpointSerializer(_endpoint(request, endpoint_id)).data)
 
+
+class EndpointUpdateApi(APIView):
+    required_permission = MANAGE
+
     @extend_schema(
         request=s.EndpointUpdateSerializer, responses=s.EndpointSerializer, tags=["webhooks"]
     )
@@ -76,6 +84,10 @@ class EndpointDetailApi(APIView):
         data.is_valid(raise_exception=True)
         endpoint = endpoints.endpoint_update(endpoint=endpoint, **data.validated_data)
         return Response(s.EndpointSerializer(endpoint).data)
+
+
+class EndpointDeleteApi(APIView):
+    required_permission = MANAGE
 
     @extend_schema(responses={204: None}, tags=["webhooks"])
     def delete(self, request: Request, endpoint_id: str) -> Response:
