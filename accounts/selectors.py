@@ -303,7 +303,7 @@ def factor_methods(*, user_id: Any) -> list[str]:
     return methods
 
 
-def user_has_factor(*, user_id: Any) -> bool:
+def user_has_factor(*, user_id: Id) -> bool:
     """Tell whether the person has enrolled a second factor (an app or a passkey)."""
     return (
         TotpFactor.objects.filter(user_id=user_id, confirmed_at__isnull=False).exists()

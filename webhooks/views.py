@@ -53,7 +53,7 @@ def _secret_render(request: HttpRequest, issued: IssuedSecret, *, rotated: bool)
     return render(request, "webhooks/secret.html", context)
 
 
-@dashboard_page(MANAGE)
+@dashboard_page(MANAGE, step_up=True)
 def endpoints_page(request: HttpRequest) -> HttpResponse:
     """The organization's endpoints and a form to register one (its secret shown once)."""
     if request.method != "POST":
@@ -111,7 +111,7 @@ def endpoint_page(request: HttpRequest, endpoint_id: UUID) -> HttpResponse:
     return _endpoint_render(request, _endpoint(request, endpoint_id))
 
 
-@dashboard_page(MANAGE)
+@dashboard_page(MANAGE, step_up=True)
 @post_only("/webhooks/{endpoint_id}/")
 def endpoint_change_page(request: HttpRequest, endpoint_id: UUID) -> HttpResponse:
     """Change the address, description, event types, or enable or disable the endpoint."""
@@ -134,7 +134,7 @@ def endpoint_change_page(request: HttpRequest, endpoint_id: UUID) -> HttpRespons
     return redirect(f"/webhooks/{endpoint.id}/")
 
 
-@dashboard_page(MANAGE)
+@dashboard_page(MANAGE, step_up=True)
 @post_only("/webhooks/{endpoint_id}/")
 def endpoint_rotate_page(request: HttpRequest, endpoint_id: UUID) -> HttpResponse:
     """A new signing secret, shown once; the previous one signs too for the overlap."""

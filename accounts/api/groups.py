@@ -31,6 +31,7 @@ class GroupListApi(APIView):
 
 class GroupCreateApi(APIView):
     required_permission = "org:admin"
+    step_up = True
 
     @extend_schema(
         request=s.GroupWriteSerializer, responses={201: s.GroupSerializer}, tags=["organizations"]
@@ -51,6 +52,7 @@ class GroupCreateApi(APIView):
 
 class GroupUpdateApi(APIView):
     required_permission = "org:admin"
+    step_up = True
 
     @extend_schema(
         request=s.GroupWriteSerializer(partial=True),

@@ -49,6 +49,7 @@ class InvitationListApi(APIView):
 
 class InvitationCreateApi(APIView):
     required_permission = ADMIN
+    step_up = True
 
     @extend_schema(
         request=s.InvitationCreateSerializer,

@@ -327,7 +327,5 @@ class MemberMfaResetApi(APIView):
     def post(self, request: Request, user_id: str) -> Response:
         principal = _principal(request)
         membership = member_get(organization_id=principal.organization_id, user_id=user_id)
-        removed = factor_services.mfa_reset(
-            user=membership.user, organization=membership.organization, reason="admin_reset"
-        )
+        removed = factor_services.member_mfa_reset(membership=membership, reason="admin_reset")
         return Response({"factors_removed": removed})

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.errors import PermissionDenied
 from accounts.identity.passkeys import PasskeyRefused, registration_options, registration_verify
 from accounts.identity.principal import organization_changed, session_changed
 from accounts.identity.second_factors import (
@@ -25,6 +26,7 @@ from accounts.identity.second_factors import (
     totp_uri,
 )
 from accounts.models import (
+    Membership,
     MfaChallenge,
     MfaPolicy,
     Organization,
@@ -303,6 +305,22 @@ def mfa_reset(
         details={"factors_removed": removed, "sessions_ended": ended, "reason": reason},
     )
     return removed
+
+
+@transaction.atomic
+def member_mfa_reset(*, membership: Membership, reason: str) -> int:
+    """Reset a member's factors at their organization's admin's request (see `mfa_reset`).
+
+    Only for a person who belongs to no other organization: their factors guard
+    every organization's sign-in, so any other resets are left to staff.
+    """
+    others = Membership.objects.filter(user_id=membership.user_id, organization__is_active=True)
+    if others.exclude(organization_id=membership.organization_id).exists():
+        raise PermissionDenied(
+            "This person also belongs to other organizations, whose sign-ins their factors "
+            "guard too: ask a staff member to reset them (manage.py reset_mfa)."
+        )
+    return mfa_reset(user=membership.user, organization=membership.organization, reason=reason)
 
 
 @transaction.atomic

@@ -333,12 +333,22 @@ def org_switch(*, session: Session, org: str) -> SignIn:
         raise NotFound("No organization of yours has that slug or id.")
     previous = session.organization_id
     session.organization = membership.organization
+    # The organization moved to may require a second factor that the person has yet to enrol.
+    session.mfa_enrolment_required = mfa_required_of(membership) and not user_has_factor(
+        user_id=session.user_id
+    )
     tokens = token_pair_issue(session=session, membership=membership)
     session.previous_refresh_jti = ""
     session.refresh_jti = tokens["refresh_jti"]
     session.refreshed_at = timezone.now()
     session.save(
-        update_fields=["organization", "previous_refresh_jti", "refresh_jti", "refreshed_at"]
+        update_fields=[
+            "organization",
+            "mfa_enrolment_required",
+            "previous_refresh_jti",
+            "refresh_jti",
+            "refreshed_at",
+        ]
     )
     session_changed(session)
     _audit_session("auth.org_switched", session, details={"from_organization_id": str(previous)})

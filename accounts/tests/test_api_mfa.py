@@ -17,6 +17,7 @@ from accounts.models import (
     TotpFactor,
     WebAuthnCredential,
 )
+from accounts.services.organizations import member_add
 from accounts.tests.factories import (
     MFA_FACTORS,
     STEP_UP_URL,
@@ -406,6 +407,23 @@ def test_sensitive_actions_ask_for_a_recent_second_factor(admin_client, admin, m
         ),
         admin_client.patch(MFA_POLICY, {"mfa_policy": "everyone"}, format="json"),
         admin_client.post(TOTP_BEGIN, {}, format="json"),
+        # Ways to grant another account what a role change would: invite it, group it.
+        admin_client.post(
+            "/api/v1/orgs/current/invitations",
+            {"email": "mallory@example.test", "role": "admin"},
+            format="json",
+        ),
+        admin_client.post(
+            "/api/v1/orgs/current/groups",
+            {"name": "owners", "permissions": ["org:admin"], "members": [str(member.id)]},
+            format="json",
+        ),
+        # Where the organization's events go.
+        admin_client.post(
+            "/api/v1/webhooks/endpoints",
+            {"url": "https://hooks.example.test/in", "event_types": ["token.revoked"]},
+            format="json",
+        ),
     ]
 
     for response in refused:
@@ -600,6 +618,25 @@ def test_required_member_without_a_factor_may_only_enrol(org, member):
     assert client.get(MFA_FACTORS).json()["enrolment_required"] is False
 
 
+# The session's new state reaches the cache when the change commits.
+@pytest.mark.django_db(transaction=True)
+def test_switching_to_an_organization_that_requires_a_factor_asks_to_enrol_first(
+    org, other_org, member
+):
+    member_add(organization=other_org, user=member, role="admin")
+    other_org.mfa_policy = "everyone"
+    other_org.save()
+    client = login_client(member, org)
+    assert client.get("/api/v1/images").status_code == 200
+
+    switched = client.post("/api/v1/auth/switch-org", {"org": other_org.slug}, format="json")
+
+    assert switched.status_code == 200, switched.content
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {switched.json()['access']}")
+    assert_problem(client.get("/api/v1/images"), status=403, code="MFA_ENROLMENT_REQUIRED")
+    assert client.get(MFA_FACTORS).json()["enrolment_required"] is True
+
+
 def test_admins_policy_spares_other_roles(org, admin, member):
     org.mfa_policy = "admins"
     org.save()
@@ -639,6 +676,20 @@ def test_admin_resets_a_members_factors_and_ends_their_sessions(admin_client, me
         TOKEN_URL, {"username": "bob", "password": PASSWORD}, format="json"
     )
     assert signed_in.status_code == 200
+
+
+def test_an_admin_may_not_reset_someone_whose_factors_guard_other_organizations_too(
+    admin_client, member, other_org
+):
+    member_add(organization=other_org, user=member, role="admin")
+    totp_factor_for(member)
+
+    response = admin_client.post(_reset_url(member.id))
+
+    assert_problem(response, status=403, code="PERMISSION_DENIED")
+    assert "staff" in response.json()["detail"]
+    assert TotpFactor.objects.filter(user=member).exists()
+    assert not AuditEvent.objects.filter(action="mfa.reset").exists()
 
 
 def test_reset_of_an_outsider_is_not_found(admin_client, outsider, outsider_client, member):

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from accounts.api.invitation_serializers import InvitationCreateSerializer
 from accounts.api.serializers import GroupWriteSerializer, MemberUpdateSerializer
 from accounts.authz.pages import dashboard_page, signed_in_principal
-from accounts.errors import LastAdmin
+from accounts.errors import LastAdmin, PermissionDenied
 from accounts.models import Group, Membership, MfaPolicy, Role
 from accounts.roles import PERMISSION_DESCRIPTIONS, PERMISSIONS, role_permissions
 from accounts.selectors import (
@@ -99,7 +99,7 @@ def members_page(request: HttpRequest) -> HttpResponse:
     return _members_render(request)
 
 
-@dashboard_page("org:admin")
+@dashboard_page("org:admin", step_up=True)
 @post_only("/members/")
 def member_invite_page(request: HttpRequest) -> HttpResponse:
     """Invite an email address with a role and groups; the person accepts or declines."""
@@ -185,7 +185,7 @@ def member_remove_page(request: HttpRequest, user_id: UUID) -> HttpResponse:
     return redirect("/members/")
 
 
-@dashboard_page("org:admin")
+@dashboard_page("org:admin", step_up=True)
 @post_only("/members/")
 def group_create_page(request: HttpRequest) -> HttpResponse:
     """Create a group granting permissions to its members."""
@@ -246,7 +246,7 @@ def group_page(request: HttpRequest, group_id: UUID) -> HttpResponse:
     return _group_render(request, group_id)
 
 
-@dashboard_page("org:admin")
+@dashboard_page("org:admin", step_up=True)
 @post_only("/members/groups/{group_id}/")
 def group_edit_page(request: HttpRequest, group_id: UUID) -> HttpResponse:
     """Rename a group or change its permissions."""
@@ -296,7 +296,7 @@ def _group_members_set(request: HttpRequest, group: Group, user_ids: list[str]) 
     return redirect(f"/members/groups/{group.id}/")
 
 
-@dashboard_page("org:admin")
+@dashboard_page("org:admin", step_up=True)
 @post_only("/members/groups/{group_id}/")
 def group_member_add_page(request: HttpRequest, group_id: UUID) -> HttpResponse:
     """Add a member of the organization to the group."""
@@ -323,13 +323,15 @@ def group_member_remove_page(request: HttpRequest, group_id: UUID, user_id: UUID
 
 @dashboard_page("org:admin", step_up=True)
 @post_only("/members/")
-def member_mfa_reset_page(request: HttpRequest, user_id: Any) -> HttpResponse:
+def member_mfa_reset_page(request: HttpRequest, user_id: UUID) -> HttpResponse:
     """Remove a member's second factors (they lost them); their sessions end."""
     principal = signed_in_principal(request)
     membership = member_get(organization_id=principal.organization_id, user_id=user_id)
-    removed = factor_services.mfa_reset(
-        user=membership.user, organization=membership.organization, reason="admin_reset"
-    )
+    try:
+        removed = factor_services.member_mfa_reset(membership=membership, reason="admin_reset")
+    except PermissionDenied as exc:
+        messages.error(request, str(exc.detail))
+        return redirect("/members/")
     messages.success(
         request,
         f"{membership.user.username}'s second factors were reset ({removed} removed); "

@@ -39,6 +39,7 @@ class EndpointListApi(APIView):
 
 class EndpointCreateApi(APIView):
     required_permission = MANAGE
+    step_up = True
 
     @extend_schema(
         request=s.EndpointCreateSerializer,
@@ -73,6 +74,7 @@ class EndpointDetailApi(APIView):
 
 class EndpointUpdateApi(APIView):
     required_permission = MANAGE
+    step_up = True
 
     @extend_schema(
         request=s.EndpointUpdateSerializer, responses=s.EndpointSerializer, tags=["webhooks"]
@@ -99,6 +101,7 @@ class EndpointDeleteApi(APIView):
 
 class EndpointSecretRotateApi(APIView):
     required_permission = MANAGE
+    step_up = True
 
     @extend_schema(request=None, responses={201: s.IssuedEndpointSerializer}, tags=["webhooks"])
     def post(self, request: Request, endpoint_id: str) -> Response:
