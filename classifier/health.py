@@ -303,7 +303,15 @@ def _webhooks_announce(status: ProviderStatus, *, previous: str) -> None:
     try:
         webhook_event_broadcast(
             type="classifier.provider_state_changed",
-            data={**status.to_dict(), "previous_state": previous},
+            # The organization's view: the provider's state, never the installation's
+            # counters or an upstream error's text (which may name internal hosts).
+            data={
+                "name": status.name,
+                "state": status.state,
+                "previous_state": previous,
+                "ejected": status.ejected,
+                "changed_at": timezone.now().isoformat(),
+            },
         )
     except DatabaseError:
         # As with the audit: the classification that revealed the change must not fail.

@@ -743,6 +743,11 @@ WEBHOOK_DISABLE_AFTER_SECONDS = env.int("WEBHOOK_DISABLE_AFTER_SECONDS", default
 WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 3600)
 # Deliveries to one endpoint in flight at once; more wait, so a slow endpoint waits on itself.
 WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=4)
+# Deliveries of one organization's endpoints at once: below the webhook workers'
+# concurrency, one organization's slow endpoints never take every worker.
+WEBHOOK_MAX_IN_FLIGHT_PER_ORGANIZATION = env.int(
+    "WEBHOOK_MAX_IN_FLIGHT_PER_ORGANIZATION", default=2
+)
 # Events, deliveries and the delivery log are kept this long.
 WEBHOOK_LOG_RETENTION_DAYS = env.int("WEBHOOK_LOG_RETENTION_DAYS", default=30)
 # The Celery queue of deliveries; empty: the default queue. Set `webhooks` and run a

@@ -56,17 +56,22 @@ class WebhookResponse:
 # NAT64 (RFC 6052): the well-known prefix carries an IPv4 address in its last 32 bits; the
 # local-use prefix (RFC 8215) may carry one anywhere, so it is refused whole.
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
+# The deprecated IPv4-compatible form ::a.b.c.d (:: and ::1 aside, which are not addresses of it).
+IPV4_COMPATIBLE_PREFIX = ipaddress.ip_network("::/96")
 NAT64_LOCAL_PREFIX = ipaddress.ip_network("64:ff9b:1::/48")
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """Return the IPv4 address an IPv6 address stands for (mapped, 6to4, Teredo, NAT64)."""
+    """Return the IPv4 address an IPv6 address stands for (mapped, compatible, 6to4, Teredo,
+    NAT64)."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
     if address.teredo is not None:
         return address.teredo[1]
+    if address in IPV4_COMPATIBLE_PREFIX and int(address) > 1:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address in NAT64_PREFIX:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
@@ -99,6 +104,7 @@ def _private_reason(address: IPAddress) -> str | None:
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
         ("reserved", address.is_reserved),
+        ("site-local", getattr(address, "is_site_local", False)),
         ("private", address.is_private),
         ("not public", not address.is_global),
     )
@@ -197,7 +203,13 @@ def webhook_post(*, url: str, body: bytes, headers: dict[str, str]) -> WebhookRe
             "POST",
             f"{target.scheme}://{shown}:{target.port}{target.path}",
             content=body,
-            headers={**headers, "Host": target.host_header, "User-Agent": USER_AGENT},
+            # No compression: a small compressed answer could inflate past any cap in memory.
+            headers={
+                **headers,
+                "Host": target.host_header,
+                "User-Agent": USER_AGENT,
+                "Accept-Encoding": "identity",
+            },
             extensions=extensions,
         )
         response = client.send(request, stream=True)
@@ -209,10 +221,14 @@ def webhook_post(*, url: str, body: bytes, headers: dict[str, str]) -> WebhookRe
 
 
 def _body_read(response: httpx.Response) -> str:
-    """Read at most WEBHOOK_RESPONSE_BODY_MAX_BYTES of the body; the rest is never read."""
+    """Read at most WEBHOOK_RESPONSE_BODY_MAX_BYTES of the body as sent; the rest is never read.
+
+    The bytes as they came over the wire: an endpoint that compresses anyway is
+    kept compressed (and shown garbled) rather than inflated past the cap.
+    """
     cap = settings.WEBHOOK_RESPONSE_BODY_MAX_BYTES
     kept = b""
-    for chunk in response.iter_bytes():
+    for chunk in response.iter_raw():
         kept += chunk
         if len(kept) >= cap:
             break

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Organization
 from webhooks import metrics
 from webhooks.errors import EndpointDisabled, TargetRefused
 from webhooks.models import (
@@ -97,12 +98,18 @@ def _claim(delivery_id: uuid.UUID | str) -> tuple[WebhookDelivery, WebhookEndpoi
             return "not_pending"
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
             return "not_due"
-        # Claims for one endpoint take turns, so the in-flight count below stays true.
-        endpoint = WebhookEndpoint.objects.select_for_update().get(id=delivery.endpoint_id)
-        in_flight = WebhookDelivery.objects.filter(
-            endpoint_id=endpoint.id, status=WebhookDelivery.Status.PENDING, leased_until__gt=now
-        ).count()
-        if in_flight >= settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT:
+        endpoint = WebhookEndpoint.objects.get(id=delivery.endpoint_id)
+        # Claims for one organization take turns, so the in-flight counts below stay true.
+        Organization.objects.select_for_update().filter(id=endpoint.organization_id).first()
+        leased = WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING, leased_until__gt=now
+        )
+        if (
+            leased.filter(endpoint_id=endpoint.id).count()
+            >= settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT
+            or leased.filter(endpoint__organization_id=endpoint.organization_id).count()
+            >= settings.WEBHOOK_MAX_IN_FLIGHT_PER_ORGANIZATION
+        ):
             # Spread the waiting ones, so they do not all come back in the same second.
             wait = BUSY_RETRY_SECONDS * random.uniform(1, 2)  # noqa: S311
             delivery.next_attempt_at = now + timedelta(seconds=wait)

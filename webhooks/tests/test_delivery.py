@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import itertools
 import json
 import time
@@ -201,6 +202,24 @@ def test_the_answer_read_is_capped(org: Any, receiver: WebhookReceiver, settings
     assert WebhookAttempt.objects.get().response_body == "x" * 100
 
 
+def test_a_compressed_answer_is_kept_as_sent_and_never_inflated(
+    org: Any, receiver: WebhookReceiver, settings: Any
+) -> None:
+    settings.WEBHOOK_RESPONSE_BODY_MAX_BYTES = 100
+    _endpoint(org, receiver)
+    # 5 MB of zeros in about 5 KB: inflated, it would pass any cap in memory.
+    bomb = gzip.compress(b"\0" * 5_000_000)
+    receiver.answers = [Answer(200, body=bomb, headers={"Content-Encoding": "gzip"})]
+    _emit(org)
+
+    assert deliveries_run() == ["succeeded"]
+
+    assert receiver.received[0].headers["accept-encoding"] == "identity"
+    kept = WebhookAttempt.objects.get().response_body
+    assert len(kept) <= 100
+    assert kept.startswith("\x1f")  # gzip's own first byte: kept as sent, never inflated
+
+
 def test_a_redirect_is_not_followed(org: Any, receiver: WebhookReceiver) -> None:
     _endpoint(org, receiver)
     receiver.answers = [Answer(302, headers={"Location": "https://169.254.169.254/latest"})]
@@ -373,6 +392,25 @@ def test_an_endpoint_at_its_in_flight_cap_makes_the_next_delivery_wait(
     assert WebhookDelivery.objects.filter(endpoint=other, status="succeeded").count() == 2
     assert _next_attempt(second) > timezone.now()
     assert second.status == "pending"
+
+
+def test_an_organization_at_its_in_flight_cap_waits_while_another_is_delivered(
+    org: Any, other_org: Any, receiver: WebhookReceiver, settings: Any
+) -> None:
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ORGANIZATION = 2
+    slow = [_endpoint(org, receiver) for _ in range(3)]
+    elsewhere = _endpoint(other_org, receiver)
+    event = _emit(org)
+    held, waiting = (
+        WebhookDelivery.objects.filter(event=event, endpoint__in=slow[:2]),
+        WebhookDelivery.objects.get(event=event, endpoint=slow[2]),
+    )
+    held.update(leased_until=timezone.now() + dt.timedelta(seconds=30))
+    other = WebhookDelivery.objects.get(event=_emit(other_org), endpoint=elsewhere)
+
+    # Its third endpoint waits, although that endpoint has nothing in flight.
+    assert delivery_attempt(waiting.id) == "busy"
+    assert delivery_attempt(other.id) == "succeeded"
 
 
 def test_events_and_their_log_are_purged_after_the_retention(

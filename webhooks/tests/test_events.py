@@ -214,7 +214,9 @@ def test_a_provider_state_change_reaches_every_subscribed_organization(
         "degraded",
         "healthy",
     )
-    assert data["consecutive_failures"] == 3
+    # The organization's view: no installation-wide counters, no upstream error text.
+    assert set(data) == {"name", "state", "previous_state", "ejected", "changed_at"}
+    assert "timed out" not in str(events[0].payload)
 
 
 def test_ids_and_times_in_the_data_are_carried_as_json_strings(org: Any) -> None:

@@ -53,6 +53,9 @@ REFUSED = [
     ("64:ff9b::a9fe:a9fe", "metadata"),
     ("64:ff9b:1::a00:1", "NAT64"),
     ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "private"),  # Teredo, client 10.0.0.1
+    ("fec0::1", "site-local"),  # deprecated, but still not of the public internet
+    ("::7f00:1", "loopback"),  # IPv4-compatible 127.0.0.1
+    ("::a9fe:a9fe", "metadata"),  # IPv4-compatible 169.254.169.254
 ]
 
 
@@ -76,7 +79,8 @@ def test_allowing_private_targets_never_allows_the_metadata_service(settings: An
 
     assert address_refusal(ipaddress.ip_address("127.0.0.1")) is None
     assert address_refusal(ipaddress.ip_address("10.0.0.1")) is None
-    for address in ("169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254", "224.0.0.1"):
+    metadata = ("169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254", "::a9fe:a9fe")
+    for address in (*metadata, "224.0.0.1"):
         assert address_refusal(ipaddress.ip_address(address)) is not None
 
 
