@@ -1,9 +1,10 @@
 """Second factors in Django admin: listed by name on the user, reset through the service."""
 
 import pytest
+from django.test import Client
 
-from accounts.models import TotpFactor
-from accounts.tests.factories import totp_factor_for
+from accounts.models import Membership, TotpFactor
+from accounts.tests.factories import PASSWORD, UserFactory, totp_factor_for
 from audit.models import AuditEvent
 from config.testing.http import login_client
 
@@ -37,3 +38,17 @@ def test_resetting_second_factors_in_admin_removes_them_and_ends_the_sessions(
     event = AuditEvent.objects.get(action="mfa.reset")
     assert event.actor_display == "root"
     assert event.details["reason"] == "reset_by_staff"
+
+
+def test_staff_whose_organization_requires_a_factor_enrol_one_before_admin_opens(org):
+    org.mfa_policy = "everyone"
+    org.save()
+    staff = UserFactory(username="root", is_staff=True, is_superuser=True)
+    Membership.objects.create(user=staff, organization=org, role="admin")
+    browser = Client()
+    assert browser.post("/login/", {"username": "root", "password": PASSWORD}).status_code == 302
+
+    answer = browser.get("/admin/", follow=True)
+
+    assert answer.redirect_chain[-1][0] == "/account/security/"
+    assert browser.get("/admin/accounts/user/").status_code == 302

@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.authz.pages import SECURITY_PAGE
 from accounts.errors import (
     AuthenticationFailed,
     MfaChallengeInvalid,
@@ -182,6 +183,11 @@ def admin_login_page(request: HttpRequest) -> HttpResponse:
             ),
         }
         return render(request, "errors/error.html", context, status=403)
+    principal = getattr(request, "principal", None)
+    if principal is not None and principal.mfa_enrolment_required:
+        # Staff too: the organization requires a second factor, and this session has none yet.
+        messages.info(request, "Add a second factor first; then Django admin opens.")
+        return redirect(SECURITY_PAGE)
     target = request.GET.get("next") or "/admin/"
     if not target.startswith("/admin/"):
         target = "/admin/"
