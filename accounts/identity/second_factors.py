@@ -99,7 +99,19 @@ def recovery_codes_new() -> list[str]:
     return codes
 
 
-def recovery_code_digest(code: str, *, user_id: str) -> str:
-    """Return the keyed digest a recovery code is stored as (spaces, dashes and case ignored)."""
+def recovery_code_digest(code: str, *, user_id: str, secret: str | bytes | None = None) -> str:
+    """Return the keyed digest a recovery code is stored as (spaces, dashes and case ignored).
+
+    Keyed by SECRET_KEY, or by `secret` (one of SECRET_KEY_FALLBACKS, for codes
+    stored before a key rotation).
+    """
     normal = "".join(ch for ch in code.lower() if ch.isalnum())
-    return salted_hmac(_RECOVERY_SALT, f"{user_id}:{normal}", algorithm="sha256").hexdigest()
+    return salted_hmac(
+        _RECOVERY_SALT, f"{user_id}:{normal}", secret=secret, algorithm="sha256"
+    ).hexdigest()
+
+
+def recovery_code_digests(code: str, *, user_id: str) -> list[str]:
+    """Return the digests the code may be stored as: under SECRET_KEY and each fallback."""
+    keys = [None, *settings.SECRET_KEY_FALLBACKS]
+    return [recovery_code_digest(code, user_id=user_id, secret=key) for key in keys]

@@ -28,7 +28,7 @@ from accounts.identity.passkeys import (
 )
 from accounts.identity.principal import session_changed
 from accounts.identity.second_factors import (
-    recovery_code_digest,
+    recovery_code_digests,
     totp_code_step,
     totp_secret_open,
 )
@@ -153,9 +153,9 @@ def _totp_accepted(user: User, code: str) -> bool:
 
 
 def _recovery_code_accepted(user: User, code: str) -> bool:
-    digest = recovery_code_digest(code, user_id=str(user.id))
+    digests = recovery_code_digests(code, user_id=str(user.id))
     return bool(
-        RecoveryCode.objects.filter(user=user, digest=digest, used_at__isnull=True).update(
+        RecoveryCode.objects.filter(user=user, digest__in=digests, used_at__isnull=True).update(
             used_at=timezone.now()
         )
     )

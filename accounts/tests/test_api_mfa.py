@@ -233,6 +233,17 @@ def test_recovery_code_signs_in_once_and_is_audited(org, member):
     assert_problem(again, status=401, code="MFA_CODE_INVALID")
 
 
+def test_recovery_codes_still_work_after_the_secret_key_is_rotated(org, member, settings):
+    totp_factor_for(member)
+    codes = recovery_codes_for(member)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-key-" + "x" * 50
+
+    response = _answer({"challenge": mfa_challenge("bob"), "recovery_code": codes[0]})
+
+    assert response.status_code == 200, response.content
+
+
 def test_another_persons_recovery_code_does_not_work(org, member, viewer):
     totp_factor_for(member)
     recovery_codes_for(member)
