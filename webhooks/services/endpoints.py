@@ -191,7 +191,9 @@ def _disabled_mail(endpoint: WebhookEndpoint) -> None:
     send_mail(
         subject="[Vantage] A webhook endpoint was disabled",
         message=(
-            f"The webhook endpoint {endpoint.url} was disabled: {endpoint.disabled_reason} "
+            # The origin only: a receiver's path may hold its credential (chat services').
+            f"The webhook endpoint at {url_origin(endpoint.url)} "
+            f'("{endpoint.description}") was disabled: {endpoint.disabled_reason} '
             "Fix the receiver, then enable the endpoint again on the Webhooks page or with "
             f'PATCH /api/v1/webhooks/endpoints/{endpoint.id} {{"enabled": true}}; '
             "the deliveries that failed can be sent again from its delivery log."
