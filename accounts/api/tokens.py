@@ -93,6 +93,8 @@ class TokenDetailApi(APIView):
 
 class TokenUpdateApi(APIView):
     required_permission = MANAGE
+    # It may widen what the token may do from where: its allow-list.
+    step_up = True
 
     @extend_schema(
         request=s.TokenUpdateSerializer, responses=s.ServiceTokenSerializer, tags=["tokens"]

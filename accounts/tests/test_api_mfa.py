@@ -24,6 +24,7 @@ from accounts.tests.factories import (
     TOKEN_MFA_URL,
     TOKEN_URL,
     TOKENS,
+    issue,
     mfa_challenge,
     mfa_login_client,
     recovery_codes_for,
@@ -401,10 +402,11 @@ def test_removing_the_last_factor_needs_a_fresh_check_and_takes_the_recovery_cod
 
 # The session's new state reaches the cache when the change commits.
 @pytest.mark.django_db(transaction=True)
-def test_sensitive_actions_ask_for_a_recent_second_factor(admin_client, admin, member):
+def test_sensitive_actions_ask_for_a_recent_second_factor(org, admin_client, admin, member):
     # Signed in with the password before the factor existed: no check in this session.
     secret = totp_factor_for(admin)
     token_body = {"name": "ci", "scopes": ["image:read"]}
+    token = issue(org, admin, allowed_ips=["203.0.113.0/24"]).token
 
     refused = [
         admin_client.post(TOKENS, token_body, format="json"),
@@ -429,6 +431,8 @@ def test_sensitive_actions_ask_for_a_recent_second_factor(admin_client, admin, m
             {"name": "owners", "permissions": ["org:admin"], "members": [str(member.id)]},
             format="json",
         ),
+        # Lifting a token's allow-list lets it be used from anywhere.
+        admin_client.patch(f"{TOKENS}/{token.id}", {"allowed_ips": []}, format="json"),
         # Where the organization's events go.
         admin_client.post(
             "/api/v1/webhooks/endpoints",

@@ -299,7 +299,7 @@ def token_revoke_page(request: HttpRequest, token_id: UUID) -> HttpResponse:
     return redirect(f"/tokens/{token.id}/")
 
 
-@dashboard_page("token:manage")
+@dashboard_page("token:manage", step_up=True)
 @post_only("/tokens/{token_id}/")
 def token_allowed_ips_page(request: HttpRequest, token_id: UUID) -> HttpResponse:
     """Replace the token's allow-list of client networks (empty: any address)."""
