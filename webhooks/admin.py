@@ -1,18 +1,54 @@
-"""Webhooks in Django admin: endpoints and their deliveries, read; changes through services."""
+"""Webhooks in Django admin: endpoints registered, read and managed through the services."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.errors import DomainError
 from config.request_context import bind_staff
+from webhooks.events import EVENT_TYPES, SUBSCRIBABLE
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.services.deliveries import delivery_resend, endpoint_ping
-from webhooks.services.endpoints import endpoint_update
+from webhooks.services.endpoints import (
+    endpoint_create,
+    endpoint_room_checked,
+    endpoint_update,
+    endpoint_url_checked,
+    url_origin,
+)
+
+_ADD_FIELDS = ["organization", "url", "description", "event_types"]
+
+
+class EndpointAddForm(forms.ModelForm):
+    """A new endpoint: where, what for, and which events; checked as the API checks it."""
+
+    url = forms.URLField(assume_scheme="https", max_length=2000)
+    event_types = forms.MultipleChoiceField(
+        choices=[(name, f"{name}: {EVENT_TYPES[name]}") for name in SUBSCRIBABLE],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = _ADD_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        try:
+            if cleaned.get("organization") is not None:
+                endpoint_room_checked(organization=cleaned["organization"])
+            if cleaned.get("url"):
+                endpoint_url_checked(cleaned["url"])
+        except DomainError as exc:
+            raise ValidationError(exc.detail) from exc
+        return cleaned
 
 
 @admin.register(WebhookEndpoint)
@@ -35,8 +71,39 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     ]
     actions = ["disable_endpoints", "enable_endpoints", "ping_endpoints"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # registered by an organization's admins (API, dashboard): secret shown once
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = EndpointAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return _ADD_FIELDS if obj is None else super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Register a new endpoint through the service; its signing secret is shown this once."""
+        if change:
+            return  # every field is read-only: changes go through the actions
+        bind_staff(request)
+        data = form.cleaned_data
+        issued = endpoint_create(
+            organization=data["organization"],
+            url=data["url"],
+            event_types=list(data["event_types"]),
+            description=data.get("description", ""),
+            created_by_id=request.user.pk,
+        )
+        obj.pk = issued.endpoint.pk
+        self.message_user(
+            request,
+            f"The signing secret of the endpoint at {url_origin(issued.endpoint.url)}, shown "
+            f"this once (give it to the receiver now; rotate it if it is lost): {issued.secret}",
+            messages.WARNING,
+        )
 
     def _enabled_set(
         self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint], enabled: bool

@@ -52,12 +52,24 @@ def _audit(endpoint: WebhookEndpoint, action: str, **details: Any) -> None:
     )
 
 
-def _url_checked(url: str) -> str:
+def endpoint_url_checked(url: str) -> str:
+    """Return the URL, or refuse it (400) when its form or its host's addresses are not allowed."""
     try:
         url_check(url)
     except TargetRefused as exc:
         raise EndpointUrlRefused(str(exc)) from exc
     return url
+
+
+def endpoint_room_checked(*, organization: Organization) -> None:
+    """Refuse (400) a new endpoint for an organization that has as many as it may register."""
+    if WebhookEndpoint.objects.filter(organization=organization).count() >= (
+        MAX_ENDPOINTS_PER_ORGANIZATION
+    ):
+        raise InvalidInput(
+            f"An organization may register at most {MAX_ENDPOINTS_PER_ORGANIZATION} endpoints.",
+            field="url",
+        )
 
 
 @transaction.atomic
@@ -70,17 +82,11 @@ def endpoint_create(
     created_by_id: Id | None = None,
 ) -> IssuedSecret:
     """Register an endpoint; the answer carries its signing secret, shown this once."""
-    if WebhookEndpoint.objects.filter(organization=organization).count() >= (
-        MAX_ENDPOINTS_PER_ORGANIZATION
-    ):
-        raise InvalidInput(
-            f"An organization may register at most {MAX_ENDPOINTS_PER_ORGANIZATION} endpoints.",
-            field="url",
-        )
+    endpoint_room_checked(organization=organization)
     secret = secret_generate()
     endpoint = WebhookEndpoint.objects.create(
         organization=organization,
-        url=_url_checked(url),
+        url=endpoint_url_checked(url),
         description=description,
         event_types=sorted(set(event_types)),
         secret=secret,
@@ -103,7 +109,7 @@ def endpoint_update(
     changed: dict[str, Any] = {}
     if url is not None and url != endpoint.url:
         changed["url"] = {"from": url_origin(endpoint.url), "to": url_origin(url)}
-        endpoint.url = _url_checked(url)
+        endpoint.url = endpoint_url_checked(url)
     if description is not None and description != endpoint.description:
         changed["description"] = description
         endpoint.description = description
