@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponseBase, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponseBase
 from rest_framework.views import APIView
 
 _HANDLERS = ("get", "post", "put", "patch", "delete")
@@ -14,8 +14,8 @@ _HANDLERS = ("get", "post", "put", "patch", "delete")
 def operations(*views: type[APIView]) -> Callable[..., HttpResponseBase]:
     """Return the view of a URL that hands each request to the APIView of its method.
 
-    HEAD goes where GET goes; OPTIONS to the first view, answering for them all;
-    any other method is 405 with every method the URL takes.
+    HEAD goes where GET goes; OPTIONS and any other method to the first view, which
+    answers for the whole URL (405 naming every method it takes).
     """
     takes = sorted({name.upper() for view in views for name in _HANDLERS if hasattr(view, name)})
     by_method: dict[str, Callable[..., HttpResponseBase]] = {}
@@ -39,14 +39,15 @@ def operations(*views: type[APIView]) -> Callable[..., HttpResponseBase]:
     first = handlers[0]
 
     def dispatch(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if request.method == "OPTIONS":
-            response = first(request, *args, **kwargs)
-            response["Allow"] = ", ".join(allowed)
-            return response
         handler = by_method.get(request.method or "")
-        if handler is None:
-            return HttpResponseNotAllowed(allowed)
-        return handler(request, *args, **kwargs)
+        if handler is not None:
+            return handler(request, *args, **kwargs)
+        # OPTIONS, or a method no operation takes: the first view answers as DRF does (401
+        # to a caller it does not know, before anything else), for the whole URL.
+        response = first(request, *args, **kwargs)
+        if response.status_code in (200, 405):
+            response["Allow"] = ", ".join(allowed)
+        return response
 
     # Each APIView checks CSRF itself, for session-authenticated calls only, as DRF does.
     dispatch.csrf_exempt = True  # type: ignore[attr-defined]

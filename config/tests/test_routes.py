@@ -27,6 +27,10 @@ def test_a_method_no_operation_takes_is_405_naming_every_method_the_url_takes(ad
     assert answer["Allow"] == "GET, HEAD, POST, OPTIONS"
 
 
+def test_a_caller_it_does_not_know_is_401_whatever_the_method(api_client):
+    assert_problem(api_client.put(TOKENS, {}, format="json"), status=401, code="NOT_AUTHENTICATED")
+
+
 def test_options_and_head_answer_for_the_whole_url(admin_client):
     options = admin_client.options(TOKENS)
     head = admin_client.head(TOKENS)
