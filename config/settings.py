@@ -94,9 +94,9 @@ BROWSER_MIDDLEWARE = [
     "accounts.identity.middleware.BrowserSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
-# The admin site checks MIDDLEWARE alone for these; config.checks finds them in
-# BROWSER_MIDDLEWARE instead.
-SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
+# The admin site's and Django's CSRF checks look in MIDDLEWARE alone for these;
+# config.checks finds them in BROWSER_MIDDLEWARE instead (and checks the CSRF cookie).
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "security.W003"]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

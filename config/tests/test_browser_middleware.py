@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.checks import Error
 
-from config.checks import browser_middleware_check
+from config.checks import browser_csrf_cookie_check, browser_middleware_check
 from config.testing.http import assert_problem, login_client, signed_in_browser
 
 ME = "/api/v1/auth/me"
@@ -48,6 +48,7 @@ def test_a_page_form_without_its_csrf_token_is_still_refused(member):
         ("django.contrib.sessions.middleware.SessionMiddleware", "config.E001"),
         ("django.contrib.auth.middleware.AuthenticationMiddleware", "config.E002"),
         ("django.contrib.messages.middleware.MessageMiddleware", "config.E003"),
+        ("django.middleware.csrf.CsrfViewMiddleware", "config.E004"),
     ],
 )
 def test_what_the_admin_site_needs_is_checked_in_the_browser_middleware(settings, missing, code):
@@ -58,3 +59,11 @@ def test_what_the_admin_site_needs_is_checked_in_the_browser_middleware(settings
 
 def test_the_configured_browser_middleware_passes_its_check():
     assert browser_middleware_check(None) == []
+
+
+def test_a_deployment_is_warned_of_a_csrf_cookie_sent_over_plain_http(settings):
+    settings.CSRF_COOKIE_SECURE = False
+    assert [m.id for m in browser_csrf_cookie_check(None)] == ["config.W016"]
+
+    settings.CSRF_COOKIE_SECURE = True
+    assert browser_csrf_cookie_check(None) == []
