@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group as DjangoGroup
 from django.db.models import QuerySet
@@ -37,7 +37,7 @@ from accounts.services.organizations import (
 from accounts.services.sessions import session_revoke, sessions_revoke_all
 from accounts.services.token_policies import token_policy_set
 from accounts.services.tokens import token_revoke
-from config.errors import DomainError
+from config.admin_site import each_through_service
 from config.request_context import bind_staff
 
 # Organizations' groups are the product's own; Django's permission groups are unused.
@@ -200,12 +200,12 @@ class MembershipAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove the selected members (never an organization's last admin)")
     def remove_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        bind_staff(request)
-        for membership in queryset.select_related("user", "organization"):
-            try:
-                member_remove(membership=membership)
-            except DomainError as exc:
-                self.message_user(request, f"{membership}: {exc.detail}", messages.ERROR)
+        each_through_service(
+            self,
+            request,
+            queryset.select_related("user", "organization"),
+            lambda membership: member_remove(membership=membership),
+        )
 
 
 @admin.register(Group)
@@ -330,13 +330,10 @@ class InvitationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected pending invitations")
     def revoke_invitations(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
-        bind_staff(request)
-        revoked = 0
-        for invitation in queryset.select_related("organization"):
-            try:
-                invitation_revoke(invitation=invitation)
-            except DomainError as exc:
-                self.message_user(request, f"{invitation}: {exc.detail}", messages.ERROR)
-            else:
-                revoked += 1
+        revoked = each_through_service(
+            self,
+            request,
+            queryset.select_related("organization"),
+            lambda invitation: invitation_revoke(invitation=invitation),
+        )
         self.message_user(request, f"{revoked} invitation(s) revoked.")

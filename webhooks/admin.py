@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.admin_site import each_through_service
 from config.errors import DomainError
 from config.request_context import bind_staff
 from webhooks.events import EVENT_TYPES, SUBSCRIBABLE
@@ -123,12 +124,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send a test ping to the selected endpoints")
     def ping_endpoints(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        bind_staff(request)
-        for endpoint in queryset:
-            try:
-                endpoint_ping(endpoint=endpoint)
-            except DomainError as exc:
-                self.message_user(request, f"{endpoint}: {exc.detail}", messages.ERROR)
+        each_through_service(
+            self, request, queryset, lambda endpoint: endpoint_ping(endpoint=endpoint)
+        )
         self.message_user(request, "Pings queued; see each endpoint's deliveries.")
 
 
@@ -176,13 +174,10 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send the selected deliveries' events again")
     def resend_deliveries(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        bind_staff(request)
-        sent = 0
-        for delivery in queryset.select_related("endpoint"):
-            try:
-                delivery_resend(delivery=delivery)
-            except DomainError as exc:
-                self.message_user(request, f"{delivery}: {exc.detail}", messages.ERROR)
-            else:
-                sent += 1
+        sent = each_through_service(
+            self,
+            request,
+            queryset.select_related("endpoint"),
+            lambda delivery: delivery_resend(delivery=delivery),
+        )
         self.message_user(request, f"{sent} deliveries queued again.")
