@@ -21,6 +21,7 @@ from django.core.cache import cache, caches
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import member_of
+from config.logs import OUTPUT
 from config.testing.http import login_client
 from config.testing.processes import (
     ServerProcess,
@@ -251,6 +252,8 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root.addHandler(handler)
+    # The project's own events are written straight to the log output.
+    output, OUTPUT.stream = OUTPUT.stream, stream
 
     def read() -> list[dict[str, Any]]:
         return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
@@ -259,6 +262,7 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
         yield read
     finally:
         root.removeHandler(handler)
+        OUTPUT.stream = output
 
 
 @pytest.fixture

@@ -18,9 +18,13 @@ def main() -> int:
 
     # Log lines are still rendered (their cost is part of every request) but
     # not printed between the figures.
+    from config.logs import OUTPUT
+
+    devnull = open(os.devnull, "w")  # noqa: SIM115
+    OUTPUT.stream = devnull
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
-            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
+            handler.setStream(devnull)
     from django.conf import settings
     from django.db import connection
     from django.test.utils import override_settings, setup_test_environment

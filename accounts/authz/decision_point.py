@@ -19,7 +19,6 @@ from config.ids import Id
 __all__ = ["ANY_PRINCIPAL", "Decision", "decision_check"]
 
 logger = structlog.get_logger("vantage.authz")
-_stdlib_logger = logging.getLogger("vantage.authz")
 # Counters bound to their labels once: labelling on the hot path costs a lock.
 _DECISIONS = {
     (source, outcome): metrics.AUTHZ_DECISIONS.labels(source=source, outcome=outcome)
@@ -50,7 +49,7 @@ def decision_check(
     metrics.AUTHZ_DECISION_SECONDS.observe(duration)
     # Hits are routine (debug); misses and denials are worth reading.
     routine = decision.allowed and decision.source in ("l1", "cache")
-    if routine and not _stdlib_logger.isEnabledFor(logging.DEBUG):
+    if routine and not logger.is_enabled_for(logging.DEBUG):
         return decision
     (logger.debug if routine else logger.info)(
         "authorization_decision",
