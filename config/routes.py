@@ -1,11 +1,13 @@
-"""One URL served by one APIView per HTTP method: each operation is a view of its own."""
+"""How the API's routes are laid out: one APIView per operation, routes grouped by prefix."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import URLPattern, URLResolver, include, path
+from django.urls.resolvers import RoutePattern
 from rest_framework.views import APIView
 
 _HANDLERS = ("get", "post", "put", "patch", "delete")
@@ -55,3 +57,41 @@ def operations(*views: type[APIView]) -> Callable[..., HttpResponseBase]:
         method: handler for method, handler in by_method.items() if method != "HEAD"
     }
     return dispatch
+
+
+def by_first_segment(
+    prefix: str, patterns: Sequence[URLPattern | URLResolver]
+) -> list[URLPattern | URLResolver]:
+    """Return `patterns` under `prefix`, the routes of each first path segment grouped.
+
+    Django tries a URL's routes one by one: a path near the end of a long list
+    (or no route at all, for a 404) costs a match attempt per route. Grouped,
+    a path is checked against one prefix per segment (a string comparison),
+    then matched in its own group only. The order of matching is kept: a
+    route whose first segment is a converter (it could match any segment) is
+    left where it is, and groups are closed before it, so no route moves
+    ahead of one it came after.
+    """
+    grouped: list[URLPattern | URLResolver] = []
+    groups: dict[str, list[URLPattern]] = {}
+    for pattern in patterns:
+        route = str(pattern.pattern)
+        head, slash, rest = route.partition("/")
+        routed = isinstance(pattern.pattern, RoutePattern)
+        if not (routed and slash and "<" not in head and isinstance(pattern, URLPattern)):
+            if "<" in head or not routed:
+                groups = {}
+            grouped.append(_prefixed(prefix, pattern))
+            continue
+        if head not in groups:
+            groups[head] = []
+            grouped.append(path(f"{prefix}{head}/", include(groups[head])))
+        groups[head].append(path(rest, pattern.callback, pattern.default_args, pattern.name))
+    return grouped
+
+
+def _prefixed(prefix: str, pattern: URLPattern | URLResolver) -> URLPattern | URLResolver:
+    if isinstance(pattern, URLPattern) and isinstance(pattern.pattern, RoutePattern):
+        route = f"{prefix}{pattern.pattern}"
+        return path(route, pattern.callback, pattern.default_args, pattern.name)
+    return path(prefix, include([pattern]))

@@ -6,21 +6,28 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
 from accounts import views as account_views
+from accounts.api.urls import urlpatterns as accounts_api
+from audit.api.urls import urlpatterns as audit_api
+from classifier.api.urls import urlpatterns as classifier_api
 from config.api_docs import DocsPage, SchemaApi
 from config.errors import page_not_found
 from config.health import HealthApi, VersionedHealthApi
 from config.metrics_api import MetricsApi
+from config.routes import by_first_segment
 from images import views as image_views
+from images.api.urls import urlpatterns as images_api
+from webhooks.api.urls import urlpatterns as webhooks_api
+
+# Each app's API routes, under /api/v1/ and grouped by their first segment.
+API_V1 = by_first_segment(
+    "api/v1/", [*accounts_api, *audit_api, *images_api, *classifier_api, *webhooks_api]
+)
 
 urlpatterns = [
     path("health", HealthApi.as_view(), name="health"),
     path("metrics", MetricsApi.as_view(), name="metrics"),
     path("api/v1/health", VersionedHealthApi.as_view(), name="api-health"),
-    path("api/v1/", include("accounts.api.urls")),
-    path("api/v1/", include("audit.api.urls")),
-    path("api/v1/", include("images.api.urls")),
-    path("api/v1/", include("classifier.api.urls")),
-    path("api/v1/", include("webhooks.api.urls")),
+    *API_V1,
     path("api/schema/", SchemaApi.as_view(), name="api-schema"),
     path(
         "api/docs/",
