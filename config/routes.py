@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import ResolverMatch, URLPattern, URLResolver, include, path
 from django.urls.resolvers import RoutePattern
 from rest_framework.views import APIView
 
@@ -85,9 +85,23 @@ def by_first_segment(
             continue
         if head not in groups:
             groups[head] = []
-            grouped.append(path(f"{prefix}{head}/", include(groups[head])))
+            grouped.append(SegmentRoutes(RoutePattern(f"{prefix}{head}/"), groups[head]))
         groups[head].append(path(rest, pattern.callback, pattern.default_args, pattern.name))
     return grouped
+
+
+class SegmentRoutes(URLResolver):
+    """The routes under one path prefix; a path outside it is passed over without an error.
+
+    Django's resolver reports a prefix that does not match by raising, and
+    the list it sits in catches that: each group a path passes costs an
+    exception. A group answers "not mine" (None) as a single route does.
+    """
+
+    def resolve(self, path: Any) -> ResolverMatch | None:  # type: ignore[override]
+        if self.pattern.match(str(path)) is None:
+            return None
+        return super().resolve(path)
 
 
 def _prefixed(prefix: str, pattern: URLPattern | URLResolver) -> URLPattern | URLResolver:

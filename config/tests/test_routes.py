@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from django.http import HttpResponse
+from django.urls import Resolver404, URLResolver, path
+from django.urls.resolvers import RoutePattern
+
+from config.routes import by_first_segment
 from config.testing.http import assert_problem
 
 TOKENS = "/api/v1/tokens"
@@ -58,3 +66,59 @@ def test_the_schema_lists_each_operation_of_a_url_once(api_client):
     }
     detail = schema["paths"]["/api/v1/tokens/{token_id}"]
     assert sorted(detail) == ["delete", "get", "patch"]
+
+
+# --- Routes grouped by their first segment ----------------------------------
+
+
+def _view(name: str) -> Any:
+    def view(request: Any, **kwargs: Any) -> HttpResponse:
+        return HttpResponse(name)
+
+    return view
+
+
+def _names(patterns: list[Any], url: str) -> str:
+    match = URLResolver(RoutePattern(""), patterns).resolve(url)
+    return str(match.url_name)
+
+
+def test_grouped_routes_resolve_and_reverse_as_before():
+    routes = [
+        path("images", _view("list"), name="list"),
+        path("images/limits", _view("limits"), name="limits"),
+        path("tokens/<uuid:token_id>", _view("token"), name="token"),
+        path("images/<uuid:image_id>", _view("image"), name="image"),
+    ]
+    grouped = by_first_segment("api/", routes)
+
+    assert _names(grouped, "api/images") == "list"
+    assert _names(grouped, "api/images/limits") == "limits"
+    image = "0b7c5d2e-4f60-4a8e-9d1c-2e3f4a5b6c7d"
+    assert _names(grouped, f"api/images/{image}") == "image"
+    assert _names(grouped, f"api/tokens/{image}") == "token"
+    # Two groups and the route of the bare segment.
+    assert len(grouped) == 3
+    for missing in ("api/nothing", "api/images/nothing", "images/limits"):
+        with pytest.raises(Resolver404):
+            URLResolver(RoutePattern(""), grouped).resolve(missing)
+
+
+def test_no_route_moves_ahead_of_a_route_it_came_after():
+    # The converter route would take "images/limits" too: it came first, so it still wins.
+    routes = [
+        path("<str:kind>/limits", _view("any-limits"), name="any-limits"),
+        path("images/limits", _view("limits"), name="limits"),
+        path("images/upload", _view("upload"), name="upload"),
+    ]
+    assert _names(by_first_segment("", routes), "images/limits") == "any-limits"
+    assert _names(by_first_segment("", routes), "images/upload") == "upload"
+
+    routes = [routes[1], routes[0], routes[2]]
+    assert _names(by_first_segment("", routes), "images/limits") == "limits"
+    assert _names(by_first_segment("", routes), "files/limits") == "any-limits"
+
+
+def test_an_unknown_api_path_in_a_group_or_outside_every_group_is_a_problem_404(api_client):
+    for url in ("/api/v1/images/no-such-thing", "/api/v1/no-such-thing"):
+        assert_problem(api_client.get(url), status=404, code="NOT_FOUND")
