@@ -15,6 +15,7 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
+from corsheaders import middleware as cors
 from csp.constants import HEADER, HEADER_REPORT_ONLY
 from csp.middleware import CheckableLazyObject, CSPMiddleware
 from csp.utils import build_policy
@@ -24,6 +25,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware import common as django_common
+from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 from django_prometheus.middleware import Metrics
 from prometheus_client import Counter, Histogram
@@ -186,6 +188,34 @@ class CommonMiddleware(django_common.CommonMiddleware):
         if request.path_info.startswith("/api/v1/"):
             return False
         return bool(super().should_redirect_with_slash(request))
+
+
+class CorsMiddleware(cors.CorsMiddleware):
+    """django-cors-headers', reading the request headers it needs from the environ.
+
+    It asks `request.headers` for the preflight's and the origin's headers,
+    which copies every header of the request; a call without an Origin (a
+    program's, not a browser page's) gets what it would get (`Vary: origin`)
+    without that copy.
+    """
+
+    def check_preflight(self, request: HttpRequest) -> HttpResponseBase | None:
+        if "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META:
+            return super().check_preflight(request)
+        request._cors_enabled = self.is_enabled(request)  # type: ignore[attr-defined]
+        return None
+
+    def add_response_headers(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if request.META.get("HTTP_ORIGIN"):
+            return super().add_response_headers(request, response)
+        enabled = getattr(request, "_cors_enabled", None)
+        if enabled is None:
+            enabled = self.is_enabled(request)
+        if enabled:
+            patch_vary_headers(response, ("origin",))
+        return response
 
 
 # A view or template that asks for its own policy (decorators, a nonce) gets

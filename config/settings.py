@@ -78,7 +78,7 @@ MIDDLEWARE = [
     "config.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
+    "config.middleware.CorsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "config.middleware.CommonMiddleware",
     # BROWSER_MIDDLEWARE, for pages and the API calls that carry a session cookie.

@@ -130,6 +130,24 @@ def test_cors_preflight_from_a_listed_origin_succeeds(api_client):
     assert "POST" in response["Access-Control-Allow-Methods"]
 
 
+@pytest.mark.django_db
+@override_settings(CORS_ALLOWED_ORIGINS=[ALLOWED_ORIGIN])
+def test_a_call_without_an_origin_is_granted_nothing_but_told_answers_vary_by_origin(api_client):
+    response = api_client.get("/api/v1/health")
+
+    assert response.status_code == 200
+    assert "origin" in [name.strip().lower() for name in response["Vary"].split(",")]
+    assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
+@override_settings(CORS_ALLOWED_ORIGINS=[ALLOWED_ORIGIN])
+def test_an_options_call_without_a_preflight_header_is_not_a_preflight(api_client):
+    response = api_client.options("/api/v1/health", HTTP_ORIGIN=ALLOWED_ORIGIN)
+
+    assert response["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert response["Content-Type"].startswith("application/json")
+
+
 # --- Swagger UI ---------------------------------------------------------------
 
 
