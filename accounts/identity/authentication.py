@@ -114,22 +114,22 @@ def principal_for_session(
     if view["status"] != "ok":
         raise TokenRevoked("You are no longer a member of this organization.")
     session_activity_touch(session_id, state)
-    principal = principal_from_view(
-        view, session_id=session_id, source=source, generation=generation
-    )
-    return replace(
-        principal,
+    return principal_from_view(
+        view,
+        session_id=session_id,
+        source=source,
+        generation=generation,
         mfa_verified_at=state.get("mfa_verified_at"),
         mfa_enrolment_required=bool(state.get("mfa_enrolment_required")),
     )
 
 
 def user_from_principal(principal: Principal) -> User:
-    """Return a read-only User for request.user, built without a query."""
-    user = User(id=principal.user_id, username=principal.display, is_active=True)
-    user._state.adding = False
-    user._state.db = "default"
-    return user
+    """Return request.user, built without a query: its other fields load if asked for."""
+    return User.from_db("default", _USER_FIELDS, [principal.user_id, principal.display, True])
+
+
+_USER_FIELDS = ["id", "username", "is_active"]
 
 
 def _bind(principal: Principal) -> None:
@@ -188,15 +188,16 @@ def principal_refreshed(principal: Principal) -> Principal:
     if view["status"] != "ok":
         # No longer a member: nothing is granted (the next request is refused outright).
         return replace(principal, role=None, groups={}, permissions=frozenset(), source=source)
-    fresh = principal_from_view(
-        view, session_id=principal.session_id, source=source, generation=principal.generation
-    )
     if principal.kind == "user":
-        return replace(
-            fresh,
+        return principal_from_view(
+            view,
+            session_id=principal.session_id,
+            source=source,
+            generation=principal.generation,
             mfa_verified_at=principal.mfa_verified_at,
             mfa_enrolment_required=principal.mfa_enrolment_required,
         )
+    fresh = principal_from_view(view, source=source, generation=principal.generation)
     return replace(
         principal,
         permissions=effective_scopes(principal.scopes or (), fresh.permissions),

@@ -313,8 +313,10 @@ def principal_from_view(
     session_id: str | None = None,
     source: str = "db",
     generation: str | None = None,
+    mfa_verified_at: float | None = None,
+    mfa_enrolment_required: bool = False,
 ) -> Principal:
-    """Build a user principal from an 'ok' member view."""
+    """Build a user principal from an 'ok' member view (and its session's second-factor state)."""
     groups = {name: tuple(perms) for name, perms in view["groups"].items()}
     permissions = role_permissions(view["role"]).union(*groups.values())
     user, org = view["user"], view["organization"]
@@ -337,4 +339,6 @@ def principal_from_view(
         limits=org.get("limits") or tier_limits(org["tier"]),
         email=user.get("email") or "",
         name=user.get("name") or "",
+        mfa_verified_at=mfa_verified_at,
+        mfa_enrolment_required=mfa_enrolment_required,
     )

@@ -10,6 +10,7 @@ cache read (and a service token's usage counter): one round trip per request.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any, cast
 
@@ -46,6 +47,11 @@ def cache_prefetched(request: Request) -> dict[str, Any]:
     return getattr(request._request, "cache_prefetched", {})
 
 
+def request_counted(request: Request) -> bool:
+    """Tell whether `request` has been counted against its limits already."""
+    return bool(getattr(request._request, "rate_limit_counted", False))
+
+
 def view_rule(request: Request) -> RateLimitRule | None:
     """Return the rule of the view answering `request` (None: exempt or limits off)."""
     if not settings.RATE_LIMIT_ENABLED:
@@ -66,12 +72,16 @@ class RequestCounter:
         # Counters (key, ttl) to add one to in the same round trip.
         self.increments: list[tuple[str, int]] = []
         self.incremented = False
-        self.member = uuid.uuid4().hex
         self.organization_id: str | None = None
+
+    @functools.cached_property
+    def member(self) -> str:
+        """The request's name in its windows (made once it is counted)."""
+        return uuid.uuid4().hex
 
     @property
     def settled(self) -> bool:
-        return bool(getattr(self.request._request, "rate_limit_counted", False))
+        return request_counted(self.request)
 
     def plan(self, *, kind: str, principal_id: str, organization_id: str, user_id: str) -> None:
         """Guess the caller's windows from this process's copy of its member view."""
@@ -209,8 +219,9 @@ class TierRateLimit(BaseThrottle):
     """
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        principal = request.auth if isinstance(request.auth, Principal) else None
-        RequestCounter(request).settle(principal)
+        if not request_counted(request):  # authentication counts most requests
+            principal = request.auth if isinstance(request.auth, Principal) else None
+            RequestCounter(request).settle(principal)
         return True
 
 
