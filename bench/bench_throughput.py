@@ -8,6 +8,11 @@ in turn for a few seconds; the cases take turns in every cycle, and each is
 compared with the baseline of its own cycle, so a change in the machine's load
 weighs on the baseline and the case alike. Only 2xx answers count as
 throughput (the unknown path's 404s for its own case).
+
+With Redis, two more cases of the bare application give the floor under a
+secured request: the bare view plus one Redis round trip, and plus the round
+trip a warm secured request makes (its reads and the rate limiter's script).
+No secured request can be cheaper than its floor, whatever the project does.
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ def _servers(redis: bool) -> dict[str, ServerProcess]:
     )
     baseline = _gunicorn(
         "bench.baseline.wsgi",
-        {"DJANGO_SETTINGS_MODULE": "bench.baseline.settings"},
+        {"DJANGO_SETTINGS_MODULE": "bench.baseline.settings", "BENCH_REDIS_URL": REDIS_URL},
         var / "bench-throughput-baseline.log",
     )
     project.wait_until_ready()
@@ -103,11 +108,17 @@ def _servers(redis: bool) -> dict[str, ServerProcess]:
     return {"project": project, "baseline": baseline}
 
 
-def _cases(credentials: dict[str, str]) -> list[Case]:
+def _cases(credentials: dict[str, str], redis: bool) -> list[Case]:
     jwt = {"Authorization": f"Bearer {credentials['access']}"}
     token = {"Authorization": f"Bearer {credentials['secret']}"}
+    # The floor under a secured request: the bare view plus the one round trip it needs.
+    floors = [
+        Case("floor: bare DRF + one Redis read round trip", "baseline", "/bare+read", {}),
+        Case("floor: bare DRF + reads and limiter script", "baseline", "/bare+limiter", {}),
+    ]
     return [
         Case("bare DRF application, no middleware (baseline)", "baseline", "/bare", {}),
+        *(floors if redis else []),
         Case("GET /api/v1/auth/me, JWT", "project", "/api/v1/auth/me", jwt, goal=0.5),
         Case(
             "GET /api/v1/images/limits, service token",
@@ -185,7 +196,7 @@ def run() -> None:
     credentials = _setup()
     redis = _redis_reachable()
     servers = _servers(redis)
-    cases = _cases(credentials)
+    cases = _cases(credentials, redis)
     samples: dict[str, list[Sample]] = {case.name: [] for case in cases}
     try:
         for cycle in range(CYCLES + 1):  # the first cycle warms up and is not counted
