@@ -124,16 +124,23 @@ _published = {"in_use": -1, "idle": -1, "at": 0.0}
 PUBLISH_SECONDS = 1.0
 
 
-def _pool_gauges_set(*, settled: bool = False) -> None:
+def _pool_gauges_set(*, settled: bool = False, given_back: bool = False) -> None:
     """Set the pool gauge from this process's pools' own counts (no command is sent)."""
     now = time.monotonic()
-    if now - _published["at"] < PUBLISH_SECONDS and not settled:
+    recent = now - _published["at"] < PUBLISH_SECONDS
+    if recent and not settled:
+        return
+    # A connection given back while the gauge shows none in use and some idle (a
+    # busy process, one request after another) changes nothing a reader needs
+    # before the next second; counting the pools for it costs more than the command.
+    shown_idle = _published["in_use"] == 0 and _published["idle"] > 0
+    if recent and given_back and shown_idle:
         return
     in_use = idle = 0
     for pool in list(_pools):
         in_use += len(pool._in_use_connections)
         idle += len(pool._available_connections)
-    if settled and in_use and now - _published["at"] < PUBLISH_SECONDS:
+    if settled and in_use and recent:
         return  # not idle yet: the next write in its time
     _published["at"] = now
     if in_use != _published["in_use"]:
@@ -161,7 +168,7 @@ class PoolMetricsMixin:
         try:
             super().release(connection)  # type: ignore[misc]
         finally:
-            _pool_gauges_set(settled=True)
+            _pool_gauges_set(settled=True, given_back=True)
 
     def disconnect(self, *args: Any, **kwargs: Any) -> None:
         try:

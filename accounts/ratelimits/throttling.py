@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import functools
 import uuid
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.http import HttpRequest
 from django_redis import get_redis_connection
 from redis.exceptions import NoScriptError
@@ -115,7 +115,7 @@ class RequestCounter:
         self.incremented = bool(self.increments)
         if self.planned is not None:
             self.outcome = window_script_outcome(*self.planned, replies[1])
-        decode = cast(Any, cache).client.decode
+        decode = caches["default"].client.decode  # type: ignore[attr-defined]
         found = {
             key: decode(value)
             for key, value in zip(keys + wanted, replies[0], strict=True)
@@ -136,14 +136,17 @@ class RequestCounter:
 
     def _round_trip(self, keys: list[str]) -> list[Any]:
         """Send the read, the planned count and the increments in one pipeline; return replies."""
+        # The cache itself, once: each attribute of the `cache` proxy looks it up again.
+        backend = caches["default"]
         client = get_redis_connection("default")
         pipe = client.pipeline(transaction=False)
-        pipe.mget([cache.make_key(key) for key in keys])
+        pipe.mget([backend.make_key(key) for key in keys])
         if self.planned is not None:
             window_script_queue(pipe, self.planned[1], self.member)
         for key, ttl in self.increments:
-            pipe.incr(cache.make_key(key))
-            pipe.expire(cache.make_key(key), ttl)
+            counter = backend.make_key(key)
+            pipe.incr(counter)
+            pipe.expire(counter, ttl)
         replies: list[Any] = pipe.execute(raise_on_error=False)
         if self.planned is not None and isinstance(replies[1], NoScriptError):
             # A Redis that has not run the script yet (restarted, say): sent whole, once.
