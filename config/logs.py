@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -165,12 +166,32 @@ class LogOutput:
 
     def __init__(self) -> None:
         self.stream: TextIO = sys.stdout
+        self._lock = threading.Lock()
 
     def write(self, line: str | bytes) -> None:
-        text = line.decode() if isinstance(line, bytes) else line
-        stream = self.stream
-        stream.write(text + "\n")
-        stream.flush()
+        text = (line.decode() if isinstance(line, bytes) else line) + "\n"
+        with self._lock:  # one line at a time, whichever thread writes it
+            try:
+                self.stream.write(text)
+            except UnicodeEncodeError:  # a stream that takes ASCII only
+                self.stream.write(_ascii_escaped(text))
+            self.stream.flush()
+
+
+def _ascii_escaped(text: str) -> str:
+    """Return `text` with every character beyond ASCII escaped as JSON escapes it."""
+    return _BEYOND_ASCII.sub(_json_escape, text)
+
+
+_BEYOND_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond the first plane: a surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 OUTPUT = LogOutput()
@@ -200,7 +221,9 @@ def _orjson_dumps(value: Any, **_: Any) -> bytes:
 
 
 def _orjson_text(value: Any, **_: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+    # For the standard library's handler, which cannot fall back as LogOutput does:
+    # ASCII, whatever the stream's encoding.
+    return _ascii_escaped(orjson.dumps(value, default=str).decode())
 
 
 def logging_config(*, level: str, fmt: str, stream: str = "stdout") -> dict[str, Any]:

@@ -1,11 +1,14 @@
 """Request ids, response timing, trace ids and structured, secret-free logs."""
 
+import io
+import json
+import logging
 import re
 
 import pytest
 import structlog
 
-from config.logs import REDACTED
+from config.logs import OUTPUT, REDACTED
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +160,23 @@ def test_authorization_header_is_not_logged_by_a_request(api_client, log_lines):
     api_client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong-but-secret-value")
 
     assert "wrong-but-secret-value" not in str(log_lines())
+
+
+def test_a_line_beyond_ascii_reaches_a_stream_that_takes_ascii_only_as_json_escapes(log_lines):
+    ascii_only = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    output, OUTPUT.stream = OUTPUT.stream, ascii_only
+    try:
+        structlog.get_logger("vantage.tests").info("note", text="café ☕ 🚗")
+    finally:
+        OUTPUT.stream = output
+    ascii_only.flush()
+    line = ascii_only.buffer.getvalue().decode("ascii")
+
+    assert json.loads(line)["text"] == "café ☕ 🚗"
+
+
+def test_other_libraries_lines_are_rendered_as_the_projects_are(log_lines):
+    logging.getLogger("vantage.tests.stdlib").warning("note %s", "café 🚗")
+
+    (line,) = [line for line in log_lines() if line["event"] == "note café 🚗"]
+    assert line["logger"] == "vantage.tests.stdlib"
