@@ -126,10 +126,16 @@ def principal_for_session(
 
 def user_from_principal(principal: Principal) -> User:
     """Return request.user, built without a query: its other fields load if asked for."""
-    return User.from_db("default", _USER_FIELDS, [principal.user_id, principal.display, True])
+    known = {"id": principal.user_id, "username": principal.display, "is_active": True}
+    # from_db takes the values in the model's field order.
+    return User.from_db("default", _USER_FIELDS, [known[name] for name in _USER_FIELDS])
 
 
-_USER_FIELDS = ["id", "username", "is_active"]
+_USER_FIELDS = [
+    field.attname
+    for field in User._meta.concrete_fields
+    if field.attname in ("id", "username", "is_active")
+]
 
 
 def _bind(principal: Principal) -> None:

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from accounts.models import Session
 from accounts.tests.factories import PASSWORD, MembershipFactory
 from audit.models import AuditEvent
-from config.testing.http import assert_problem
+from config.testing.http import assert_problem, login_client
 
 TOKEN_URL = "/api/v1/auth/token"
 REFRESH_URL = "/api/v1/auth/token/refresh"
@@ -244,3 +244,13 @@ def test_a_previous_key_does_not_make_a_refresh_token_an_access_token(pair, sett
     refresh_as_access = sign(claims_of(pair["refresh"]), key=PREVIOUS_KEY)
 
     assert_problem(me_with(refresh_as_access), status=401, code="AUTHENTICATION_FAILED")
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("config.tests.urls")
+def test_request_user_of_a_jwt_is_the_person_and_loads_what_it_was_not_given(member):
+    client = login_client(member)
+
+    body = client.get("/api/test/private").json()
+
+    assert body == {"user": str(member.pk), "username": member.username, "email": member.email}

@@ -49,7 +49,14 @@ class PrivateApi(APIView):
     permission_classes = [IsAuthenticated]
 
     def get(self, request: Request) -> Response:
-        return Response({"user": str(request.user.pk)})
+        user = request.user
+        return Response(
+            {
+                "user": str(user.pk),
+                "username": user.get_username(),
+                "email": getattr(user, "email", None),
+            }
+        )
 
 
 class ForbiddenApi(APIView):
