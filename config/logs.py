@@ -5,12 +5,16 @@ At a terminal the same events are rendered as readable lines instead.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import functools
+import json
 import logging
 import os
 import re
 import sys
 import threading
+import traceback
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -161,21 +165,43 @@ class LogOutput:
 
     Chosen at configuration, not at each write, so that a program that later
     replaces `sys.stdout` (Celery's worker does) still gets lines, not lines
-    wrapped in lines.
+    wrapped in lines. As the standard library's handlers do, it writes one
+    line at a time whichever thread writes it, and a line it cannot write is
+    reported on stderr, never raised into the request or task that logged it.
     """
 
     def __init__(self) -> None:
-        self.stream: TextIO = sys.stdout
         self._lock = threading.Lock()
+        self.stream = sys.stdout
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream
+
+    @stream.setter
+    def stream(self, stream: TextIO) -> None:
+        self._stream = stream
+        # A stream that does not take UTF-8 gets each character beyond ASCII escaped
+        # as JSON escapes it (a console line, as Python escapes it).
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        self._escaped = codecs.lookup(encoding).name != "utf-8"
 
     def write(self, line: str | bytes) -> None:
         text = (line.decode() if isinstance(line, bytes) else line) + "\n"
-        with self._lock:  # one line at a time, whichever thread writes it
-            try:
-                self.stream.write(text)
-            except UnicodeEncodeError:  # a stream that takes ASCII only
-                self.stream.write(_ascii_escaped(text))
-            self.stream.flush()
+        if self._escaped:
+            text = _ascii_escaped(text)
+        try:
+            with self._lock:
+                self._stream.write(text)
+                self._stream.flush()
+        except Exception:  # as logging.Handler.handleError: reported, not raised
+            if logging.raiseExceptions:
+                with contextlib.suppress(Exception):
+                    traceback.print_exc(file=sys.stderr)
+
+    def forked(self) -> None:
+        """Give a child process a lock of its own (a thread of the parent may hold this one)."""
+        self._lock = threading.Lock()
 
 
 def _ascii_escaped(text: str) -> str:
@@ -195,6 +221,7 @@ def _json_escape(match: re.Match[str]) -> str:
 
 
 OUTPUT = LogOutput()
+os.register_at_fork(after_in_child=OUTPUT.forked)
 
 
 class LineLogger:
@@ -215,15 +242,18 @@ def line_logger(*args: Any) -> LineLogger:
 
 
 def _orjson_dumps(value: Any, **_: Any) -> bytes:
-    # Values orjson does not know (a Decimal, a lazy string) are written as text, as
-    # the standard library's encoder with `default=str` would.
-    return orjson.dumps(value, default=str)
+    """Render a line: values orjson does not know (a Decimal, a lazy string) as text."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # What orjson refuses and the standard library's encoder takes: a lone
+        # surrogate (a path that was not UTF-8), an integer beyond 64 bits.
+        return json.dumps(value, default=str).encode()
 
 
 def _orjson_text(value: Any, **_: Any) -> str:
-    # For the standard library's handler, which cannot fall back as LogOutput does:
-    # ASCII, whatever the stream's encoding.
-    return _ascii_escaped(orjson.dumps(value, default=str).decode())
+    # For the standard library's handler: ASCII, whatever the stream's encoding.
+    return _ascii_escaped(_orjson_dumps(value).decode())
 
 
 def logging_config(*, level: str, fmt: str, stream: str = "stdout") -> dict[str, Any]:

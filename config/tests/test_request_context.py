@@ -180,3 +180,23 @@ def test_other_libraries_lines_are_rendered_as_the_projects_are(log_lines):
 
     (line,) = [line for line in log_lines() if line["event"] == "note café 🚗"]
     assert line["logger"] == "vantage.tests.stdlib"
+
+
+def test_values_orjson_refuses_are_still_logged(log_lines):
+    structlog.get_logger("vantage.tests").info("odd", counts={200: 3}, path="/caf\udcff", big=2**70)
+
+    (line,) = [line for line in log_lines() if line["event"] == "odd"]
+    assert line["counts"] == {"200": 3}
+    assert line["big"] == 2**70
+    assert line["path"].startswith("/caf")
+
+
+def test_a_log_stream_that_fails_never_fails_the_caller(capsys):
+    broken = io.StringIO()
+    broken.close()
+    output, OUTPUT.stream = OUTPUT.stream, broken
+    try:
+        structlog.get_logger("vantage.tests").info("lost")  # no exception reaches here
+    finally:
+        OUTPUT.stream = output
+    assert "ValueError" in capsys.readouterr().err
