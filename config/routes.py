@@ -68,9 +68,9 @@ def by_first_segment(
     (or no route at all, for a 404) costs a match attempt per route. Grouped,
     a path is checked against one prefix per segment (a string comparison),
     then matched in its own group only. The order of matching is kept: a
-    route whose first segment is a converter (it could match any segment) is
-    left where it is, and groups are closed before it, so no route moves
-    ahead of one it came after.
+    route that could take a path of a group (a converter first, a regex, an
+    include) is left where it is and closes the groups before it, so no route
+    moves ahead of one it came after.
     """
     grouped: list[URLPattern | URLResolver] = []
     groups: dict[str, list[URLPattern]] = {}
@@ -79,7 +79,10 @@ def by_first_segment(
         head, slash, rest = route.partition("/")
         routed = isinstance(pattern.pattern, RoutePattern)
         if not (routed and slash and "<" not in head and isinstance(pattern, URLPattern)):
-            if "<" in head or not routed:
+            # A route of one literal segment ("images") takes that path alone; anything
+            # else left in place (a converter, a regex, an include) could take a path
+            # of an open group, whose later routes must not move ahead of it.
+            if not (routed and isinstance(pattern, URLPattern) and "<" not in route):
                 groups = {}
             grouped.append(_prefixed(prefix, pattern))
             continue

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from django.http import HttpResponse
-from django.urls import Resolver404, URLResolver, path
+from django.urls import Resolver404, URLResolver, include, path
 from django.urls.resolvers import RoutePattern
 
 from config.routes import by_first_segment
@@ -122,3 +122,13 @@ def test_no_route_moves_ahead_of_a_route_it_came_after():
 def test_an_unknown_api_path_in_a_group_or_outside_every_group_is_a_problem_404(api_client):
     for url in ("/api/v1/images/no-such-thing", "/api/v1/no-such-thing"):
         assert_problem(api_client.get(url), status=404, code="NOT_FOUND")
+
+
+def test_no_route_moves_ahead_of_an_include_it_came_after():
+    routes = [
+        path("images/x", _view("x"), name="x"),
+        path("images/", include([path("y", _view("from-include"), name="from-include")])),
+        path("images/y", _view("later"), name="later"),
+    ]
+    assert _names(by_first_segment("", routes), "images/y") == "from-include"
+    assert _names(by_first_segment("", routes), "images/x") == "x"
