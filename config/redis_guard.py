@@ -120,7 +120,7 @@ _POOL_IDLE = REDIS_POOL_CONNECTIONS.labels(pool="cache", state="idle")
 # once a second while connections come and go (each write costs a few
 # microseconds, a command far less), and at once when the pools fall idle,
 # so that a quiet process never shows a connection in use that is not.
-_published = {"in_use": -1, "idle": -1, "at": 0.0}
+_published = {"in_use": -1, "idle": -1, "at": 0.0, "grown": False}
 PUBLISH_SECONDS = 1.0
 
 
@@ -132,9 +132,10 @@ def _pool_gauges_set(*, settled: bool = False, given_back: bool = False) -> None
         return
     # A connection given back while the gauge shows none in use and some idle (a
     # busy process, one request after another) changes nothing a reader needs
-    # before the next second; counting the pools for it costs more than the command.
+    # before the next second, unless a pool has grown since; counting the pools
+    # for it costs more than the command.
     shown_idle = _published["in_use"] == 0 and _published["idle"] > 0
-    if recent and given_back and shown_idle:
+    if recent and given_back and shown_idle and not _published["grown"]:
         return
     in_use = idle = 0
     for pool in list(_pools):
@@ -143,6 +144,7 @@ def _pool_gauges_set(*, settled: bool = False, given_back: bool = False) -> None
     if settled and in_use and recent:
         return  # not idle yet: the next write in its time
     _published["at"] = now
+    _published["grown"] = False
     if in_use != _published["in_use"]:
         _POOL_IN_USE.set(in_use)
         _published["in_use"] = in_use
@@ -163,6 +165,10 @@ class PoolMetricsMixin:
             return super().get_connection(*args, **kwargs)  # type: ignore[misc]
         finally:
             _pool_gauges_set()
+
+    def make_connection(self, *args: Any, **kwargs: Any) -> Any:
+        _published["grown"] = True
+        return super().make_connection(*args, **kwargs)  # type: ignore[misc]
 
     def release(self, connection: Any) -> None:
         try:

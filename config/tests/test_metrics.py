@@ -7,8 +7,9 @@ import sys
 import pytest
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
+from redis.connection import Connection
 
-from config import metrics
+from config import metrics, redis_guard
 
 SCRAPE = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
 
@@ -85,3 +86,30 @@ def test_member_without_metrics_read_is_403(member_client):
     response = member_client.get("/metrics")
     assert response.status_code == 403
     assert response.json()["code"] == "PERMISSION_DENIED"
+
+
+class _OfflineConnection(Connection):
+    """A connection that never reaches a server: the pool's bookkeeping alone."""
+
+    def connect(self) -> None:
+        pass
+
+    def can_read(self, timeout: float = 0) -> bool:
+        return False
+
+    def disconnect(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def test_the_pool_gauge_shows_connections_made_and_given_back_within_a_second():
+    pool = redis_guard.GuardedConnectionPool(connection_class=_OfflineConnection)
+    pool.release(pool.get_connection())
+    redis_guard._pool_gauges_set(settled=True)  # shown: one more idle, none in use
+    first, second = pool.get_connection(), pool.get_connection()  # the pool grows
+    pool.release(first)
+    pool.release(second)
+
+    idle = sum(len(each._available_connections) for each in list(redis_guard._pools))
+    in_use = sum(len(each._in_use_connections) for each in list(redis_guard._pools))
+    assert redis_guard._POOL_IDLE._value.get() == idle
+    assert redis_guard._POOL_IN_USE._value.get() == in_use
