@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django_redis import get_redis_connection
 from redis.exceptions import NoScriptError
 
@@ -196,7 +196,8 @@ def window_script_queue(
     named by its digest (Redis keeps it once loaded); `by_digest=False` sends
     it whole, for a Redis that does not know it yet (`NoScriptError`).
     """
-    keys = [cache.make_key(window.key) for window in windows]
+    make_key = caches["default"].make_key  # one lookup, not one per window
+    keys = [make_key(window.key) for window in windows]
     args = [WINDOW_SECONDS * 1000, member or uuid.uuid4().hex, *(w.limit for w in windows)]
     if by_digest:
         return client.evalsha(_MOVING_WINDOW_SHA, len(keys), *keys, *args)
